@@ -1,0 +1,174 @@
+"""The embedded LMNT-compatible speech server: aiohttp app, in-process start, and CLI entry.
+
+``ivr-bridge serve`` starts it on a loopback port when ``LMNT_API_KEY`` is unset; on its own,
+``ivr-bridge speech-server`` lets code written for the official ``lmnt`` SDK run against it with
+``LMNT_BASE_URL=http://HOST:PORT``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+from dataclasses import dataclass
+
+import structlog
+from aiohttp import WSCloseCode, web
+
+from ivr_bridge.speechserver.config import (
+    SpeechServerConfig,
+    SpeechServerConfigError,
+    check_bind,
+)
+from ivr_bridge.speechserver.rest import add_routes, envelope_middleware
+from ivr_bridge.speechserver.session import handle_stream
+from ivr_bridge.speechserver.synth import EspeakSynthesizer, get_synthesizer
+
+__all__ = [
+    "RunningSpeechServer",
+    "SpeechServerConfig",
+    "SpeechServerConfigError",
+    "add_arguments",
+    "build_app",
+    "run_from_args",
+    "start_speech_server",
+]
+
+log = structlog.get_logger(__name__)
+
+CONFIG_KEY = web.AppKey("speech_config", SpeechServerConfig)
+SYNTH_KEY = web.AppKey("speech_synth", EspeakSynthesizer)
+SESSIONS_KEY: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("speech_sessions")
+"""Open session sockets (each removes itself when done), closed with 1001 on shutdown."""
+
+STREAM_PATH = "/v1/ai/speech/stream"
+
+
+def build_app(config: SpeechServerConfig | None = None) -> web.Application:
+    """The server as an aiohttp application (mountable, or run by :func:`start_speech_server`)."""
+    app = web.Application(middlewares=[envelope_middleware])
+    app[CONFIG_KEY] = config if config is not None else SpeechServerConfig()
+    app[SYNTH_KEY] = get_synthesizer()
+    sessions: set[web.WebSocketResponse] = set()
+    app[SESSIONS_KEY] = sessions
+    app.router.add_get(STREAM_PATH, handle_stream)
+    add_routes(app)
+    app.on_shutdown.append(_close_sessions)
+    return app
+
+
+async def _close_sessions(app: web.Application) -> None:
+    open_sockets: set[web.WebSocketResponse] = app[SESSIONS_KEY]
+    for ws in list(open_sockets):
+        with contextlib.suppress(Exception):
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
+
+
+@dataclass
+class RunningSpeechServer:
+    """A started server; ``config`` is the live object sessions read, so tests may mutate it."""
+
+    runner: web.AppRunner
+    host: str
+    port: int
+    config: SpeechServerConfig
+
+    @property
+    def base_url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+
+
+async def start_speech_server(
+    config: SpeechServerConfig | None = None, host: str = "127.0.0.1", port: int = 0
+) -> RunningSpeechServer:
+    """Start listening (port 0 = any free port). Refuses a non-loopback host without keys."""
+    config = config if config is not None else SpeechServerConfig()
+    check_bind(config, host)
+    runner = web.AppRunner(build_app(config), handle_signals=False, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    try:
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    bound_port = port
+    for address in runner.addresses:
+        if isinstance(address, tuple):
+            bound_port = address[1]
+            break
+    server = RunningSpeechServer(runner=runner, host=host, port=bound_port, config=config)
+    log.info(
+        "speech_server_started",
+        base_url=server.base_url,
+        keys_configured=len(config.api_keys),
+        realtime_factor=config.realtime_factor,
+    )
+    return server
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags for ``ivr-bridge speech-server``; unset flags fall back to ``IVR_SPEECH_*`` env."""
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default loopback)")
+    parser.add_argument("--port", type=int, default=8765, help="TCP port (default 8765)")
+    parser.add_argument(
+        "--api-key",
+        dest="api_keys",
+        action="append",
+        default=None,
+        help="accepted API key (repeatable); env IVR_SPEECH_API_KEYS, comma-separated",
+    )
+    parser.add_argument("--wav-header", choices=("first", "every_flush", "none"), default=None)
+    parser.add_argument("--realtime-factor", type=float, default=None)
+    parser.add_argument("--first-audio-delay-ms", type=int, default=None)
+    parser.add_argument("--chunk-ms", type=int, default=None)
+
+
+def config_from_args(args: argparse.Namespace) -> SpeechServerConfig:
+    overrides = {
+        name: getattr(args, name)
+        for name in (
+            "api_keys",
+            "wav_header",
+            "realtime_factor",
+            "first_audio_delay_ms",
+            "chunk_ms",
+        )
+        if getattr(args, name, None) is not None
+    }
+    return SpeechServerConfig(**overrides)
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    """Run until SIGINT/SIGTERM. Returns the process exit code (2 = refused configuration)."""
+    try:
+        config = config_from_args(args)
+        check_bind(config, args.host)
+    except (SpeechServerConfigError, ValueError) as exc:
+        print(f"ivr-bridge speech-server: {exc}", flush=True)
+        return 2
+    try:
+        asyncio.run(_serve_forever(config, args.host, args.port))
+    except OSError as exc:
+        print(f"ivr-bridge speech-server: cannot listen on {args.host}:{args.port}: {exc}")
+        return 1
+    return 0
+
+
+async def _serve_forever(config: SpeechServerConfig, host: str, port: int) -> None:
+    server = await start_speech_server(config, host=host, port=port)
+    print(f"LMNT-compatible speech server on {server.base_url} (LMNT_BASE_URL)", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()
