@@ -1,0 +1,268 @@
+"""One simulated Twilio call, end to end: webhook → TwiML → signed stream → script → action URL.
+
+``run_call`` is the library entry point (tests, the demo, the load generator). It needs nothing
+from the server's own code: requests are signed with twilio-python's ``RequestValidator`` and every
+message is built from the protocol reference.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+import aiohttp
+import structlog
+from twilio.request_validator import RequestValidator
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidHandshake, InvalidStatus
+
+from ivr_bridge.sim import protocol
+from ivr_bridge.sim.clock import VirtualClock
+from ivr_bridge.sim.recording import CallRecorder
+from ivr_bridge.sim.result import CallResult, check_expectations
+from ivr_bridge.sim.runner import ScriptRunner, prepare_audio
+from ivr_bridge.sim.script import CallerScript
+from ivr_bridge.sim.session import StreamSession
+from ivr_bridge.sim.twiml import (
+    StreamInstruction,
+    TwimlError,
+    Verdict,
+    find_stream,
+    verdict_after_connect,
+    verdict_from_twiml,
+)
+from ivr_bridge.sim.voice import CallerSpeech, synthesize_caller_speech
+
+log = structlog.get_logger(__name__)
+
+Transcriber = Callable[[bytes, int], Awaitable[str]]
+"""(16-bit PCM, sample rate) → text; used to check what the bot said."""
+
+API_VERSION = "2010-04-01"
+USER_AGENT = "TwilioProxy/1.1 (ivr-bridge simulated caller)"
+
+
+def sign(auth_token: str | None, url: str, params: dict[str, str]) -> dict[str, str]:
+    """The ``X-Twilio-Signature`` header for a request, or nothing without an auth token."""
+    if not auth_token:
+        return {}
+    return {"X-Twilio-Signature": RequestValidator(auth_token).compute_signature(url, params)}
+
+
+def call_params(ids: protocol.StreamIds, script: CallerScript, status: str) -> dict[str, str]:
+    """The form parameters Twilio posts for an inbound call."""
+    caller = script.caller
+    return {
+        "CallSid": ids.call_sid,
+        "AccountSid": ids.account_sid,
+        "From": caller.from_number,
+        "To": caller.to,
+        "Caller": caller.from_number,
+        "Called": caller.to,
+        "CallStatus": status,
+        "Direction": "inbound",
+        "ApiVersion": API_VERSION,
+    }
+
+
+async def _post_twiml(
+    http: aiohttp.ClientSession, url: str, params: dict[str, str], auth_token: str | None
+) -> tuple[int, str]:
+    headers = {"User-Agent": USER_AGENT, **sign(auth_token, url, params)}
+    async with http.post(url, data=params, headers=headers) as response:
+        return response.status, await response.text()
+
+
+async def run_call(
+    *,
+    voice_url: str | None,
+    ws_url: str | None,
+    script: CallerScript,
+    auth_token: str | None,
+    speed: float = 1.0,
+    out_dir: Path | None = None,
+    account_sid: str | None = None,
+    custom_parameters: dict[str, str] | None = None,
+    caller_speech: CallerSpeech | None = None,
+    transcriber: Transcriber | None = None,
+    first_media_ms: int = 120,
+    utterance_gap_ms: float = 500.0,
+    open_timeout_s: float = 10.0,
+) -> CallResult:
+    """Place one simulated call and return what happened.
+
+    Exactly one of ``voice_url`` (start at the voice webhook, like Twilio) and ``ws_url`` (direct
+    mode: open that stream with no webhook, for servers that are not ours) is given.
+    """
+    if (voice_url is None) == (ws_url is None):
+        raise ValueError("give exactly one of voice_url and ws_url")
+    ids = protocol.StreamIds(
+        account_sid=account_sid or protocol.new_sid("AC"),
+        call_sid=protocol.new_sid("CA"),
+        stream_sid=protocol.new_sid("MZ"),
+    )
+    recorder = CallRecorder(utterance_gap_ms=utterance_gap_ms)
+    audio = await prepare_audio(script, caller_speech or synthesize_caller_speech)
+    clock = VirtualClock(speed)
+    stats = None
+    timeout = aiohttp.ClientTimeout(total=open_timeout_s)
+    async with aiohttp.ClientSession(timeout=timeout) as http:
+        if voice_url is not None:
+            params = call_params(ids, script, "ringing")
+            status, twiml = await _post_twiml(http, voice_url, params, auth_token)
+            recorder.event(0, "webhook", url=voice_url, status=status)
+            instruction: StreamInstruction | None = None
+            if status != 200:
+                verdict = Verdict("error", target=f"voice webhook answered HTTP {status}")
+            else:
+                try:
+                    instruction = find_stream(twiml, voice_url)
+                except TwimlError as exc:
+                    verdict = Verdict("error", target=str(exc), twiml=twiml)
+                else:
+                    if instruction is None:
+                        verdict = verdict_from_twiml(twiml)
+        else:
+            twiml = ""
+            instruction = StreamInstruction(
+                url=ws_url or "",
+                parameters=dict(custom_parameters or script.parameters),
+                action_url=None,
+            )
+        if instruction is not None:
+            session, verdict = await _stream(
+                instruction,
+                ids,
+                clock,
+                recorder,
+                script,
+                audio,
+                auth_token,
+                first_media_ms,
+                open_timeout_s,
+            )
+            if session is not None:
+                stats = session.stats
+                verdict = (
+                    await _after_stream(
+                        http,
+                        session,
+                        instruction,
+                        twiml,
+                        ids,
+                        script,
+                        auth_token,
+                        recorder,
+                        direct=voice_url is None,
+                    )
+                    or verdict
+                )
+    recorder.event(clock.now_ms(), "verdict", kind=verdict.kind, target=verdict.target)
+    if transcriber is not None:
+        for utterance in recorder.utterances:
+            pcm = recorder.heard_pcm16(utterance.start_ms, utterance.end_ms)
+            utterance.text = (await transcriber(pcm, 8000)).strip()
+    recorder.finish()
+    result = CallResult(
+        call_sid=ids.call_sid,
+        stream_sid=ids.stream_sid,
+        verdict=verdict,
+        recorder=recorder,
+        stats=stats,
+        speed=speed,
+        expectations=check_expectations(script.expect, verdict, recorder, stats),
+    )
+    if out_dir is not None:
+        await asyncio.to_thread(result.write, out_dir)
+    return result
+
+
+async def _stream(
+    instruction: StreamInstruction,
+    ids: protocol.StreamIds,
+    clock: VirtualClock,
+    recorder: CallRecorder,
+    script: CallerScript,
+    audio: dict[tuple[str, str], bytes],
+    auth_token: str | None,
+    first_media_ms: int,
+    open_timeout_s: float,
+) -> tuple[StreamSession | None, Verdict]:
+    """Open the signed stream and run the script on it until one side ends it."""
+    url = instruction.url
+    parts = urlsplit(url)
+    if parts.scheme != "wss":
+        recorder.event(0, "warning", reason=f"stream URL is {parts.scheme}://; Twilio needs wss://")
+    if parts.query:
+        recorder.event(0, "warning", reason="stream URL has a query string; Twilio drops it")
+        url = urlunsplit(parts._replace(query=""))
+    headers = {"User-Agent": USER_AGENT, **sign(auth_token, url, {})}
+    try:
+        ws = await connect(url, additional_headers=headers, open_timeout=open_timeout_s)
+    except InvalidStatus as exc:
+        status = exc.response.status_code
+        recorder.event(0, "upgrade_rejected", status=status)
+        return None, Verdict("error", target=f"stream upgrade answered HTTP {status}")
+    except (InvalidHandshake, OSError, TimeoutError) as exc:
+        recorder.event(0, "upgrade_failed", reason=str(exc))
+        return None, Verdict("error", target=f"stream upgrade failed: {exc}")
+    session = StreamSession(
+        ws,
+        ids,
+        clock,
+        recorder,
+        instruction.parameters,
+        first_media_ms=first_media_ms,
+        max_duration_ms=script.caller.max_duration_ms,
+    )
+    runner = asyncio.create_task(ScriptRunner(session, script, recorder, audio).run())
+    try:
+        await session.run()
+    finally:
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+        await ws.close()
+    return session, Verdict("stream_closed")
+
+
+async def _after_stream(
+    http: aiohttp.ClientSession,
+    session: StreamSession,
+    instruction: StreamInstruction,
+    twiml: str,
+    ids: protocol.StreamIds,
+    script: CallerScript,
+    auth_token: str | None,
+    recorder: CallRecorder,
+    *,
+    direct: bool,
+) -> Verdict | None:
+    """What Twilio does once the stream is over: nothing after a hangup, else the action URL."""
+    if session.closed_by in ("caller", "max_duration"):
+        return Verdict("caller_hangup", target=session.closed_by)
+    if session.closed_by == "error":
+        return Verdict("error", target="the simulated line failed")
+    if direct:
+        return Verdict("stream_closed")
+    if instruction.action_url is None:
+        return verdict_after_connect(twiml)
+    url = instruction.action_url
+    params = call_params(ids, script, "in-progress")
+    t = session.clock.now_ms()
+    try:
+        if instruction.action_method == "GET":
+            # A GET carries the parameters in the query, and the signature covers the full URL.
+            full = url + ("&" if "?" in url else "?") + urlencode(params)
+            async with http.get(full, headers=sign(auth_token, full, {})) as response:
+                status, body = response.status, await response.text()
+        else:
+            status, body = await _post_twiml(http, url, params, auth_token)
+    except aiohttp.ClientError as exc:
+        recorder.event(t, "action_request", url=url, error=str(exc))
+        return Verdict("error", target=f"action URL failed: {exc}")
+    recorder.event(t, "action_request", url=url, status=status)
+    if status != 200:
+        return Verdict("error", target=f"action URL answered HTTP {status}")
+    return verdict_from_twiml(body)

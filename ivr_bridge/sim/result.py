@@ -1,0 +1,206 @@
+"""The outcome of one simulated call: verdict, timeline, checked expectations, printable summary."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ivr_bridge.sim.recording import CallerTurn, CallRecorder, Utterance
+from ivr_bridge.sim.script import Expectations
+from ivr_bridge.sim.session import StreamStats
+from ivr_bridge.sim.twiml import Verdict
+
+
+@dataclass(frozen=True, slots=True)
+class ExpectationResult:
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass(slots=True)
+class CallResult:
+    call_sid: str
+    stream_sid: str
+    verdict: Verdict
+    recorder: CallRecorder
+    stats: StreamStats | None
+    """None when no stream was opened (TwiML without <Connect><Stream>, rejected upgrade)."""
+    speed: float
+    expectations: list[ExpectationResult] = field(default_factory=list)
+    out_dir: Path | None = None
+
+    @property
+    def passed(self) -> bool:
+        return all(e.passed for e in self.expectations)
+
+    @property
+    def utterances(self) -> list[Utterance]:
+        return self.recorder.utterances
+
+    @property
+    def turns(self) -> list[CallerTurn]:
+        return self.recorder.turns
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        return self.recorder.events
+
+    def transcript(self) -> dict[str, Any]:
+        stats = None
+        if self.stats is not None:
+            stats = asdict(self.stats)
+            stats["warned_codes"] = sorted(self.stats.warned_codes)
+        return {
+            "call_sid": self.call_sid,
+            "stream_sid": self.stream_sid,
+            "speed": self.speed,
+            "verdict": {
+                "kind": self.verdict.kind,
+                "target": self.verdict.target,
+                "verbs": self.verdict.verbs,
+                "twiml": self.verdict.twiml,
+            },
+            "events": self.events,
+            "utterances": [u.to_json() for u in self.utterances],
+            "turns": [t.to_json() for t in self.turns],
+            "stats": stats,
+            "expectations": [asdict(e) for e in self.expectations],
+            "passed": self.passed,
+        }
+
+    def write(self, out_dir: Path) -> None:
+        """``call.wav`` (left caller, right heard) and ``transcript.json``."""
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.recorder.write_wav(out_dir / "call.wav")
+        (out_dir / "transcript.json").write_text(
+            json.dumps(self.transcript(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
+        self.out_dir = out_dir
+
+    def summary_table(self) -> str:
+        """Plain-text summary for the terminal."""
+        rows: list[tuple[str, str, str]] = []
+        for u in self.utterances:
+            text = u.text if u.text is not None else f"({(u.end_ms - u.start_ms) / 1000:.1f} s)"
+            flag = " [interrupted]" if u.interrupted else ""
+            rows.append((_ms(u.start_ms), "bot", text + flag))
+        for t in self.turns:
+            latency = "-" if t.latency_ms is None else f"{t.latency_ms:.0f} ms"
+            kind = "caller" + (" (barge-in)" if t.barge_in else "")
+            rows.append((_ms(t.start_ms), kind, f"{t.kind}: {t.detail}  → bot after {latency}"))
+        for e in self.events:
+            if e["event"] in ("clear", "protocol_error", "wait_timeout", "warning"):
+                detail = ", ".join(f"{k}={v}" for k, v in e.items() if k not in ("t_ms", "event"))
+                rows.append((_ms(e["t_ms"]), e["event"], detail))
+        rows.sort(key=lambda r: float(r[0].rstrip(" s")))
+        lines = [_table(("call time", "who", "what"), rows)]
+        lines.append(f"verdict: {self.verdict.describe()}")
+        if self.stats is not None:
+            s = self.stats
+            lines.append(
+                f"media sent {s.media_sent}; bot audio received {s.bot_bytes_received / 8000:.1f}"
+                f" s, heard {s.bot_bytes_heard / 8000:.1f} s, cleared"
+                f" {s.bot_bytes_cleared / 8000:.1f} s; marks {s.marks_received} received,"
+                f" {s.marks_echoed} echoed; clears {s.clears}; protocol errors {s.protocol_errors}"
+            )
+        if self.expectations:
+            lines.append(
+                _table(
+                    ("expectation", "result", "detail"),
+                    [(e.name, "pass" if e.passed else "FAIL", e.detail) for e in self.expectations],
+                )
+            )
+        return "\n".join(lines)
+
+
+def _ms(t_ms: float) -> str:
+    return f"{t_ms / 1000:.2f} s"
+
+
+def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    widths[-1] = min(widths[-1], 70)
+
+    def line(row: tuple[str, ...]) -> str:
+        cells = [str(c)[: widths[i]].ljust(widths[i]) for i, c in enumerate(row)]
+        return "  ".join(cells).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(header), rule, *(line(r) for r in rows)])
+
+
+def check_expectations(
+    expect: Expectations, verdict: Verdict, recorder: CallRecorder, stats: StreamStats | None
+) -> list[ExpectationResult]:
+    """Evaluate what the script says the call must show."""
+    results: list[ExpectationResult] = []
+    ended = expect.ended or ("dial" if expect.dial is not None else None)
+    if ended is not None:
+        results.append(
+            ExpectationResult(f"ended: {ended}", verdict.kind == ended, verdict.describe())
+        )
+    if expect.dial is not None:
+        results.append(
+            ExpectationResult(
+                f"dial: {expect.dial}",
+                verdict.kind == "dial" and verdict.target == expect.dial,
+                verdict.describe(),
+            )
+        )
+    for text in expect.bot_said:
+        heard = [u.text for u in recorder.utterances if u.text is not None]
+        if len(heard) < len(recorder.utterances) or not recorder.utterances:
+            ok, detail = False, "not verifiable: bot audio was not transcribed"
+        else:
+            ok = any(text.lower() in h.lower() for h in heard)
+            detail = " | ".join(heard)[:200] or "(bot said nothing)"
+        results.append(ExpectationResult(f"bot said: {text}", ok, detail))
+    if expect.min_bot_utterances is not None:
+        count = len(recorder.utterances)
+        results.append(
+            ExpectationResult(
+                f"bot utterances ≥ {expect.min_bot_utterances}",
+                count >= expect.min_bot_utterances,
+                f"{count} utterances",
+            )
+        )
+    if expect.max_turn_latency_ms is not None:
+        latencies = [t.latency_ms for t in recorder.turns]
+        measured = [x for x in latencies if x is not None]
+        ok = bool(measured) and len(measured) == len(latencies)
+        ok = ok and max(measured) <= expect.max_turn_latency_ms
+        detail = ", ".join("no answer" if x is None else f"{x:.0f} ms" for x in latencies)
+        results.append(
+            ExpectationResult(
+                f"turn latency ≤ {expect.max_turn_latency_ms} ms", ok, detail or "no caller turns"
+            )
+        )
+    if expect.clear_after_barge_in_ms is not None:
+        results.append(_clear_after_barge_in(expect.clear_after_barge_in_ms, recorder))
+    errors = stats.protocol_errors if stats is not None else 0
+    results.append(
+        ExpectationResult(
+            f"protocol errors ≤ {expect.protocol_errors}",
+            errors <= expect.protocol_errors,
+            f"{errors} server messages Twilio would reject",
+        )
+    )
+    return results
+
+
+def _clear_after_barge_in(limit_ms: int, recorder: CallRecorder) -> ExpectationResult:
+    barge_ins = recorder.events_of("barge_in")
+    clears = [e["t_ms"] for e in recorder.events_of("clear")]
+    delays = []
+    for b in barge_ins:
+        later = [c - b["t_ms"] for c in clears if c >= b["t_ms"]]
+        delays.append(min(later) if later else None)
+    ok = bool(delays) and all(d is not None and d <= limit_ms for d in delays)
+    detail = ", ".join("no clear" if d is None else f"{d:.0f} ms" for d in delays)
+    return ExpectationResult(
+        f"clear within {limit_ms} ms of barge-in", ok, detail or "no barge-in happened"
+    )

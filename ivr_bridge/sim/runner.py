@@ -1,0 +1,175 @@
+"""Plays a caller script on a live stream: speaks, presses, waits for the bot, barges in, hangs up.
+
+All audio is prepared before the call starts (synthesis takes real time, which at ``speed 20``
+would be seconds of call time), so the timeline depends only on the server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from ivr_bridge.sim.protocol import FRAME_MS
+from ivr_bridge.sim.recording import CallRecorder
+from ivr_bridge.sim.script import (
+    BargeInStep,
+    CallerScript,
+    HangupStep,
+    PlayStep,
+    PressStep,
+    SayStep,
+    SilenceStep,
+    Step,
+    WaitForBotStep,
+)
+from ivr_bridge.sim.session import CallEnded, StreamSession
+from ivr_bridge.sim.voice import CallerSpeech, load_wav_as_ulaw
+
+PreparedAudio = dict[tuple[str, str], bytes]
+"""("say", voice + text) or ("play", path) → µ-law."""
+
+
+def _say_key(text: str, voice: str) -> tuple[str, str]:
+    return ("say", f"{voice}\0{text}")
+
+
+async def prepare_audio(script: CallerScript, speech: CallerSpeech) -> PreparedAudio:
+    """Synthesise every ``say`` and load every ``play`` the script needs."""
+    prepared: PreparedAudio = {}
+    for step in script.steps:
+        action = step.barge_in if isinstance(step, BargeInStep) else step
+        say = getattr(action, "say", None)
+        play = getattr(action, "play", None)
+        if isinstance(say, str):
+            voice = getattr(action, "voice", None) or script.caller.voice
+            key = _say_key(say, voice)
+            if key not in prepared:
+                prepared[key] = await speech(say, voice)
+        if isinstance(play, str) and ("play", play) not in prepared:
+            prepared[("play", play)] = await load_wav_as_ulaw(script.resolve(play))
+    return prepared
+
+
+class ScriptRunner:
+    def __init__(
+        self,
+        session: StreamSession,
+        script: CallerScript,
+        recorder: CallRecorder,
+        audio: PreparedAudio,
+    ) -> None:
+        self.session = session
+        self.script = script
+        self.recorder = recorder
+        self.audio = audio
+
+    async def run(self) -> None:
+        """Run every step; a stream that ends early just stops the script."""
+        handlers: dict[type, Callable[[Step], Awaitable[None]]] = {
+            SayStep: self._say,
+            PlayStep: self._play,
+            PressStep: self._press,
+            SilenceStep: self._silence,
+            WaitForBotStep: self._wait_for_bot,
+            BargeInStep: self._barge_in,
+            HangupStep: self._hangup,
+        }
+        try:
+            for step in self.script.steps:
+                await handlers[type(step)](step)
+                if isinstance(step, HangupStep):
+                    return
+        except CallEnded:
+            return
+
+    async def _speak(self, kind: str, detail: str, ulaw: bytes, *, barge_in: bool) -> None:
+        start, end = await self.session.speak(ulaw)
+        turn = self.recorder.begin_turn(kind, detail, start, barge_in=barge_in)
+        self.recorder.end_turn(turn, end)
+
+    async def _say(self, step: Step, *, barge_in: bool = False) -> None:
+        assert isinstance(step, SayStep)
+        voice = step.voice or self.script.caller.voice
+        ulaw = self.audio[_say_key(step.say, voice)]
+        await self._speak("say", step.say, ulaw, barge_in=barge_in)
+
+    async def _play(self, step: Step, *, barge_in: bool = False) -> None:
+        assert isinstance(step, PlayStep)
+        await self._speak("play", step.play, self.audio[("play", step.play)], barge_in=barge_in)
+
+    async def _press(self, step: Step, *, barge_in: bool = False) -> None:
+        assert isinstance(step, PressStep)
+        turn = None
+        last = 0.0
+        for index, digit in enumerate(step.press):
+            if index:
+                await self._wait_line(last + step.gap_ms)
+            last = await self.session.press(digit)
+            if turn is None:
+                turn = self.recorder.begin_turn("press", step.press, last, barge_in=barge_in)
+        assert turn is not None
+        self.recorder.end_turn(turn, last)
+
+    async def _wait_line(self, call_ms: float) -> None:
+        await self.session.wait_for(lambda: self.session.line_ms >= call_ms)
+
+    async def _silence(self, step: Step) -> None:
+        assert isinstance(step, SilenceStep)
+        await self._wait_line(self.session.line_ms + step.silence)
+
+    async def _wait_for_bot(self, step: Step) -> None:
+        """Until the bot spoke and then fell quiet: buffer drained, no new audio for quiet_ms."""
+        assert isinstance(step, WaitForBotStep)
+        options = step.wait_for_bot
+        session = self.session
+        frames_before = session.bot_frames_heard
+        already_speaking = session.buffer.playing or session.buffer.buffered_bytes > 0
+
+        def finished() -> bool:
+            spoke = already_speaking or session.bot_frames_heard > frames_before
+            last = session.last_bot_frame_end_ms
+            return (
+                spoke
+                and last is not None
+                and session.buffer.buffered_bytes == 0
+                and session.line_ms - last >= options.quiet_ms
+            )
+
+        if not await session.wait_for(finished, timeout_ms=options.timeout_ms):
+            self.recorder.event(session.line_ms, "wait_timeout", step="wait_for_bot")
+
+    async def _barge_in(self, step: Step) -> None:
+        """Start talking ``after_ms`` into the bot's current (or next) utterance."""
+        assert isinstance(step, BargeInStep)
+        options = step.barge_in
+        session = self.session
+        recorder = self.recorder
+        audible = recorder.audible_utterance
+        if audible is not None:
+            onset = audible.start_ms
+        else:
+            # Wait for the bot's next speech; its first voiced frame is the onset.
+            since = recorder.line_end_ms
+            heard = await session.wait_for(
+                lambda: (recorder.last_voiced_end_ms or 0.0) > since, timeout_ms=options.timeout_ms
+            )
+            if not heard:
+                recorder.event(session.line_ms, "wait_timeout", step="barge_in")
+                return
+            assert recorder.last_voiced_end_ms is not None
+            onset = recorder.last_voiced_end_ms - FRAME_MS
+        await session.wait_for(lambda: session.line_ms >= onset + options.after_ms)
+        self.recorder.event(
+            session.line_ms,
+            "barge_in",
+            into_utterance_ms=session.line_ms - onset,
+            bot_audible=session.buffer.playing,
+        )
+        if options.say is not None:
+            await self._say(SayStep(say=options.say, voice=options.voice), barge_in=True)
+        elif options.play is not None:
+            await self._play(PlayStep(play=options.play), barge_in=True)
+        elif options.press is not None:
+            await self._press(PressStep(press=options.press), barge_in=True)
+
+    async def _hangup(self, step: Step) -> None:
+        await self.session.hangup("caller")

@@ -1,0 +1,236 @@
+"""Caller scripts: what the simulated caller does and what the run must show, validated from YAML.
+
+A script is a list of steps (say, play, press, silence, wait_for_bot, barge_in, hangup) and a set
+of expectations. Errors name the file and the line, because scripts are written by hand.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+DEFAULT_CALLER_VOICE = "brandon"
+"""A male voice, distinct from the bot's default ``leah``."""
+SHIPPED_SCRIPTS = Path(__file__).with_name("scripts")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SayStep(_Model):
+    say: str = Field(min_length=1)
+    voice: str | None = None
+    """Overrides the caller's voice for this utterance."""
+
+
+class PlayStep(_Model):
+    play: str = Field(min_length=1)
+    """WAV file; a relative path is relative to the script file."""
+
+
+class PressStep(_Model):
+    press: str = Field(pattern=r"^[0-9*#]+$")
+    gap_ms: int = Field(default=200, ge=20)
+    """Call time between digits."""
+
+
+class SilenceStep(_Model):
+    silence: int = Field(ge=0)
+    """Milliseconds of line silence (µ-law 0xFF frames keep flowing)."""
+
+
+class WaitForBot(_Model):
+    quiet_ms: int = Field(default=600, ge=0)
+    """The bot counts as finished after its audio drained and this long passed without more."""
+    timeout_ms: int = Field(default=20_000, gt=0)
+
+
+class WaitForBotStep(_Model):
+    wait_for_bot: WaitForBot = WaitForBot()
+
+
+class BargeIn(_Model):
+    after_ms: int = Field(ge=0)
+    """How far into the bot's (next or current) speech the caller starts."""
+    say: str | None = None
+    play: str | None = None
+    press: str | None = Field(default=None, pattern=r"^[0-9*#]+$")
+    voice: str | None = None
+    timeout_ms: int = Field(default=20_000, gt=0)
+    """Give up when the bot does not speak for this long."""
+
+    @model_validator(mode="after")
+    def _one_action(self) -> BargeIn:
+        if sum(x is not None for x in (self.say, self.play, self.press)) != 1:
+            raise ValueError("barge_in needs exactly one of say, play, press")
+        return self
+
+
+class BargeInStep(_Model):
+    barge_in: BargeIn
+
+
+class HangupStep(_Model):
+    hangup: dict[str, Any] = Field(default_factory=dict, max_length=0)
+
+
+STEP_KINDS = ("say", "play", "press", "silence", "wait_for_bot", "barge_in", "hangup")
+_NO_ARGUMENT_STEPS = ("wait_for_bot", "hangup")
+
+
+def _step_kind(value: Any) -> str | None:
+    if isinstance(value, BaseModel):
+        value = value.model_dump()
+    if isinstance(value, dict):
+        return next((kind for kind in STEP_KINDS if kind in value), None)
+    return None
+
+
+Step = Annotated[
+    Annotated[SayStep, Tag("say")]
+    | Annotated[PlayStep, Tag("play")]
+    | Annotated[PressStep, Tag("press")]
+    | Annotated[SilenceStep, Tag("silence")]
+    | Annotated[WaitForBotStep, Tag("wait_for_bot")]
+    | Annotated[BargeInStep, Tag("barge_in")]
+    | Annotated[HangupStep, Tag("hangup")],
+    Discriminator(
+        _step_kind,
+        custom_error_type="unknown_step",
+        custom_error_message=f"a step is one of: {', '.join(STEP_KINDS)}",
+    ),
+]
+
+
+class CallerSettings(_Model):
+    model_config = ConfigDict(populate_by_name=True)
+
+    voice: str = DEFAULT_CALLER_VOICE
+    from_number: str = Field(default="+15005550006", alias="from")
+    to: str = "+15005550001"
+    max_duration_ms: int = Field(default=180_000, gt=0)
+    """The caller hangs up when the call lasts this long (call time)."""
+
+
+class Expectations(_Model):
+    ended: Literal["hangup", "dial", "caller_hangup", "stream_closed", "other"] | None = None
+    dial: str | None = None
+    """Exact dial target; implies ``ended: dial``."""
+    bot_said: list[str] = Field(default_factory=list)
+    """Each text must appear (case-insensitive) in what the bot said; needs a transcriber."""
+    min_bot_utterances: int | None = Field(default=None, ge=0)
+    max_turn_latency_ms: int | None = Field(default=None, gt=0)
+    clear_after_barge_in_ms: int | None = Field(default=None, gt=0)
+    """Every barge-in is followed by a ``clear`` within this long."""
+    protocol_errors: int = Field(default=0, ge=0)
+    """How many server messages Twilio would reject (31950/31951) are tolerated."""
+
+
+class CallerScript(_Model):
+    name: str = ""
+    caller: CallerSettings = CallerSettings()
+    parameters: dict[str, str] = Field(default_factory=dict)
+    """``start.customParameters`` in direct mode (webhook mode takes the TwiML's)."""
+    steps: list[Step] = Field(default_factory=list)
+    expect: Expectations = Expectations()
+    base_dir: Path | None = None
+    """Where relative ``play`` paths resolve (the script's folder); set by the loader."""
+
+    @field_validator("steps", mode="before")
+    @classmethod
+    def _bare_step_names(cls, value: Any) -> Any:
+        """``- hangup`` and ``- wait_for_bot`` need no argument; ``hangup:`` (null) neither."""
+        if not isinstance(value, list):
+            return value
+        out = []
+        for item in value:
+            if isinstance(item, str) and item in _NO_ARGUMENT_STEPS:
+                item = {item: {}}
+            elif isinstance(item, dict):
+                item = {
+                    k: ({} if v is None and k in _NO_ARGUMENT_STEPS else v) for k, v in item.items()
+                }
+            out.append(item)
+        return out
+
+    def resolve(self, path: str) -> Path:
+        candidate = Path(path)
+        if not candidate.is_absolute() and self.base_dir is not None:
+            candidate = self.base_dir / candidate
+        return candidate
+
+
+class ScriptError(ValueError):
+    """A caller script that cannot run; the message names file and line."""
+
+
+def parse_script(text: str, source: str = "<script>", base_dir: Path | None = None) -> CallerScript:
+    """Validate a YAML caller script; ``source`` names it in error messages."""
+    try:
+        data = yaml.safe_load(text)
+        root = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        raise ScriptError(f"{source}{where}: invalid YAML: {exc}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ScriptError(f"{source}:1: a caller script is a mapping (name, caller, steps, expect)")
+    try:
+        return CallerScript.model_validate({**data, "base_dir": base_dir})
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            loc = tuple(error["loc"])
+            line = _line_of(root, loc)
+            where = ".".join(str(part) for part in loc) or "script"
+            problems.append(f"{source}:{line}: {where}: {error['msg']}")
+        raise ScriptError("\n".join(problems)) from None
+
+
+def load_script(path_or_name: str | Path) -> CallerScript:
+    """Load a script file, or a shipped script by name (``greeting`` → scripts/greeting.yaml)."""
+    path = Path(path_or_name)
+    if not path.exists():
+        shipped = SHIPPED_SCRIPTS / f"{path_or_name}.yaml"
+        if shipped.exists():
+            path = shipped
+        else:
+            raise ScriptError(f"{path_or_name}: no such script file or shipped script")
+    return parse_script(path.read_text(encoding="utf-8"), str(path), path.resolve().parent)
+
+
+def shipped_scripts() -> list[str]:
+    """Names of the scripts that ship with the package (for ``ivr-bridge demo``)."""
+    return sorted(p.stem for p in SHIPPED_SCRIPTS.glob("*.yaml"))
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int:
+    """1-based line of the deepest YAML node the error location reaches."""
+    if node is None:
+        return 1
+    best = node
+    for part in loc:
+        child = None
+        if isinstance(best, yaml.MappingNode):
+            child = next((v for k, v in best.value if k.value == str(part)), None)
+        elif isinstance(best, yaml.SequenceNode) and isinstance(part, int):
+            child = best.value[part] if part < len(best.value) else None
+        if child is not None:
+            best = child
+        # Parts YAML does not have (union tags, model names) are skipped.
+    return best.start_mark.line + 1
