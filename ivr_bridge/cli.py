@@ -1,0 +1,89 @@
+"""``ivr-bridge``: serve calls, run the speech server, place simulated calls, run the demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from ivr_bridge import __version__
+from ivr_bridge.config import ConfigError, load_settings
+from ivr_bridge.dialog.flow import FlowError
+from ivr_bridge.logs import configure_logging
+
+
+def _serve(args: argparse.Namespace) -> int:
+    overrides: dict[str, object] = {}
+    if args.host:
+        overrides["host"] = args.host
+    if args.port is not None:
+        overrides["port"] = args.port
+    settings = load_settings(**overrides)
+    configure_logging(settings.log_format, settings.log_level)
+    from ivr_bridge.server.app import serve
+
+    asyncio.run(serve(settings))
+    return 0
+
+
+def _speech_server(args: argparse.Namespace) -> int:
+    from ivr_bridge.speechserver.app import run_from_args
+
+    return run_from_args(args)
+
+
+def _call(args: argparse.Namespace) -> int:
+    from ivr_bridge.sim.cli import run_call_from_args
+
+    return asyncio.run(run_call_from_args(args))
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from ivr_bridge.demo import run_demo
+
+    return asyncio.run(run_demo(args))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ivr-bridge", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"ivr-bridge {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="answer Twilio calls (settings from the environment)")
+    serve.add_argument("--host", help="interface to listen on (IVR_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (IVR_PORT, default 8080)")
+    serve.set_defaults(func=_serve)
+
+    speech = sub.add_parser("speech-server", help="run the LMNT-compatible speech server")
+    from ivr_bridge.speechserver.app import add_arguments
+
+    add_arguments(speech)
+    speech.set_defaults(func=_speech_server)
+
+    call = sub.add_parser("call", help="place a simulated Twilio call against a bridge")
+    from ivr_bridge.sim.cli import add_call_arguments
+
+    add_call_arguments(call)
+    call.set_defaults(func=_call)
+
+    demo = sub.add_parser("demo", help="run a whole call on embedded defaults and record it")
+    demo.add_argument("--out", default="demo-out", help="directory for call.wav and transcript")
+    demo.add_argument("--speed", type=float, default=1.0, help="simulated time per real second")
+    demo.set_defaults(func=_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (ConfigError, FlowError) as exc:
+        print(f"ivr-bridge: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

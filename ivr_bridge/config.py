@@ -1,0 +1,135 @@
+"""Settings from the environment (pydantic-settings).
+
+Credentials use the vendors' own variable names (``TWILIO_*``, ``LMNT_*``) so existing deployments
+and the official SDKs agree with us; everything that is ours is ``IVR_*``. A wrong value stops
+startup with a message that names the variable and says how to fix it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ivr_bridge.speech.lmnt.url import DEFAULT_BASE_URL as DEFAULT_LMNT_BASE_URL
+
+DEFAULT_FLOWS_DIR = Path("flows")
+
+
+class ConfigError(Exception):
+    """Startup configuration is wrong; the message names the variable and the fix."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="IVR_", extra="ignore", populate_by_name=True)
+
+    # --- Credentials, under the vendors' own names -------------------------------------------
+    twilio_account_sid: str | None = Field(
+        default=None, validation_alias=AliasChoices("TWILIO_ACCOUNT_SID", "twilio_account_sid")
+    )
+    twilio_auth_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("TWILIO_AUTH_TOKEN", "twilio_auth_token")
+    )
+    lmnt_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("LMNT_API_KEY", "lmnt_api_key")
+    )
+    lmnt_base_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("LMNT_BASE_URL", "lmnt_base_url")
+    )
+
+    # --- Our own settings ----------------------------------------------------------------------
+    public_url: str | None = None
+    """Base URL Twilio reaches us at (``https://bridge.example.com``); webhook and WebSocket
+    signatures are checked against it. Unset: ``http://HOST:PORT`` of this server (local use)."""
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    flows_dir: Path = DEFAULT_FLOWS_DIR
+    flow: str = "welcome.yaml"
+    """Flow file (inside ``IVR_FLOWS_DIR``) a call runs unless the webhook names another."""
+    voice: str = "leah"
+    language: str = "en"
+    log_format: Literal["console", "json"] = "console"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    playback_lead_ms: int = Field(default=300, ge=40, le=5000)
+    """How far audio may run ahead of what Twilio has acknowledged as played."""
+    playback_chunk_ms: int = Field(default=100, ge=20, le=1000)
+    """Size of each outbound media frame (Twilio plays small frames choppily below ~50 ms)."""
+    mark_grace_ms: int = Field(default=1500, ge=100, le=60000)
+    """Wall-clock fallback: a mark not echoed this long after its audio should have played is
+    treated as played, so a lost echo never stalls audio or hang-up."""
+    shutdown_grace_s: float = Field(default=30.0, ge=0, le=3600)
+    """On SIGTERM, how long active calls may run on before they are closed."""
+    outcome_ttl_s: float = Field(default=600.0, gt=0)
+    """How long a finished call's outcome waits for Twilio's after-stream request."""
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(
+                "must be an absolute http(s) URL such as https://bridge.example.com "
+                "(the address Twilio reaches this server at)"
+            )
+        if parts.query or parts.fragment:
+            raise ValueError("must not carry a query string or fragment")
+        return value.rstrip("/")
+
+    @field_validator("lmnt_base_url")
+    @classmethod
+    def _check_lmnt_base_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https", "ws", "wss") or not parts.netloc:
+            raise ValueError("must be a URL such as https://api.lmnt.com or http://127.0.0.1:9000")
+        return value
+
+    @field_validator("flow")
+    @classmethod
+    def _check_flow_name(cls, value: str) -> str:
+        if not value or "/" in value or "\\" in value or value.startswith("."):
+            raise ValueError("must be a file name inside IVR_FLOWS_DIR, such as support_line.yaml")
+        return value
+
+    @property
+    def uses_embedded_speech(self) -> bool:
+        """No key and no endpoint: start our own speech server on loopback."""
+        return self.lmnt_api_key is None and self.lmnt_base_url is None
+
+    @property
+    def effective_lmnt_base_url(self) -> str:
+        return self.lmnt_base_url or DEFAULT_LMNT_BASE_URL
+
+
+_ENV_NAMES = {
+    "twilio_account_sid": "TWILIO_ACCOUNT_SID",
+    "twilio_auth_token": "TWILIO_AUTH_TOKEN",
+    "lmnt_api_key": "LMNT_API_KEY",
+    "lmnt_base_url": "LMNT_BASE_URL",
+}
+
+
+def env_name(field: str) -> str:
+    return _ENV_NAMES.get(field, f"IVR_{field.upper()}")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings, turning validation errors into one readable ``ConfigError``."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            field = str(err["loc"][0]) if err["loc"] else "?"
+            message = err["msg"].removeprefix("Value error, ")
+            shown = err.get("input")
+            secret = field in ("twilio_auth_token", "lmnt_api_key")
+            value = "" if secret or shown is None else f" (got {shown!r})"
+            lines.append(f"{env_name(field)}{value}: {message}")
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None

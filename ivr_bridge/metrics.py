@@ -1,0 +1,55 @@
+"""Prometheus metrics, one registry per server so tests and embedded servers never collide."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+@dataclass
+class BridgeMetrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.active_calls = Gauge("ivr_active_calls", "Media streams currently open", registry=r)
+        self.calls_total = Counter(
+            "ivr_calls_total", "Media streams ended, by how they ended", ["ending"], registry=r
+        )
+        self.frames_in = Counter(
+            "ivr_frames_in_total", "Twilio messages received, by event", ["event"], registry=r
+        )
+        self.frames_out = Counter(
+            "ivr_frames_out_total", "Messages sent to Twilio, by event", ["event"], registry=r
+        )
+        self.malformed_frames = Counter(
+            "ivr_malformed_frames_total",
+            "Twilio frames that could not be parsed (logged and skipped)",
+            ["kind"],
+            registry=r,
+        )
+        self.tts_first_audio = Histogram(
+            "ivr_tts_first_audio_seconds",
+            "Flush sent to the speech session until its first audio byte",
+            buckets=(0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0),
+            registry=r,
+        )
+        self.start_to_first_media = Histogram(
+            "ivr_start_to_first_media_seconds",
+            "Twilio 'start' received until the first outbound media frame",
+            buckets=(0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0),
+            registry=r,
+        )
+        self.signature_rejections = Counter(
+            "ivr_signature_rejections_total",
+            "Requests refused for a missing or wrong X-Twilio-Signature",
+            ["route"],
+            registry=r,
+        )
+        self.speech_errors = Counter(
+            "ivr_speech_session_errors_total",
+            "Speech session failures, by type",
+            ["type"],
+            registry=r,
+        )

@@ -1,0 +1,161 @@
+"""The aiohttp application and its lifecycle: routes, embedded speech server, graceful drain."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from dataclasses import dataclass
+
+import structlog
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from ivr_bridge.call.outcomes import MemoryOutcomeStore
+from ivr_bridge.config import Settings
+from ivr_bridge.dialog.flow import load_flow, resolve_flow_path
+from ivr_bridge.metrics import BridgeMetrics
+from ivr_bridge.server.media_stream import media_stream
+from ivr_bridge.server.state import STATE, BridgeState
+from ivr_bridge.server.twilio_webhooks import (
+    AFTER_STREAM_PATH,
+    MEDIA_PATH,
+    VOICE_PATH,
+    after_stream_webhook,
+    voice_webhook,
+)
+from ivr_bridge.speech.lmnt.client import connect_lmnt
+from ivr_bridge.speech.session import SpeechSession
+from ivr_bridge.telephony.twilio.signature import TwilioSignatureChecker
+
+log = structlog.get_logger(__name__)
+
+PLACEHOLDER_KEY = "ivr-bridge-no-key"
+"""Sent to keyless LMNT-compatible servers (ours accepts any non-empty key on loopback)."""
+
+
+async def healthz(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    return web.json_response(
+        {"status": "draining" if state.draining else "ok", "active_calls": len(state.active_calls)}
+    )
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[STATE].metrics.registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def build_app(state: BridgeState) -> web.Application:
+    app = web.Application()
+    app[STATE] = state
+    app.router.add_post(VOICE_PATH, voice_webhook)
+    app.router.add_post(AFTER_STREAM_PATH, after_stream_webhook)
+    app.router.add_get(MEDIA_PATH, media_stream)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    return app
+
+
+@dataclass
+class RunningBridge:
+    base_url: str
+    state: BridgeState
+    runner: web.AppRunner
+    speech_server: object | None = None
+    """The embedded speech server, when this bridge started one."""
+
+    async def drain(self, grace_s: float) -> None:
+        """Stop answering new calls and give active ones up to ``grace_s`` to finish."""
+        self.state.draining = True
+        active = set(self.state.active_calls)
+        if active:
+            log.info("draining: waiting for active calls", calls=len(active), grace_s=grace_s)
+            _, pending = await asyncio.wait(active, timeout=grace_s)
+            for task in pending:
+                task.cancel()
+            if pending:
+                log.warning("grace period over; closed calls still running", calls=len(pending))
+
+    async def stop(self, grace_s: float = 0.0) -> None:
+        await self.drain(grace_s)
+        await self.runner.cleanup()
+        if self.speech_server is not None:
+            await self.speech_server.stop()  # type: ignore[attr-defined]
+
+
+async def start_bridge(
+    settings: Settings, host: str | None = None, port: int | None = None
+) -> RunningBridge:
+    """Start the bridge (and the embedded speech server when no LMNT endpoint is configured)."""
+    host = host or settings.host
+    port = settings.port if port is None else port
+    default_flow = load_flow(resolve_flow_path(settings.flows_dir, settings.flow))
+    speech_server = None
+    if settings.uses_embedded_speech:
+        from ivr_bridge.speechserver.app import start_speech_server
+
+        speech_server = await start_speech_server(host="127.0.0.1", port=0)
+        base_url, api_key = speech_server.base_url, PLACEHOLDER_KEY
+        log.warning(
+            "LMNT_API_KEY is not set: speaking through the embedded LMNT-compatible speech server "
+            "(espeak-ng). Set LMNT_API_KEY (and LMNT_BASE_URL for a self-hosted endpoint) to use "
+            "another one.",
+            speech_url=base_url,
+        )
+    else:
+        base_url = settings.effective_lmnt_base_url
+        api_key = (
+            settings.lmnt_api_key.get_secret_value() if settings.lmnt_api_key else PLACEHOLDER_KEY
+        )
+
+    metrics = BridgeMetrics()
+
+    async def open_speech(voice: str) -> SpeechSession:
+        return await connect_lmnt(
+            base_url=base_url,
+            api_key=api_key,
+            voice=voice,
+            language=settings.language,
+            on_first_audio_latency=metrics.tts_first_audio.observe,
+        )
+
+    state = BridgeState(
+        settings=settings,
+        signatures=TwilioSignatureChecker(None, "http://placeholder"),
+        outcomes=MemoryOutcomeStore(ttl_s=settings.outcome_ttl_s),
+        metrics=metrics,
+        open_speech=open_speech,
+        default_flow=default_flow,
+    )
+    runner = web.AppRunner(build_app(state), handle_signals=False, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    bound_port = runner.addresses[0][1]
+    local_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{bound_port}"
+    public_url = settings.public_url or local_url
+    settings.public_url = public_url
+    token = settings.twilio_auth_token.get_secret_value() if settings.twilio_auth_token else None
+    state.signatures = TwilioSignatureChecker(token, public_url)
+    if not state.signatures.enabled:
+        log.warning(
+            "TWILIO_AUTH_TOKEN is not set: X-Twilio-Signature validation is OFF and anyone who "
+            "can reach this server can open calls. Set TWILIO_AUTH_TOKEN in production."
+        )
+    log.info("bridge listening", url=local_url, public_url=public_url, flow=settings.flow)
+    return RunningBridge(local_url, state, runner, speech_server)
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGTERM/SIGINT, then drain gracefully (bounded by ``IVR_SHUTDOWN_GRACE_S``)."""
+    bridge = await start_bridge(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutdown requested")
+    await bridge.stop(settings.shutdown_grace_s)
+
+
+__all__ = ["RunningBridge", "build_app", "serve", "start_bridge"]

@@ -1,0 +1,161 @@
+"""The media-stream WebSocket: Twilio frames in, a conductor per call, JSON frames out.
+
+The receive loop never waits on anything slow (Twilio discards audio from a slow consumer):
+opening the speech session and running the dialog happen in the call's own task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+import structlog
+from aiohttp import WSMsgType, web
+
+from ivr_bridge.call.conductor import APOLOGY, CallConductor, CallInfo
+from ivr_bridge.call.outcomes import CallOutcome
+from ivr_bridge.dialog.flow import FlowError
+from ivr_bridge.server.state import STATE, BridgeState
+from ivr_bridge.server.twilio_webhooks import SIGNATURE_HEADER
+from ivr_bridge.speech.session import SpeechSessionError
+from ivr_bridge.telephony.twilio.models import (
+    ConnectedEvent,
+    DtmfEvent,
+    MalformedFrame,
+    MarkEvent,
+    MediaEvent,
+    StartEvent,
+    StopEvent,
+    parse_inbound,
+)
+
+log = structlog.get_logger(__name__)
+
+MAX_FRAME_BYTES = 1 << 20
+
+
+async def media_stream(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    if not state.signatures.valid_websocket(request.path, request.headers.get(SIGNATURE_HEADER)):
+        state.metrics.signature_rejections.labels(route="media").inc()
+        log.warning("rejected media stream upgrade: bad or missing X-Twilio-Signature")
+        raise web.HTTPForbidden(text="invalid X-Twilio-Signature\n")
+    if state.draining:
+        raise web.HTTPServiceUnavailable(text="shutting down\n")
+    ws = web.WebSocketResponse(max_msg_size=MAX_FRAME_BYTES)
+    await ws.prepare(request)
+    stream = MediaStream(state, ws)
+    with structlog.contextvars.bound_contextvars(call_sid=None, stream_sid=None):
+        await stream.serve()
+    return ws
+
+
+class MediaStream:
+    def __init__(self, state: BridgeState, ws: web.WebSocketResponse) -> None:
+        self._state = state
+        self._ws = ws
+        self._metrics = state.metrics
+        self.conductor: CallConductor | None = None
+        self._call_task: asyncio.Task[None] | None = None
+        self._stopped = False
+
+    async def serve(self) -> None:
+        try:
+            async for msg in self._ws:
+                if msg.type == WSMsgType.TEXT:
+                    self._on_text(msg.data)
+                elif msg.type == WSMsgType.BINARY:
+                    self._metrics.malformed_frames.labels(kind="binary").inc()
+                    log.warning("ignored a binary frame (Twilio sends JSON text only)")
+                elif msg.type == WSMsgType.ERROR:
+                    log.warning("media stream socket error", error=str(self._ws.exception()))
+                if self._stopped:
+                    break
+        finally:
+            await self._end_call()
+
+    def _on_text(self, raw: str) -> None:
+        try:
+            event = parse_inbound(raw)
+        except MalformedFrame as exc:
+            self._metrics.malformed_frames.labels(kind=exc.kind).inc()
+            log.warning("malformed Twilio frame skipped", reason=exc.reason, frame=raw[:200])
+            return
+        self._metrics.frames_in.labels(event=event.event).inc()
+        conductor = self.conductor
+        if isinstance(event, MediaEvent):
+            if conductor is not None:
+                conductor.on_media(event.media.timestamp_ms, event.media.audio())
+        elif isinstance(event, MarkEvent):
+            if conductor is not None:
+                conductor.on_mark(event.mark.name)
+        elif isinstance(event, DtmfEvent):
+            if conductor is not None:
+                conductor.on_dtmf(event.dtmf.digit)
+        elif isinstance(event, StartEvent):
+            self._on_start(event)
+        elif isinstance(event, StopEvent):
+            log.info("caller hung up (stop)")
+            self._stopped = True
+        elif isinstance(event, ConnectedEvent):
+            log.debug("stream connected", protocol=event.protocol, version=event.version)
+
+    def _on_start(self, event: StartEvent) -> None:
+        if self._call_task is not None:
+            log.warning("second 'start' on one stream ignored")
+            return
+        started_at = time.monotonic()
+        start = event.start
+        structlog.contextvars.bind_contextvars(call_sid=start.call_sid, stream_sid=start.stream_sid)
+        call = CallInfo(start.call_sid, start.stream_sid, dict(start.custom_parameters))
+        log.info("stream started", parameters=call.parameters)
+        self._metrics.active_calls.inc()
+        self._call_task = asyncio.create_task(self._run_call(call, started_at), name="call")
+        self._state.active_calls.add(self._call_task)
+
+    async def _run_call(self, call: CallInfo, started_at: float) -> None:
+        state = self._state
+        try:
+            flow = state.flow_for(call.parameters.get("flow"))
+            speech = await state.open_speech(flow.voice or state.settings.voice)
+        except (FlowError, SpeechSessionError, OSError) as exc:
+            state.metrics.speech_errors.labels(type=type(exc).__name__).inc()
+            log.error("cannot start the call's dialog; apologising", error=str(exc))
+            await state.outcomes.record(call.call_sid, CallOutcome("apologise", message=APOLOGY))
+            await self._ws.close()
+            return
+        self.conductor = CallConductor(
+            call=call,
+            flow=flow,
+            speech=speech,
+            send=self._send,
+            close_stream=self._ws.close,
+            outcomes=state.outcomes,
+            metrics=state.metrics,
+            playback=state.playback,
+            started_at=started_at,
+        )
+        await self.conductor.run()
+
+    async def _send(self, event: str, text: str) -> None:
+        await self._ws.send_str(text)
+        self._metrics.frames_out.labels(event=event).inc()
+
+    async def _end_call(self) -> None:
+        task = self._call_task
+        if task is None:
+            return
+        ending = "bridge" if task.done() else "caller"
+        if not task.done():
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            try:
+                await task
+            except Exception:
+                ending = "error"
+                log.exception("call task failed")
+        self._state.active_calls.discard(task)
+        self._metrics.active_calls.dec()
+        self._metrics.calls_total.labels(ending=ending).inc()
+        log.info("stream ended", ending=ending)

@@ -1,0 +1,87 @@
+"""Twilio's HTTP webhooks: the voice webhook that answers a call, and ``<Connect action>``.
+
+Both are form-encoded and signed; the signature is checked over the public URL (rebuilt from
+``IVR_PUBLIC_URL``, since a TLS-terminating proxy hides the real one) and every form parameter.
+"""
+
+from __future__ import annotations
+
+import structlog
+from aiohttp import web
+
+from ivr_bridge.call.outcomes import HANGUP
+from ivr_bridge.dialog.flow import FlowError
+from ivr_bridge.server.state import STATE, BridgeState
+from ivr_bridge.telephony.twilio import twiml
+from ivr_bridge.telephony.twilio.signature import websocket_url
+
+log = structlog.get_logger(__name__)
+
+MEDIA_PATH = "/twilio/media"
+AFTER_STREAM_PATH = "/twilio/after-stream"
+VOICE_PATH = "/twilio/voice"
+SIGNATURE_HEADER = "X-Twilio-Signature"
+TWIML_TYPE = "application/xml"
+PASSED_THROUGH = ("From", "To", "Direction")
+"""Webhook form fields handed to the stream as ``<Parameter>``s (they are not in ``start``)."""
+
+
+async def _signed_form(request: web.Request, state: BridgeState, route: str) -> dict[str, str]:
+    form = await request.post()
+    params = {k: str(v) for k, v in form.items()}
+    signature = request.headers.get(SIGNATURE_HEADER)
+    if not state.signatures.valid_webhook(request.path_qs, params, signature):
+        state.metrics.signature_rejections.labels(route=route).inc()
+        log.warning("rejected webhook: bad or missing X-Twilio-Signature", route=route)
+        raise web.HTTPForbidden(text="invalid X-Twilio-Signature\n")
+    return params
+
+
+def _twiml_response(body: str) -> web.Response:
+    return web.Response(text=body, content_type=TWIML_TYPE)
+
+
+async def voice_webhook(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    if state.draining:
+        raise web.HTTPServiceUnavailable(text="shutting down; not answering new calls\n")
+    params = await _signed_form(request, state, "voice")
+    call_sid = params.get("CallSid", "")
+    query = dict(request.query)
+    flow_name = query.pop("flow", state.settings.flow)
+    try:
+        state.check_flow_name(flow_name)
+    except FlowError as exc:
+        log.error("voice webhook named an unusable flow", call_sid=call_sid, error=str(exc))
+        return _twiml_response(twiml.say_and_hangup("Sorry, this number is not set up correctly."))
+    parameters = {"flow": flow_name}
+    parameters.update({k: params[k] for k in PASSED_THROUGH if params.get(k)})
+    parameters.update(query)  # e.g. ?name=Ann&time=3pm for an outbound reminder
+    public = state.settings.public_url
+    try:
+        body = twiml.connect_stream(
+            stream_url=websocket_url(public, MEDIA_PATH),
+            action_url=public + AFTER_STREAM_PATH,
+            parameters=parameters,
+        )
+    except ValueError as exc:
+        log.error("cannot build stream TwiML", call_sid=call_sid, error=str(exc))
+        return _twiml_response(twiml.say_and_hangup("Sorry, this call cannot be connected."))
+    log.info("answering call", call_sid=call_sid, flow=flow_name)
+    return _twiml_response(body)
+
+
+async def after_stream_webhook(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    params = await _signed_form(request, state, "after-stream")
+    call_sid = params.get("CallSid", "")
+    outcome = await state.outcomes.take(call_sid)
+    if outcome is None:
+        log.warning("no outcome recorded for call; hanging up", call_sid=call_sid)
+        outcome = HANGUP
+    log.info("after-stream", call_sid=call_sid, action=outcome.action, number=outcome.number)
+    if outcome.action == "dial" and outcome.number:
+        return _twiml_response(twiml.dial(outcome.number))
+    if outcome.action == "apologise" and outcome.message:
+        return _twiml_response(twiml.say_and_hangup(outcome.message))
+    return _twiml_response(twiml.hangup())

@@ -1,0 +1,108 @@
+"""A minimal Twilio-shaped peer for protocol-level assertions on every frame the bridge sends.
+
+The full simulated caller lives in ``ivr_bridge.sim``; this one exists so the foundation tests can
+look at raw frames without any playback model in between. It echoes each mark as soon as it
+arrives (as if playback were instant), which Twilio also does when nothing is buffered.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from ivr_bridge.telephony.twilio.signature import sign_request, websocket_url
+
+CALL_SID = "CA" + "0" * 32
+STREAM_SID = "MZ" + "1" * 32
+ACCOUNT_SID = "AC" + "2" * 32
+
+
+def connected() -> str:
+    return json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"})
+
+
+def start(parameters: dict[str, str] | None = None) -> str:
+    return json.dumps(
+        {
+            "event": "start",
+            "sequenceNumber": "1",
+            "streamSid": STREAM_SID,
+            "start": {
+                "accountSid": ACCOUNT_SID,
+                "streamSid": STREAM_SID,
+                "callSid": CALL_SID,
+                "tracks": ["inbound"],
+                "customParameters": parameters or {},
+                "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+            },
+        }
+    )
+
+
+def media(seq: int, chunk: int, audio: bytes = b"\xff" * 160) -> str:
+    return json.dumps(
+        {
+            "event": "media",
+            "sequenceNumber": str(seq),
+            "streamSid": STREAM_SID,
+            "media": {
+                "track": "inbound",
+                "chunk": str(chunk),
+                "timestamp": str(100 + 20 * chunk),
+                "payload": base64.b64encode(audio).decode(),
+            },
+        }
+    )
+
+
+@dataclass
+class SessionLog:
+    frames: list[dict[str, Any]] = field(default_factory=list)
+    audio: bytearray = field(default_factory=bytearray)
+    closed_by_server: bool = False
+
+    @property
+    def events(self) -> list[str]:
+        return [f["event"] for f in self.frames]
+
+
+async def run_session(
+    base_url: str,
+    auth_token: str,
+    *,
+    parameters: dict[str, str] | None = None,
+    extra: list[str] | None = None,
+) -> SessionLog:
+    """Open a signed stream, send connected/start (+extra frames), echo marks until closed."""
+    url = websocket_url(base_url, "/twilio/media")
+    headers = {"X-Twilio-Signature": sign_request(auth_token, url)}
+    result = SessionLog()
+    async with aiohttp.ClientSession() as http, http.ws_connect(url, headers=headers) as ws:
+        await ws.send_str(connected())
+        await ws.send_str(start(parameters))
+        for frame in extra or []:
+            await ws.send_str(frame)
+        async for msg in ws:
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                raise AssertionError(f"bridge sent a non-text frame: {msg.type}")
+            frame = json.loads(msg.data)
+            result.frames.append(frame)
+            if frame["event"] == "media":
+                result.audio.extend(base64.b64decode(frame["media"]["payload"]))
+            elif frame["event"] == "mark":
+                await ws.send_str(
+                    json.dumps(
+                        {
+                            "event": "mark",
+                            "sequenceNumber": "9",
+                            "streamSid": STREAM_SID,
+                            "mark": frame["mark"],
+                        }
+                    )
+                )
+        result.closed_by_server = ws.close_code is not None
+    return result

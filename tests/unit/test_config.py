@@ -1,0 +1,58 @@
+"""Startup configuration: wrong values stop startup with the variable's name and the fix."""
+
+import pytest
+
+from ivr_bridge.config import ConfigError, load_settings
+
+
+def test_defaults_use_the_embedded_speech_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("LMNT_API_KEY", "LMNT_BASE_URL", "IVR_PUBLIC_URL"):
+        monkeypatch.delenv(name, raising=False)
+    settings = load_settings()
+    assert settings.uses_embedded_speech
+    assert settings.voice == "leah"
+    assert settings.public_url is None
+
+
+def test_vendor_credentials_are_read_under_their_own_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", "tok-123")
+    monkeypatch.setenv("LMNT_API_KEY", "key-456")
+    monkeypatch.setenv("LMNT_BASE_URL", "http://127.0.0.1:9000")
+    settings = load_settings()
+    assert settings.twilio_auth_token is not None
+    assert settings.twilio_auth_token.get_secret_value() == "tok-123"
+    assert not settings.uses_embedded_speech
+    assert settings.effective_lmnt_base_url == "http://127.0.0.1:9000"
+    assert "key-456" not in repr(settings)
+
+
+def test_bad_public_url_names_the_variable_and_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IVR_PUBLIC_URL", "bridge.example.com")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    message = str(info.value)
+    assert "IVR_PUBLIC_URL" in message
+    assert "https://bridge.example.com" in message
+
+
+def test_bad_log_format_is_rejected_with_the_choices(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IVR_LOG_FORMAT", "xml")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert "IVR_LOG_FORMAT" in str(info.value)
+    assert "json" in str(info.value)
+
+
+def test_flow_must_be_a_plain_file_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IVR_FLOW", "../etc/passwd")
+    with pytest.raises(ConfigError, match="IVR_FLOW"):
+        load_settings()
+
+
+def test_secret_values_never_appear_in_config_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IVR_PORT", "not-a-port")
+    monkeypatch.setenv("LMNT_API_KEY", "super-secret-key")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert "IVR_PORT" in str(info.value)
+    assert "super-secret-key" not in str(info.value)

@@ -1,0 +1,146 @@
+"""Playback pacing and clearing, driven by a fake Twilio that records what it was sent."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+
+import pytest
+
+from ivr_bridge.call.playback import Playback
+from ivr_bridge.call.utterance import Utterance
+
+
+class FakeTwilio:
+    def __init__(self) -> None:
+        self.frames: list[dict] = []
+
+    async def send(self, event: str, text: str) -> None:
+        frame = json.loads(text)
+        assert frame["event"] == event
+        self.frames.append(frame)
+
+    def media_bytes(self) -> int:
+        return sum(
+            len(base64.b64decode(f["media"]["payload"]))
+            for f in self.frames
+            if f["event"] == "media"
+        )
+
+    def marks(self) -> list[str]:
+        return [f["mark"]["name"] for f in self.frames if f["event"] == "mark"]
+
+
+async def _settle() -> None:
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+@pytest.fixture
+async def rig():
+    twilio = FakeTwilio()
+    playback = Playback(twilio.send, "MZ1", chunk_ms=100, lead_ms=300, grace_ms=60_000)
+    task = asyncio.create_task(playback.run())
+    yield twilio, playback
+    task.cancel()
+
+
+async def test_releases_only_lead_ahead_of_acknowledged_playback(rig) -> None:
+    twilio, playback = rig
+    utterance = Utterance(1, "hello")
+    await playback.enqueue(utterance, b"\x01" * 8000)  # one second
+    playback.synthesis_complete(utterance)
+    await _settle()
+    assert twilio.media_bytes() == 2400  # 300 ms lead, nothing acknowledged yet
+    assert playback.audible
+    playback.on_mark(twilio.marks()[0])
+    await _settle()
+    assert twilio.media_bytes() == 3200
+    assert utterance.bytes_played == 800
+
+
+async def test_every_media_frame_is_followed_by_a_mark_and_never_below_20ms(rig) -> None:
+    twilio, playback = rig
+    utterance = Utterance(1, "hi")
+    await playback.enqueue(utterance, b"\x02" * 1000)
+    playback.synthesis_complete(utterance)
+    await _settle()
+    events = [f["event"] for f in twilio.frames]
+    assert events == ["media", "mark", "media", "mark"]
+    sizes = [
+        len(base64.b64decode(f["media"]["payload"])) for f in twilio.frames if f["event"] == "media"
+    ]
+    assert sizes == [800, 200]
+    assert all(f["streamSid"] == "MZ1" for f in twilio.frames)
+
+
+async def test_utterance_done_only_after_final_mark_echo(rig) -> None:
+    twilio, playback = rig
+    utterance = Utterance(1, "bye")
+    await playback.enqueue(utterance, b"\x03" * 1600)
+    playback.synthesis_complete(utterance)
+    await _settle()
+    first, last = twilio.marks()
+    playback.on_mark(first)
+    await _settle()
+    assert not utterance.done.done()
+    playback.on_mark(last)
+    await _settle()
+    result = utterance.done.result()
+    assert result.played_ms == 200 and not result.interrupted
+    assert playback.idle
+
+
+async def test_clear_counts_only_played_audio_and_ignores_cleared_echoes(rig) -> None:
+    twilio, playback = rig
+    utterance = Utterance(1, "a long prompt")
+    await playback.enqueue(utterance, b"\x04" * 16000)
+    await _settle()
+    playback.on_mark(twilio.marks()[0])
+    await _settle()
+    pending = twilio.marks()[1:]
+    cut = await playback.clear()
+    assert cut == [utterance]
+    assert twilio.frames[-1]["event"] == "clear"
+    for name in pending:  # Twilio echoes every pending mark after clear
+        playback.on_mark(name)
+    await _settle()
+    result = utterance.done.result()
+    assert result.interrupted
+    assert result.played_ms == 100
+    sent_after_clear = [
+        f for f in twilio.frames[twilio.frames.index({"event": "clear", "streamSid": "MZ1"}) :]
+    ]
+    assert [f["event"] for f in sent_after_clear] == ["clear"]  # nothing stale follows
+
+
+async def test_pause_holds_audio_and_resume_continues_without_loss(rig) -> None:
+    twilio, playback = rig
+    utterance = Utterance(1, "x")
+    playback.pause()
+    await playback.enqueue(utterance, b"\x05" * 2400)
+    playback.synthesis_complete(utterance)
+    await _settle()
+    assert twilio.media_bytes() == 0
+    playback.resume()
+    await _settle()
+    assert twilio.media_bytes() == 2400
+
+
+async def test_lost_echo_falls_back_to_wall_clock() -> None:
+    now = [0.0]
+    twilio = FakeTwilio()
+    playback = Playback(
+        twilio.send, "MZ1", chunk_ms=100, lead_ms=100, grace_ms=500, clock=lambda: now[0]
+    )
+    task = asyncio.create_task(playback.run())
+    utterance = Utterance(1, "y")
+    await playback.enqueue(utterance, b"\x06" * 1600)
+    playback.synthesis_complete(utterance)
+    await _settle()
+    assert twilio.media_bytes() == 800
+    now[0] = 0.7  # 100 ms of audio + 500 ms grace elapsed, no echo ever came
+    await asyncio.sleep(0.8)  # the loop's own fallback timer fires
+    assert twilio.media_bytes() == 1600
+    task.cancel()
