@@ -60,6 +60,8 @@ class Playback:
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
         self._room.set()
+        self._progress = asyncio.Event()
+        """Set whenever audio is confirmed played or cleared, for ``wait_idle``."""
         self._play_end = 0.0
         """Wall-clock time at which everything sent so far should have finished playing."""
         self.frames_sent = 0
@@ -118,6 +120,7 @@ class Playback:
         for utterance in cut:
             utterance.interrupted = True
             utterance.settle()
+        self._progress.set()
         return cut
 
     # --- State --------------------------------------------------------------------------------
@@ -131,6 +134,12 @@ class Playback:
     def idle(self) -> bool:
         """Nothing queued here and nothing unplayed at Twilio."""
         return not self._queue and not self.ledger.pending
+
+    async def wait_idle(self) -> None:
+        """Until everything queued has been sent and confirmed played (or cleared)."""
+        while not self.idle:
+            self._progress.clear()
+            await self._progress.wait()
 
     # --- The release loop ---------------------------------------------------------------------
 
@@ -183,3 +192,4 @@ class Playback:
             chunk.owner.settle()
         if played:
             self._wake.set()
+            self._progress.set()

@@ -7,10 +7,13 @@ This is the first cut: a flow is a list of steps, each ``say`` or ``hangup``. Th
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+if TYPE_CHECKING:
+    from ivr_bridge.dialog.control import CallControl
 
 
 class FlowError(Exception):
@@ -75,3 +78,12 @@ def load_flow(path: Path) -> Flow:
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
         )
         raise FlowError(f"{path}: {problems}") from None
+
+
+async def run_flow(flow: Flow, call: CallControl) -> None:
+    """Run the steps in order; a ``hangup`` step ends the call after what was said is heard."""
+    for step in flow.steps:
+        if isinstance(step, SayStep):
+            await call.say(step.say)
+        elif isinstance(step, HangupStep):
+            await call.hangup()

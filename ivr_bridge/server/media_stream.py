@@ -9,13 +9,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from functools import partial
 
 import structlog
 from aiohttp import WSMsgType, web
 
-from ivr_bridge.call.conductor import APOLOGY, CallConductor, CallInfo
+from ivr_bridge.call.conductor import APOLOGY, CallConductor
 from ivr_bridge.call.outcomes import CallOutcome
-from ivr_bridge.dialog.flow import FlowError
+from ivr_bridge.dialog.control import CallDetails
+from ivr_bridge.dialog.flow import FlowError, run_flow
 from ivr_bridge.server.state import STATE, BridgeState
 from ivr_bridge.server.twilio_webhooks import SIGNATURE_HEADER
 from ivr_bridge.speech.session import SpeechSessionError
@@ -108,13 +110,13 @@ class MediaStream:
         started_at = time.monotonic()
         start = event.start
         structlog.contextvars.bind_contextvars(call_sid=start.call_sid, stream_sid=start.stream_sid)
-        call = CallInfo(start.call_sid, start.stream_sid, dict(start.custom_parameters))
+        call = CallDetails(start.call_sid, start.stream_sid, dict(start.custom_parameters))
         log.info("stream started", parameters=call.parameters)
         self._metrics.active_calls.inc()
         self._call_task = asyncio.create_task(self._run_call(call, started_at), name="call")
         self._state.active_calls.add(self._call_task)
 
-    async def _run_call(self, call: CallInfo, started_at: float) -> None:
+    async def _run_call(self, call: CallDetails, started_at: float) -> None:
         state = self._state
         try:
             flow = state.flow_for(call.parameters.get("flow"))
@@ -126,8 +128,8 @@ class MediaStream:
             await self._ws.close()
             return
         self.conductor = CallConductor(
-            call=call,
-            flow=flow,
+            details=call,
+            dialog=partial(run_flow, flow),
             speech=speech,
             send=self._send,
             close_stream=self._ws.close,
