@@ -12,6 +12,7 @@ audio we sent and it has not confirmed as played.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -153,10 +154,11 @@ class Playback:
                 continue
             deadline = self.ledger.oldest_deadline()
             timeout = None if deadline is None else max(0.005, deadline + self._grace_s - now)
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout)
-            except TimeoutError:
-                pass
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+            # lands while the event is being set, leaving the task unkillable at hang-up.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
 
     async def _release_one(self, now: float) -> bool:
         if self._paused or not self._queue:

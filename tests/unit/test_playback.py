@@ -144,3 +144,19 @@ async def test_lost_echo_falls_back_to_wall_clock() -> None:
     await asyncio.sleep(0.8)  # the loop's own fallback timer fires
     assert twilio.media_bytes() == 1600
     task.cancel()
+
+
+async def test_release_loop_dies_when_cancelled_as_it_is_woken() -> None:
+    """Hang-up cancels playback at any moment, even while an echo is waking it (3.11 wait_for
+    swallowed exactly that cancellation and left the call unable to end)."""
+    twilio = FakeTwilio()
+    playback = Playback(twilio.send, "MZ1", chunk_ms=100, lead_ms=300, grace_ms=60_000)
+    task = asyncio.create_task(playback.run())
+    utterance = Utterance(1, "z")
+    await playback.enqueue(utterance, b"\x07" * 800)
+    playback.synthesis_complete(utterance)
+    await _settle()
+    playback.on_mark(twilio.marks()[-1])  # wakes the loop...
+    task.cancel()  # ...in the same instant the call hangs up
+    done, _ = await asyncio.wait({task}, timeout=2)
+    assert task in done and task.cancelled()
