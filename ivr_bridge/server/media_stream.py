@@ -12,7 +12,7 @@ import time
 from functools import partial
 
 import structlog
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from ivr_bridge.call.conductor import APOLOGY, CallConductor
 from ivr_bridge.call.outcomes import CallOutcome
@@ -138,7 +138,15 @@ class MediaStream:
             playback=state.playback,
             started_at=started_at,
         )
-        await self.conductor.run()
+        try:
+            await self.conductor.run()
+        except asyncio.CancelledError:
+            # Shutdown grace ran out (or the caller left): release the socket so the server can
+            # stop; Twilio then moves on to <Connect action>.
+            if not self._ws.closed:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self._ws.close(code=WSCloseCode.GOING_AWAY))
+            raise
 
     async def _send(self, event: str, text: str) -> None:
         await self._ws.send_str(text)

@@ -1,0 +1,95 @@
+"""SIGTERM on a real `ivr-bridge serve` process: no new calls, active calls finish, bounded wait."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sys
+
+import aiohttp
+
+from ivr_bridge.telephony.twilio.signature import sign_request, websocket_url
+from tests.e2e.twilio_peer import STREAM_SID, connected, start
+
+TOKEN = "shutdown-test-token"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def _start_server(grace_s: float) -> tuple[asyncio.subprocess.Process, str]:
+    port = _free_port()
+    env = {
+        **os.environ,
+        "TWILIO_AUTH_TOKEN": TOKEN,
+        "IVR_PORT": str(port),
+        "IVR_SHUTDOWN_GRACE_S": str(grace_s),
+        "IVR_LOG_LEVEL": "warning",
+    }
+    for name in ("LMNT_API_KEY", "LMNT_BASE_URL", "IVR_PUBLIC_URL"):
+        env.pop(name, None)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "ivr_bridge", "serve", env=env, stderr=asyncio.subprocess.DEVNULL
+    )
+    base = f"http://127.0.0.1:{port}"
+    async with aiohttp.ClientSession() as http:
+        for _ in range(200):
+            try:
+                async with http.get(base + "/healthz") as resp:
+                    if resp.status == 200:
+                        return proc, base
+            except aiohttp.ClientConnectionError:
+                await asyncio.sleep(0.05)
+    proc.kill()
+    raise AssertionError("server did not start")
+
+
+async def _open_call(http: aiohttp.ClientSession, base: str) -> aiohttp.ClientWebSocketResponse:
+    url = websocket_url(base, "/twilio/media")
+    ws = await http.ws_connect(url, headers={"X-Twilio-Signature": sign_request(TOKEN, url)})
+    await ws.send_str(connected())
+    await ws.send_str(start({"flow": "welcome.yaml"}))
+    first = json.loads((await ws.receive()).data)
+    assert first["event"] == "media"
+    return ws
+
+
+async def test_sigterm_drains_active_calls_and_refuses_new_ones() -> None:
+    proc, base = await _start_server(grace_s=30)
+    async with aiohttp.ClientSession() as http:
+        ws = await _open_call(http, base)
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.sleep(0.3)
+        async with http.get(base + "/healthz") as resp:
+            assert (await resp.json())["status"] == "draining"
+        form = {"CallSid": "CA1"}
+        url = base + "/twilio/voice"
+        headers = {"X-Twilio-Signature": sign_request(TOKEN, url, form)}
+        async with http.post(url, data=form, headers=headers) as resp:
+            assert resp.status == 503
+        # The active call goes on to the end of its greeting; echo marks as Twilio would.
+        audio_frames = 1
+        async for msg in ws:
+            frame = json.loads(msg.data)
+            if frame["event"] == "media":
+                audio_frames += 1
+            elif frame["event"] == "mark":
+                echo = {"event": "mark", "streamSid": STREAM_SID, "sequenceNumber": "9"}
+                await ws.send_str(json.dumps({**echo, "mark": frame["mark"]}))
+        assert audio_frames > 30, "the call was cut instead of finishing its greeting"
+    assert await asyncio.wait_for(proc.wait(), 15) == 0
+
+
+async def test_shutdown_grace_is_bounded() -> None:
+    proc, base = await _start_server(grace_s=1)
+    async with aiohttp.ClientSession() as http:
+        ws = await _open_call(http, base)  # never echoes a mark: the call would run on
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 10) == 0
+        await ws.close()
