@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import io
+import json
 import xml.etree.ElementTree as ET
 
 import aiohttp
 import pytest
+import structlog
 
+from ivr_bridge.logs import configure_logging
 from ivr_bridge.server.app import RunningBridge
 from ivr_bridge.telephony.twilio.models import OutboundMark, OutboundMedia
 from ivr_bridge.telephony.twilio.signature import sign_request, websocket_url
@@ -115,7 +119,13 @@ async def test_a_call_hears_the_greeting_then_the_bridge_closes_and_hangs_up(
 
 
 async def test_malformed_frames_are_counted_and_the_call_goes_on(bridge: RunningBridge) -> None:
-    garbage = ["not json", '{"event":"media","media":{}}', '{"event":"sparkles"}', media(2, 1)]
+    garbage: list[str | bytes] = [
+        "not json",
+        '{"event":"media","media":{}}',
+        '{"event":"sparkles"}',
+        b"\x00\x01binary",
+        media(2, 1),
+    ]
     session = await run_session(bridge.base_url, AUTH_TOKEN, extra=garbage)
     assert len(session.audio) > 8000
     assert session.closed_by_server
@@ -126,7 +136,8 @@ async def test_malformed_frames_are_counted_and_the_call_goes_on(bridge: Running
         for line in text.splitlines()
         if line.startswith("ivr_malformed_frames_total{")
     )
-    assert malformed == 3
+    assert malformed == 4
+    assert 'ivr_malformed_frames_total{kind="binary"} 1.0' in text
     assert 'ivr_frames_in_total{event="media"} 1.0' in text
 
 
@@ -151,3 +162,23 @@ async def test_healthz_reports_ok(bridge: RunningBridge) -> None:
     async with aiohttp.ClientSession() as http, http.get(bridge.base_url + "/healthz") as resp:
         assert resp.status == 200
         assert (await resp.json())["status"] == "ok"
+
+
+async def test_call_logs_carry_call_ids_and_never_secrets(make_bridge) -> None:
+    buffer = io.StringIO()
+    configure_logging("json", "debug", stream=buffer)
+    try:
+        bridge = await make_bridge(lmnt_api_key="lmnt-secret-key-987654321")
+        await run_session(bridge.base_url, AUTH_TOKEN)
+    finally:
+        structlog.reset_defaults()
+    text = buffer.getvalue()
+    assert "lmnt-secret-key" not in text and "987654321" not in text
+    assert AUTH_TOKEN not in text
+    lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    call_lines = [
+        line for line in lines if line["event"] in ("bot says", "first media sent", "end")
+    ]
+    assert len(call_lines) >= 3
+    for line in call_lines:
+        assert line["call_sid"] == CALL_SID and line["stream_sid"] == STREAM_SID

@@ -75,7 +75,7 @@ async def run_session(
     auth_token: str,
     *,
     parameters: dict[str, str] | None = None,
-    extra: list[str] | None = None,
+    extra: list[str | bytes] | None = None,
 ) -> SessionLog:
     """Open a signed stream, send connected/start (+extra frames), echo marks until closed."""
     url = websocket_url(base_url, "/twilio/media")
@@ -85,7 +85,10 @@ async def run_session(
         await ws.send_str(connected())
         await ws.send_str(start(parameters))
         for frame in extra or []:
-            await ws.send_str(frame)
+            if isinstance(frame, bytes):
+                await ws.send_bytes(frame)
+            else:
+                await ws.send_str(frame)
         async for msg in ws:
             if msg.type != aiohttp.WSMsgType.TEXT:
                 raise AssertionError(f"bridge sent a non-text frame: {msg.type}")
