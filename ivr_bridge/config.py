@@ -60,6 +60,20 @@ class Settings(BaseSettings):
     mark_grace_ms: int = Field(default=1500, ge=100, le=60000)
     """Wall-clock fallback: a mark not echoed this long after its audio should have played is
     treated as played, so a lost echo never stalls audio or hang-up."""
+    barge_in: Literal["any", "speech", "dtmf", "none"] = "any"
+    """Who may interrupt a prompt unless its flow step says otherwise: ``any`` (speech or a
+    key), ``speech``, ``dtmf``, or ``none`` (every prompt is heard in full)."""
+    barge_in_ignore_first_ms: int = Field(default=0, ge=0, le=60_000)
+    """Opening audio of every prompt that cannot be interrupted (as the caller hears it)."""
+    min_speech_ms: int = Field(default=200, ge=20, le=5000)
+    """Voiced audio needed before caller speech counts as speech: it interrupts the bot then.
+    Shorter sounds (a cough, a click, "mm") only pause the bot, which resumes seamlessly."""
+    end_of_utterance_ms: int = Field(default=600, ge=100, le=10_000)
+    """Silence after the caller's speech that ends the utterance and hands it to the dialog."""
+    vad_aggressiveness: int = Field(default=2, ge=0, le=3)
+    """webrtcvad mode: 0 calls most sounds speech, 3 is the strictest."""
+    vad_energy_floor: int = Field(default=300, ge=0, le=32767)
+    """Frames quieter than this RMS (16-bit PCM) are silence whatever the VAD says."""
     shutdown_grace_s: float = Field(default=30.0, ge=0, le=3600)
     """On SIGTERM, how long active calls may run on before they are closed."""
     outcome_ttl_s: float = Field(default=600.0, gt=0)

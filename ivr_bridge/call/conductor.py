@@ -1,9 +1,10 @@
 """The call conductor: one per call, the only place that decides who speaks and when it ends.
 
-It owns three tasks — the dialog, the playback release loop and the speech-session pump — and
-cancels all of them when the call ends, whichever way it ends. Mechanics live below it:
-``Playback`` (frames, marks, clear), the speech session (LMNT), the dialog (flow steps or LLM),
-which talks to the call only through the ``CallControl`` API implemented here.
+It owns four tasks — the dialog, the playback release loop, the speech-session pump and the
+barge-in controller — and cancels all of them when the call ends, whichever way it ends.
+Mechanics live below it: ``Listener`` (VAD, endpointing), ``BargeInController`` (pause, clear,
+reset, resume), ``Playback`` (frames, marks, clear), the speech session (LMNT), the dialog (flow
+steps or LLM), which talks to the call only through the ``CallControl`` API implemented here.
 """
 
 from __future__ import annotations
@@ -18,8 +19,12 @@ from typing import Any
 
 import structlog
 
+from ivr_bridge.audio.codec import ulaw_duration_ms
+from ivr_bridge.call.bargein import BargeInController, Prompt
 from ivr_bridge.call.clock import CallClock
-from ivr_bridge.call.inputs import CallerInput, DtmfInput
+from ivr_bridge.call.heard import heard_text
+from ivr_bridge.call.inputs import CallerInput, DtmfInput, SpeechInput, SpeechStarted
+from ivr_bridge.call.listener import Listener, ListenerSettings
 from ivr_bridge.call.outcomes import HANGUP, CallOutcome, OutcomeStore
 from ivr_bridge.call.playback import Playback, SendText
 from ivr_bridge.call.utterance import Utterance
@@ -27,6 +32,7 @@ from ivr_bridge.dialog.control import BargeInPolicy, CallDetails, SayResult
 from ivr_bridge.metrics import BridgeMetrics
 from ivr_bridge.speech.session import (
     FlushComplete,
+    ResetComplete,
     SpeechAudio,
     SpeechSession,
     SpeechSessionClosed,
@@ -39,6 +45,8 @@ log = structlog.get_logger(__name__)
 APOLOGY = "We're sorry, we are having technical difficulties. Please call again later. Goodbye."
 MAX_EVENTS = 5000
 MAX_PENDING_INPUTS = 64
+PLAY_PIECE_BYTES = 8000
+"""Recorded audio is queued a second at a time so an interruption stops the rest at once."""
 
 Dialog = Callable[["CallConductor"], Awaitable[None]]
 """Runs the conversation; returns (or calls ``hangup``/``transfer``) when it is over."""
@@ -69,6 +77,7 @@ class CallConductor:
         playback: PlaybackSettings,
         started_at: float,
         default_barge_in: BargeInPolicy | None = None,
+        listening: ListenerSettings | None = None,
     ) -> None:
         self.details = details
         self.clock = CallClock()
@@ -89,20 +98,51 @@ class CallConductor:
             on_first_media=self._first_media_sent,
         )
         self._synthesizing: deque[Utterance] = deque()
+        """Utterances whose text was sent and whose audio is still arriving, oldest first."""
+        self._flushes: dict[int, Utterance] = {}
+        self._awaiting_reset: int | None = None
+        """Nonce of the speech ``reset`` not yet acknowledged: audio until then is stale."""
+        self.stale_audio_dropped = 0
         self._utterance_ids = 0
         self._inputs: asyncio.Queue[CallerInput] = asyncio.Queue(MAX_PENDING_INPUTS)
         self._outcome: CallOutcome | None = None
         self.start_to_first_media_s: float | None = None
+        self.listener = Listener(self, listening)
+        self.barge_in = BargeInController(
+            playback=self.playback,
+            clock=self.clock,
+            metrics=metrics,
+            cancel_synthesis=self._cancel_synthesis,
+            record_event=self.record_event,
+        )
 
     # --- Inbound events (called by the media-stream handler; must stay cheap) -----------------
 
     def on_media(self, timestamp_ms: int, audio: bytes) -> None:
         self.clock.on_media(timestamp_ms)
+        self.listener.feed(timestamp_ms, audio)
 
     def on_dtmf(self, digit: str) -> None:
         at = self.clock.now_ms()
         self.record_event("dtmf", digit=digit, at_ms=at)
         self._push_input(DtmfInput(digit, at))
+        self.barge_in.on_dtmf(at)
+
+    # Listener events (ListenerSink): the caller's speech, on the call clock.
+
+    def on_speech_onset(self, at_ms: float) -> None:
+        self.barge_in.on_onset(at_ms)
+        self._push_input(SpeechStarted(at_ms))
+
+    def on_speech_confirmed(self, onset_ms: float, at_ms: float) -> None:
+        self.barge_in.on_confirmed(onset_ms)
+
+    def on_speech_abandoned(self, onset_ms: float, at_ms: float) -> None:
+        self.barge_in.on_abandoned(onset_ms, at_ms)
+
+    def on_speech_input(self, speech: SpeechInput) -> None:
+        self.record_event("caller_speech", start_ms=speech.start_ms, end_ms=speech.end_ms)
+        self._push_input(speech)
 
     def on_mark(self, name: str) -> None:
         self.playback.on_mark(name)
@@ -120,6 +160,7 @@ class CallConductor:
             asyncio.create_task(self._run_dialog(), name="dialog"),
             asyncio.create_task(self.playback.run(), name="playback"),
             asyncio.create_task(self._pump_speech(), name="speech-pump"),
+            asyncio.create_task(self.barge_in.run(), name="barge-in"),
         ]
         dialog = tasks[0]
         outcome: CallOutcome | None = None
@@ -160,30 +201,45 @@ class CallConductor:
 
     async def say(self, text: str, *, barge_in: BargeInPolicy | None = None) -> SayResult:
         """Speak ``text``; returns once it has played in full (final mark echoed) or was cut."""
-        self._utterance_ids += 1
-        utterance = Utterance(self._utterance_ids, text)
+        utterance = self._new_utterance(text)
         self._synthesizing.append(utterance)
         self.record_event("bot_says", utterance=utterance.id, text=text)
         await self._speech.send_text(text)
-        await self._speech.flush()
-        return self._said(await utterance.done, text)
+        self._flushes[await self._speech.flush()] = utterance
+        # Interruptible only now: a speech ``reset`` must follow this text on the wire.
+        prompt = self.barge_in.begin(utterance, barge_in or self.default_barge_in)
+        await utterance.done
+        return await self._said(prompt)
 
     async def play(
         self, ulaw: bytes, *, label: str, barge_in: BargeInPolicy | None = None
     ) -> SayResult:
-        self._utterance_ids += 1
-        utterance = Utterance(self._utterance_ids, label)
+        utterance = self._new_utterance(label)
         self.record_event("bot_plays", utterance=utterance.id, label=label, ms=len(ulaw) // 8)
-        await self.playback.enqueue(utterance, ulaw)
+        prompt = self.barge_in.begin(utterance, barge_in or self.default_barge_in)
+        for offset in range(0, len(ulaw), PLAY_PIECE_BYTES):
+            if utterance.interrupted:
+                break
+            await self.playback.enqueue(utterance, ulaw[offset : offset + PLAY_PIECE_BYTES])
         self.playback.synthesis_complete(utterance)
-        return self._said(await utterance.done, label)
+        await utterance.done
+        return await self._said(prompt)
 
-    def _said(self, result: Any, text: str) -> SayResult:
+    def _new_utterance(self, text: str) -> Utterance:
+        self._utterance_ids += 1
+        return Utterance(self._utterance_ids, text)
+
+    async def _said(self, prompt: Prompt) -> SayResult:
+        await self.barge_in.finish(prompt)
+        u = prompt.utterance
+        total_ms = ulaw_duration_ms(u.bytes_received) if u.synthesis_complete else None
+        heard = heard_text(u.text, u.words, u.played_ms, total_ms, interrupted=u.interrupted)
         return SayResult(
-            text=text,
-            heard_text=text,
-            played_ms=result.played_ms,
-            interrupted=result.interrupted,
+            text=u.text,
+            heard_text=heard,
+            played_ms=u.played_ms,
+            interrupted=u.interrupted,
+            interrupted_by=prompt.interrupted_by,
         )
 
     async def next_input(self, timeout_ms: float | None) -> CallerInput | None:
@@ -235,20 +291,43 @@ class CallConductor:
                 if isinstance(event, SpeechAudio):
                     await self._on_audio(event.data)
                 elif isinstance(event, SpeechTimestamps):
-                    if self._synthesizing:
+                    if self._synthesizing and self._awaiting_reset is None:
                         self._synthesizing[0].words.extend(event.words)
-                elif isinstance(event, FlushComplete) and self._synthesizing:
-                    self.playback.synthesis_complete(self._synthesizing.popleft())
+                elif isinstance(event, FlushComplete):
+                    self._on_flush_complete(event.nonce)
+                elif isinstance(event, ResetComplete) and event.nonce == self._awaiting_reset:
+                    self._awaiting_reset = None
         except SpeechSessionError as exc:
             self._fail_pending(exc)
             raise
         raise SpeechSessionClosed(None, "speech session ended mid-call")
 
     async def _on_audio(self, data: bytes) -> None:
+        if self._awaiting_reset is not None:
+            self.stale_audio_dropped += len(data)  # the session should already drop it
+            return
         if not self._synthesizing:
             log.warning("speech audio with no utterance waiting for it; dropped", bytes=len(data))
             return
         await self.playback.enqueue(self._synthesizing[0], data)
+
+    def _on_flush_complete(self, nonce: int) -> None:
+        utterance = self._flushes.pop(nonce, None)
+        if utterance is not None and utterance in self._synthesizing:
+            self._synthesizing.remove(utterance)
+            self.playback.synthesis_complete(utterance)
+
+    async def _cancel_synthesis(self, utterance: Utterance) -> None:
+        """Barge-in: stop the speech service and drop its audio until the reset is acked."""
+        if utterance not in self._synthesizing:
+            return  # all of its audio already arrived; nothing is in flight
+        # A reset drops all buffered text, so everything still synthesising is cut with it.
+        while self._synthesizing:
+            cut = self._synthesizing.popleft()
+            cut.interrupted = True
+            cut.settle()
+        self._awaiting_reset = -1  # no nonce yet, but the gate is closed from this moment
+        self._awaiting_reset = await self._speech.reset()
 
     def _fail_pending(self, exc: SpeechSessionError) -> None:
         """A dead speech session must not leave the dialog waiting forever (dead air)."""

@@ -77,6 +77,8 @@ class Playback:
         while self._queued_bytes >= self._max_buffer_bytes:
             self._room.clear()
             await self._room.wait()
+        if utterance.interrupted:  # cut while we waited for room: its audio must not play
+            return
         utterance.bytes_received += len(audio)
         if self._queue and self._queue[-1][0] is utterance:
             self._queue[-1][1].extend(audio)

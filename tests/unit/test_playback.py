@@ -160,3 +160,17 @@ async def test_release_loop_dies_when_cancelled_as_it_is_woken() -> None:
     task.cancel()  # ...in the same instant the call hangs up
     done, _ = await asyncio.wait({task}, timeout=2)
     assert task in done and task.cancelled()
+
+
+async def test_audio_waiting_for_room_is_dropped_when_its_utterance_is_cut() -> None:
+    twilio = FakeTwilio()
+    playback = Playback(twilio.send, "MZ1", lead_ms=100, grace_ms=60_000, max_buffer_ms=200)
+    utterance = Utterance(1, "a prompt longer than the local buffer")
+    await playback.enqueue(utterance, b"\x08" * 1600)  # fills the 200 ms buffer
+    waiting = asyncio.create_task(playback.enqueue(utterance, b"\x09" * 1600))
+    await _settle()
+    assert not waiting.done()  # backpressure: the speech pump waits for room
+    await playback.clear()
+    await waiting
+    assert playback.idle
+    assert utterance.bytes_received == 1600

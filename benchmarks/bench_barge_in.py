@@ -1,0 +1,199 @@
+"""Barge-in benchmark (not a test): many interrupted prompts through a real bridge, in-process.
+
+Starts the speech server (time-to-first-audio and real-time pacing injected, scaled to the sim's
+speed so audio is in flight when the caller talks), a bridge, and runs simulated callers that
+talk over a long menu prompt; some only make a 100 ms noise burst, which must not interrupt.
+
+Reports onset→``clear`` on the call clock and in wall time (bridge side), caller-start→``clear``
+as the caller saw it, stale frames (bot media received after ``clear`` that belong to the cut
+prompt; every mark after the clear here, since the dialog says nothing more) and false
+interruptions. Goal: p95 onset→clear ≤ min speech + 50 ms, zero stale frames.
+
+    .venv/bin/python benchmarks/bench_barge_in.py --calls 60 --noise-calls 15 --concurrency 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import random
+import statistics
+import struct
+import tempfile
+import time
+import wave
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import structlog
+
+from ivr_bridge.config import Settings
+from ivr_bridge.dialog.control import BargeInPolicy, CallControl
+from ivr_bridge.server import media_stream
+from ivr_bridge.server.app import start_bridge
+from ivr_bridge.sim import parse_script, run_call
+from ivr_bridge.sim.result import CallResult
+from ivr_bridge.speechserver.app import start_speech_server
+
+AUTH_TOKEN = "bench-auth-token-0123456789abcdef"
+MENU = (
+    "Thank you for calling. For billing questions, say billing or press one. For technical "
+    "support, say support or press two. For anything else, please stay on the line and the next "
+    "available agent will be with you shortly."
+)
+PHRASES = ("billing please", "support", "I want to talk to an agent", "billing")
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def _noise_wav(path: Path, ms: int = 100) -> Path:
+    rng = random.Random(11)
+    samples = [max(-32768, min(32767, int(rng.gauss(0, 3000)))) for _ in range(8 * ms)]
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(8000)
+        out.writeframes(struct.pack(f"<{len(samples)}h", *samples))
+    return path
+
+
+class MenuDialog:
+    """Says the menu (barge-in: any), then hangs up; keeps every call's conductor for its log."""
+
+    def __init__(self) -> None:
+        self.calls: dict[str, Any] = {}
+
+    async def __call__(self, flow: object, call: CallControl, **_: object) -> None:
+        self.calls[call.details.call_sid] = call
+        await call.say(MENU, barge_in=BargeInPolicy("any"))
+        await call.hangup()
+
+
+def _stale_frames(result: CallResult) -> int:
+    clears = [e["t_ms"] for e in result.events if e["event"] == "clear"]
+    if not clears:
+        return 0
+    return sum(1 for e in result.events if e["event"] == "mark_received" and e["t_ms"] >= clears[0])
+
+
+async def _one_call(base_url: str, speed: float, steps: str, sem: asyncio.Semaphore) -> CallResult:
+    script = parse_script(f"steps:\n{steps}", "bench.yaml")
+    async with sem:
+        return await run_call(
+            voice_url=base_url + "/twilio/voice",
+            ws_url=None,
+            script=script,
+            auth_token=AUTH_TOKEN,
+            speed=speed,
+        )
+
+
+async def main(args: argparse.Namespace) -> None:
+    logging.disable(logging.CRITICAL)
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.CRITICAL))
+    speech = await start_speech_server(host="127.0.0.1", port=0)
+    speech.config.first_audio_delay_ms = round(200 / args.speed)  # 200 ms of call time
+    speech.config.realtime_factor = 0.8 / args.speed  # synthesis just ahead of playback
+    tmp = Path(tempfile.mkdtemp(prefix="bench-barge-in-"))
+    noise = _noise_wav(tmp / "noise.wav")
+    bridge = await start_bridge(
+        Settings(
+            twilio_auth_token=AUTH_TOKEN,
+            lmnt_base_url=speech.base_url,
+            lmnt_api_key="bench",
+            port=0,
+            log_level="error",
+        )
+    )
+    dialog = MenuDialog()
+    rng = random.Random(args.seed)
+    jobs: list[tuple[str, str]] = []
+    for index in range(args.calls):
+        after = rng.randrange(700, 3500, 20)
+        phrase = PHRASES[index % len(PHRASES)]
+        jobs.append(("speech", f'  - barge_in: {{after_ms: {after}, say: "{phrase}"}}\n'))
+    for _ in range(args.noise_calls):
+        after = rng.randrange(700, 3500, 20)
+        jobs.append(("noise", f'  - barge_in: {{after_ms: {after}, play: "{noise}"}}\n'))
+    sem = asyncio.Semaphore(args.concurrency)
+    started = time.perf_counter()
+    try:
+        with mock.patch.object(media_stream, "run_flow", dialog):
+            results = await asyncio.gather(
+                *(
+                    _one_call(bridge.base_url, args.speed, steps + "  - wait_for_bot\n", sem)
+                    for _, steps in jobs
+                )
+            )
+    finally:
+        await bridge.stop()
+        await speech.stop()
+    elapsed = time.perf_counter() - started
+
+    call_ms: list[float] = []
+    wall_ms: list[float] = []
+    caller_ms: list[float] = []
+    stale = missed = false_cuts = abandoned = no_clear = 0
+    for (kind, _), result in zip(jobs, results, strict=True):
+        conductor = dialog.calls.get(result.call_sid)
+        events = conductor.events if conductor is not None else []
+        cuts = [e for e in events if e["kind"] == "barge_in"]
+        abandoned += sum(1 for e in events if e["kind"] == "barge_in_abandoned")
+        stale += _stale_frames(result)
+        if kind == "noise":
+            false_cuts += len(cuts)
+            continue
+        if not cuts:
+            missed += 1
+            continue
+        if not cuts[0]["clear_sent"]:
+            no_clear += 1  # Twilio held nothing of ours any more: nothing to clear
+            if args.verbose:
+                print("no clear:", cuts[0], [u.to_json() for u in result.utterances])
+            continue
+        call_ms.append(cuts[0]["onset_to_clear_ms"])
+        wall_ms.append(cuts[0]["onset_to_clear_wall_ms"])
+        barge = next(e["t_ms"] for e in result.events if e["event"] == "barge_in")
+        clear = next(e["t_ms"] for e in result.events if e["event"] == "clear")
+        caller_ms.append(clear - barge)
+
+    def row(name: str, values: list[float]) -> str:
+        return (
+            f"  {name:<38} p50 {_percentile(values, 50):7.1f} ms   p95 "
+            f"{_percentile(values, 95):7.1f} ms   max {max(values, default=float('nan')):7.1f} ms"
+        )
+
+    print(
+        f"barge-in benchmark: {len(call_ms)} barge-ins + {args.noise_calls} noise bursts, "
+        f"{args.concurrency} concurrent calls, sim speed {args.speed:g}x, {elapsed:.1f} s wall"
+    )
+    print(row("onset -> clear (call clock, bridge)", call_ms))
+    print(row("onset -> clear (wall, bridge)", wall_ms))
+    print(row("caller start -> clear (call, caller)", caller_ms))
+    print(f"  stale frames after clear: {stale}")
+    print(f"  speech barge-ins that did not interrupt: {missed}")
+    print(f"  interruptions with nothing at Twilio to clear: {no_clear}")
+    print(f"  false interruptions (noise that cut a prompt): {false_cuts}")
+    print(f"  onsets abandoned as noise (paused, resumed): {abandoned}")
+    if call_ms:
+        mean_call = statistics.fmean(call_ms)
+        print(f"  mean onset -> clear (call clock): {mean_call:.1f} ms; goal p95 <= 250 ms")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--calls", type=int, default=60, help="speech barge-ins (one per call)")
+    parser.add_argument("--noise-calls", type=int, default=15, help="calls with a noise burst")
+    parser.add_argument("--concurrency", type=int, default=10)
+    parser.add_argument("--speed", type=float, default=8.0, help="simulated call speed")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--verbose", action="store_true")
+    asyncio.run(main(parser.parse_args()))
