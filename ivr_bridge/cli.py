@@ -45,6 +45,24 @@ def _demo(args: argparse.Namespace) -> int:
     return asyncio.run(run_demo(args))
 
 
+def _flows_check(args: argparse.Namespace) -> int:
+    """Validate flow files; every problem is printed as ``file:line: where: what``."""
+    from pathlib import Path
+
+    from ivr_bridge.dialog.flow import load_flow
+
+    failed = 0
+    for name in args.files:
+        try:
+            flow = load_flow(Path(name))
+        except FlowError as exc:
+            failed += 1
+            print(exc, file=sys.stderr)
+        else:
+            print(f"{name}: ok ({flow.name}, {len(flow.steps)} steps)")
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ivr-bridge", description=__doc__)
     parser.add_argument("--version", action="version", version=f"ivr-bridge {__version__}")
@@ -66,6 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_call_arguments(call)
     call.set_defaults(func=_call)
+
+    flows = sub.add_parser("flows", help="work with flow files")
+    flows_sub = flows.add_subparsers(dest="flows_command", required=True)
+    check = flows_sub.add_parser("check", help="validate flow files (exit 1 on any error)")
+    check.add_argument("files", nargs="+", metavar="FILE", help="flow YAML files")
+    check.set_defaults(func=_flows_check)
 
     demo = sub.add_parser("demo", help="run a whole call on embedded defaults and record it")
     demo.add_argument("--out", default="demo-out", help="directory for call.wav and transcript")

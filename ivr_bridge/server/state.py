@@ -10,9 +10,11 @@ from pathlib import Path
 from aiohttp import web
 
 from ivr_bridge.call.conductor import PlaybackSettings
+from ivr_bridge.call.listener import ListenerSettings
 from ivr_bridge.call.outcomes import OutcomeStore
 from ivr_bridge.config import Settings
-from ivr_bridge.dialog.flow import Flow, FlowError, load_flow, resolve_flow_path
+from ivr_bridge.dialog.control import BargeInPolicy
+from ivr_bridge.dialog.flow import Flow, FlowError, FlowServices, load_flow, resolve_flow_path
 from ivr_bridge.metrics import BridgeMetrics
 from ivr_bridge.speech.session import SpeechSession
 from ivr_bridge.telephony.twilio.signature import TwilioSignatureChecker
@@ -29,9 +31,29 @@ class BridgeState:
     metrics: BridgeMetrics
     open_speech: SpeechFactory
     default_flow: Flow
+    flows: dict[str, Flow] = field(default_factory=dict)
+    """Every flow in the flows dir, checked at startup (by file name)."""
+    flow_services: FlowServices = field(default_factory=FlowServices)
+    """Recognisers and environment the flows use (tests inject fakes)."""
     active_calls: set[asyncio.Task[None]] = field(default_factory=set)
     draining: bool = False
     """Set on SIGTERM: no new calls are answered; active ones run on (bounded)."""
+
+    @property
+    def barge_in(self) -> BargeInPolicy:
+        """The default policy; a flow step may override it per prompt."""
+        s = self.settings
+        return BargeInPolicy(s.barge_in, s.barge_in_ignore_first_ms)
+
+    @property
+    def listening(self) -> ListenerSettings:
+        s = self.settings
+        return ListenerSettings(
+            min_speech_ms=s.min_speech_ms,
+            end_silence_ms=s.end_of_utterance_ms,
+            vad_aggressiveness=s.vad_aggressiveness,
+            energy_floor=s.vad_energy_floor,
+        )
 
     @property
     def playback(self) -> PlaybackSettings:
@@ -39,13 +61,24 @@ class BridgeState:
         return PlaybackSettings(s.playback_chunk_ms, s.playback_lead_ms, s.mark_grace_ms)
 
     def flow_for(self, name: str | None) -> Flow:
-        """The flow a call asked for (by file name inside the flows dir) or the default."""
+        """The flow a call asked for (by file name inside the flows dir) or the default.
+
+        Flows are loaded and checked at startup; one added later is loaded on first use."""
         if not name or name == self.settings.flow:
             return self.default_flow
-        return load_flow(resolve_flow_path(self.settings.flows_dir, name))
+        path = resolve_flow_path(self.settings.flows_dir, name)
+        return self.flows.get(self._flow_key(path)) or load_flow(path)
 
     def check_flow_name(self, name: str) -> Path:
-        return resolve_flow_path(self.settings.flows_dir, name)
+        """A caller-named flow must be a file inside the flows dir that exists."""
+        path = resolve_flow_path(self.settings.flows_dir, name)
+        if self._flow_key(path) not in self.flows and not path.is_file():
+            raise FlowError(f"flow {name!r} does not exist in {self.settings.flows_dir}")
+        return path
+
+    def _flow_key(self, path: Path) -> str:
+        """Startup-loaded flows are keyed by file name (top level of the flows dir only)."""
+        return str(path.relative_to(self.settings.flows_dir.resolve()))
 
 
 STATE: web.AppKey[BridgeState] = web.AppKey("ivr_bridge_state", BridgeState)

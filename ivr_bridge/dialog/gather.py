@@ -1,0 +1,187 @@
+"""The gather step: a prompt, then digits or a spoken choice, with escalating reprompts.
+
+Timing is call time (``CallControl.next_input``), so a simulated caller at any speed gets the
+same timeouts. Digits typed (or words spoken) while the prompt plays count: inputs are only
+discarded before the prompt starts, so callers who know the menu can answer early.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ivr_bridge.call.inputs import DtmfInput, SpeechInput, SpeechStarted
+from ivr_bridge.dialog.control import BargeInPolicy, CallControl
+from ivr_bridge.dialog.flow_model import DigitRules, GatherSpec
+from ivr_bridge.dialog.services import FlowServices, GrammarChoice, RecognizerUnavailable
+from ivr_bridge.dialog.templates import render
+from ivr_bridge.recognition.models import GrammarError
+
+SAMPLE_RATE = 8000
+
+
+@dataclass(frozen=True, slots=True)
+class Heard:
+    """What one listening turn produced."""
+
+    outcome: Literal["match", "no_input", "no_match"]
+    value: str | None = None
+    """Option id (menu) or digits (entry)."""
+    mode: Literal["dtmf", "speech"] | None = None
+    text: str = ""
+    confidence: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GatherResult:
+    value: str | None
+    """None after ``max_attempts`` failures."""
+    goto: str | None
+    """Where the chosen option (or the failure handler) sends the flow."""
+    last: dict[str, Any]
+
+
+async def run_gather(
+    spec: GatherSpec,
+    label: str,
+    call: CallControl,
+    services: FlowServices,
+    scope: Mapping[str, Any],
+) -> GatherResult:
+    policy = BargeInPolicy(spec.barge_in)
+    prompt = render(spec.prompt, scope) if spec.prompt is not None else None
+    counts = {"no_input": 0, "no_match": 0}
+    call.discard_inputs()
+    say_next = prompt
+    for attempt in range(1, spec.max_attempts + 1):
+        if say_next:
+            await call.say(say_next, barge_in=policy)
+            if spec.barge_in == "none":
+                call.discard_inputs()
+        heard = await listen(spec, label, call, services)
+        call.record_event(
+            "gather",
+            step=label,
+            attempt=attempt,
+            outcome=heard.outcome,
+            value=heard.value,
+            mode=heard.mode,
+            confidence=heard.confidence,
+        )
+        last = {
+            "step": label,
+            "outcome": heard.outcome,
+            "mode": heard.mode,
+            "text": heard.text,
+            "confidence": heard.confidence,
+            "value": heard.value,
+        }
+        if heard.outcome == "match":
+            option = spec.options.get(heard.value or "")
+            return GatherResult(heard.value, option.goto if option else None, last)
+        counts[heard.outcome] += 1
+        if attempt == spec.max_attempts:
+            break
+        handlers = spec.no_input if heard.outcome == "no_input" else spec.no_match
+        n = counts[heard.outcome]
+        say_next = render(handlers[min(n, len(handlers)) - 1], scope) if handlers else prompt
+    call.record_event("gather_failed", step=label, **counts)
+    return GatherResult(None, spec.on_failure, last)
+
+
+async def listen(spec: GatherSpec, label: str, call: CallControl, services: FlowServices) -> Heard:
+    """One turn: wait for digits or an utterance and classify it."""
+    rules = spec.digit_rules
+    speech = spec.listens_for_speech
+    digits = ""
+    timeout: float = spec.timeout_ms
+    while True:
+        item = await call.next_input(timeout)
+        if item is None:
+            if digits:
+                break  # inter-digit timeout ends the entry
+            return Heard("no_input")
+        if isinstance(item, DtmfInput) and rules is not None:
+            if rules.finish_on is not None and item.digit == rules.finish_on:
+                break
+            digits += item.digit
+            if len(digits) >= rules.max or _unique_menu_digits(spec, digits):
+                break
+            timeout = rules.inter_digit_timeout_ms
+        elif isinstance(item, SpeechStarted) and speech and not digits:
+            timeout = spec.max_speech_ms  # the caller is talking: wait for the utterance's end
+        elif isinstance(item, SpeechInput) and speech and not digits:
+            return await recognize_choice(spec, label, item, call, services)
+    return _classify_digits(spec, rules, digits)
+
+
+def _unique_menu_digits(spec: GatherSpec, digits: str) -> bool:
+    """A menu answer that no longer option could extend needs no finish key."""
+    keys = [o.digits for o in spec.options.values() if o.digits]
+    return digits in keys and not any(k != digits and k.startswith(digits) for k in keys)
+
+
+def _classify_digits(spec: GatherSpec, rules: DigitRules | None, digits: str) -> Heard:
+    if not digits:
+        return Heard("no_match", mode="dtmf")  # the finish key alone
+    if rules is not None and len(digits) < rules.min:
+        return Heard("no_match", mode="dtmf", text=digits)
+    if spec.options:
+        chosen = next((name for name, o in spec.options.items() if o.digits == digits), None)
+        if chosen is None:
+            return Heard("no_match", mode="dtmf", text=digits)
+        return Heard("match", chosen, "dtmf", digits, 1.0)
+    return Heard("match", digits, "dtmf", digits, 1.0)
+
+
+async def recognize_choice(
+    spec: GatherSpec, label: str, item: SpeechInput, call: CallControl, services: FlowServices
+) -> Heard:
+    """Match an utterance against the menu's phrases with the grammar recogniser."""
+    choices = [
+        GrammarChoice(name, tuple(option.phrases))
+        for name, option in spec.options.items()
+        if option.phrases
+    ]
+    audio_ms = round(item.end_ms - item.start_ms)
+    try:
+        result = await services.grammar().recognize(item.pcm16, SAMPLE_RATE, choices)
+    except (RecognizerUnavailable, GrammarError) as exc:
+        call.record_event("recognition_unavailable", step=label, error=str(exc))
+        return Heard("no_match", mode="speech")
+    choice = result.choice if result.choice in spec.options else None
+    if choice is None:
+        choice = match_phrases(result.text, spec)
+    confident = result.confidence >= spec.min_confidence
+    call.record_event(
+        "recognition",
+        step=label,
+        text=result.text,
+        choice=choice,
+        confidence=round(result.confidence, 3),
+        engine=result.engine,
+        elapsed_ms=round(result.elapsed_ms),
+        audio_ms=audio_ms,
+        accepted=bool(choice and confident),
+    )
+    if choice is None or not confident:
+        return Heard("no_match", mode="speech", text=result.text, confidence=result.confidence)
+    return Heard("match", choice, "speech", result.text, result.confidence)
+
+
+def match_phrases(text: str, spec: GatherSpec) -> str | None:
+    """The option whose phrase occurs as whole words in ``text`` (longest phrase wins)."""
+    words = f" {_words(text)} "
+    best: tuple[int, str] | None = None
+    for name, option in spec.options.items():
+        for phrase in option.phrases:
+            wanted = _words(phrase)
+            if wanted and f" {wanted} " in words and (best is None or len(wanted) > best[0]):
+                best = (len(wanted), name)
+    return best[1] if best else None
+
+
+def _words(text: str) -> str:
+    return " ".join(re.findall(r"[a-z0-9']+", text.lower()))

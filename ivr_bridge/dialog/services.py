@@ -1,0 +1,67 @@
+"""What a running flow needs from outside the call: recognisers and the environment.
+
+Held in one small object so unit tests inject a fake recogniser and the server the real ones
+(``ivr_bridge.recognition``: pocketsphinx grammars, faster-whisper transcription). The real
+recognisers are looked up lazily, on first use, so a flow with no speech never loads a model.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ivr_bridge.recognition.models import (
+    GrammarChoice,
+    Recognition,
+    RecognizerUnavailable,
+    Transcription,
+)
+
+
+class GrammarRecognizer(Protocol):
+    async def recognize(
+        self, pcm16: bytes, sample_rate: int, choices: Sequence[GrammarChoice]
+    ) -> Recognition: ...
+
+
+class Transcriber(Protocol):
+    async def transcribe(self, pcm16: bytes, sample_rate: int) -> Transcription: ...
+
+
+def _real_grammar_recognizer() -> GrammarRecognizer:
+    from ivr_bridge.recognition import get_grammar_recognizer  # loads pocketsphinx on demand
+
+    recognizer: GrammarRecognizer = get_grammar_recognizer()
+    return recognizer
+
+
+def _real_transcriber() -> Transcriber:
+    from ivr_bridge.recognition import get_transcriber  # raises RecognizerUnavailable
+
+    transcriber: Transcriber = get_transcriber()
+    return transcriber
+
+
+@dataclass
+class FlowServices:
+    grammar: Callable[[], GrammarRecognizer] = _real_grammar_recognizer
+    """Returns the grammar recogniser; may raise ``RecognizerUnavailable``."""
+    transcriber: Callable[[], Transcriber] = _real_transcriber
+    """Returns the free-form transcriber; may raise ``RecognizerUnavailable``."""
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
+    """Read (per call) for the ``env`` variables a flow declares."""
+    http_max_bytes: int = 1 << 20
+    """Largest HTTP response body a flow step reads."""
+
+
+__all__ = [
+    "FlowServices",
+    "GrammarChoice",
+    "GrammarRecognizer",
+    "Recognition",
+    "RecognizerUnavailable",
+    "Transcriber",
+    "Transcription",
+]

@@ -1,0 +1,306 @@
+"""Scripted flows end to end: a real bridge, the real speech server, the simulated caller.
+
+Every step kind is driven through Twilio-shaped traffic; the verdict (hangup or dial) comes from
+the bridge's after-stream action, and what the bot said is read from the call's events (the
+``bot says`` log lines), captured in-process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from aiohttp import web
+from structlog.testing import capture_logs
+
+from ivr_bridge.dialog.flow import FlowError
+from ivr_bridge.sim import CallResult, parse_script, run_call
+from tests.e2e.conftest import AUTH_TOKEN
+
+SPEED = 20.0
+NEEDS_GRAMMAR = (
+    "grammar recogniser (recognition helper) misses synthesised caller speech here and takes "
+    "15-30 s per utterance; un-xfail when it recognises 'agent please' / 'cancel'"
+)
+
+
+async def _call(bridge: Any, flow: str, script: str, **query: str) -> tuple[CallResult, list]:
+    # Percent-encoded like Twilio requests it: the signature covers the URL as sent.
+    url = f"{bridge.base_url}/twilio/voice?" + urlencode({"flow": flow, **query})
+    with capture_logs() as logs:
+        result = await run_call(
+            voice_url=url,
+            ws_url=None,
+            script=parse_script(script, "inline.yaml"),
+            auth_token=AUTH_TOKEN,
+            speed=SPEED,
+        )
+    return result, logs
+
+
+def _said(logs: list[dict[str, Any]]) -> list[str]:
+    return [e["text"] for e in logs if e.get("event") == "bot says"]
+
+
+def _events(logs: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    return [e for e in logs if e.get("event") == name]
+
+
+@pytest.fixture
+async def balance_backend() -> AsyncIterator[tuple[str, list[str]]]:
+    accounts: list[str] = []
+
+    async def balance(request: web.Request) -> web.Response:
+        accounts.append(request.query.get("account", ""))
+        return web.json_response({"balance": "42.17"})
+
+    app = web.Application()
+    app.router.add_get("/balance", balance)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    yield f"http://127.0.0.1:{runner.addresses[0][1]}/balance", accounts
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def support(make_bridge: Callable[..., Any]) -> Any:
+    return await make_bridge(flow="support_line.yaml")
+
+
+async def test_balance_by_digits_through_the_http_lookup(
+    support: Any, balance_backend: tuple[str, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, accounts = balance_backend
+    monkeypatch.setenv("IVR_BALANCE_URL", url)
+    result, logs = await _call(
+        support,
+        "support_line.yaml",
+        """
+steps:
+  - wait_for_bot
+  - press: "1"
+  - wait_for_bot
+  - press: "55501234#"
+  - wait_for_bot
+  - press: "2"
+  - silence: 8000
+expect: {ended: hangup}
+""",
+    )
+    assert result.passed, result.summary_table()
+    assert accounts == ["55501234"]
+    said = _said(logs)
+    assert "The balance on account ending 1234 is 42.17 dollars." in said
+    assert said[-1] == "Thank you for calling Example Bank. Goodbye."
+    [http] = _events(logs, "http")
+    assert http["ok"] is True and http["status"] == 200
+
+
+async def test_failing_lookup_takes_the_failure_branch(
+    support: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IVR_BALANCE_URL", "http://127.0.0.1:9/balance")  # nothing listens
+    result, logs = await _call(
+        support,
+        "support_line.yaml",
+        """
+steps:
+  - wait_for_bot
+  - press: "1"
+  - wait_for_bot
+  - press: "1234#"
+  - wait_for_bot
+  - press: "2"
+  - silence: 8000
+expect: {ended: hangup}
+""",
+    )
+    assert result.passed, result.summary_table()
+    said = _said(logs)
+    assert "Sorry, I can't look up balances right now. Please try again later." in said
+    assert not any("balance on account" in s for s in said)
+    assert _events(logs, "http")[0]["ok"] is False
+
+
+async def test_agent_by_digit_is_a_dial_verdict(
+    support: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IVR_SUPPORT_NUMBER", "+15005550199")
+    result, logs = await _call(
+        support,
+        "support_line.yaml",
+        """
+steps:
+  - wait_for_bot
+  - press: "0"
+  - silence: 8000
+expect: {dial: "+15005550199"}
+""",
+    )
+    assert result.passed, result.summary_table()
+    assert _said(logs)[-1] == "Please hold while I connect you to a member of our team."
+
+
+async def test_no_input_then_no_match_escalate_then_transfer(support: Any) -> None:
+    result, logs = await _call(
+        support,
+        "support_line.yaml",
+        """
+steps:
+  - wait_for_bot
+  - silence: 6000
+  - wait_for_bot
+  - press: "7"
+  - wait_for_bot
+  - silence: 6000
+  - silence: 8000
+expect: {dial: "+15005550100"}
+""",
+    )
+    assert result.passed, result.summary_table()
+    said = _said(logs)
+    assert said[2:] == [
+        "Sorry, I didn't hear anything. Press 1 for your balance, or 0 for a person.",
+        "Sorry, I didn't get that. Press 1 or say balance, or press 0 or say agent.",
+        "Please hold while I connect you to a member of our team.",
+    ]
+    outcomes = [e["outcome"] for e in _events(logs, "gather")]
+    assert outcomes == ["no_input", "no_match", "no_input"]
+
+
+async def test_reminder_details_come_from_the_call_parameters(
+    make_bridge: Callable[..., Any],
+) -> None:
+    bridge = await make_bridge()
+    result, logs = await _call(
+        bridge,
+        "appointment_reminder.yaml",
+        """
+steps:
+  - wait_for_bot
+  - press: "1"
+  - silence: 8000
+expect: {ended: hangup}
+""",
+        name="Ann",
+        time="on Tuesday at 3 pm",
+        clinic="Riverside Dental",
+    )
+    assert result.passed, result.summary_table()
+    said = _said(logs)
+    assert said[0] == (
+        "Hello Ann. This is Riverside Dental with a reminder"
+        " of your appointment on Tuesday at 3 pm."
+    )
+    assert said[-2:] == [
+        "Thank you, Ann. Your appointment on Tuesday at 3 pm is confirmed.",
+        "Goodbye.",
+    ]
+
+
+async def test_reminder_without_details_says_so_and_hangs_up(
+    make_bridge: Callable[..., Any],
+) -> None:
+    bridge = await make_bridge()
+    result, logs = await _call(
+        bridge, "appointment_reminder.yaml", "steps:\n  - silence: 8000\nexpect: {ended: hangup}\n"
+    )
+    assert result.passed, result.summary_table()
+    assert _said(logs) == [
+        "Sorry, this reminder is missing its appointment details. Please call the clinic. Goodbye."
+    ]
+
+
+@pytest.mark.parametrize("flow", ["../pyproject.toml", "../flows/../../etc/x.yaml", "nope.yaml"])
+async def test_a_flow_outside_the_flows_dir_or_missing_is_refused(
+    make_bridge: Callable[..., Any], flow: str
+) -> None:
+    bridge = await make_bridge()
+    result, _ = await _call(bridge, flow, "steps:\n  - silence: 1000\n")
+    assert result.stats is None, result.verdict  # no stream was opened
+    assert result.verdict.kind == "hangup", result.verdict
+    assert result.verdict.verbs == ["Say", "Hangup"]
+
+
+async def test_a_broken_flow_in_the_flows_dir_stops_startup(
+    make_bridge: Callable[..., Any], tmp_path: Path
+) -> None:
+    (tmp_path / "welcome.yaml").write_text("name: w\nsteps:\n  - hangup: true\n")
+    (tmp_path / "broken.yaml").write_text("name: b\nsteps:\n  - say: hi\n    next: nowhere\n")
+    with pytest.raises(FlowError, match=r"broken.yaml:4: steps\[0\].next: no step has id"):
+        await make_bridge(flows_dir=tmp_path)
+
+
+# --- spoken input: the conductor's VAD cuts utterances, the recognisers read them ------------
+
+
+@pytest.mark.xfail(reason=NEEDS_GRAMMAR, run=False)
+async def test_agent_by_voice_is_a_dial_verdict(support: Any) -> None:
+    result, logs = await _call(
+        support,
+        "support_line.yaml",
+        """
+steps:
+  - wait_for_bot
+  - say: "agent please"
+  - silence: 10000
+expect: {dial: "+15005550100"}
+""",
+    )
+    assert result.passed, result.summary_table()
+    [rec] = _events(logs, "recognition")
+    assert rec["choice"] == "agent" and rec["confidence"] > 0
+
+
+@pytest.mark.xfail(reason=NEEDS_GRAMMAR, run=False)
+async def test_reminder_cancel_by_voice_after_a_no_match(make_bridge: Callable[..., Any]) -> None:
+    bridge = await make_bridge()
+    result, logs = await _call(
+        bridge,
+        "appointment_reminder.yaml",
+        """
+steps:
+  - wait_for_bot
+  - say: "purple elephant"
+  - wait_for_bot
+  - say: "cancel"
+  - silence: 10000
+expect: {ended: hangup}
+""",
+        name="Ann",
+        time="tomorrow",
+    )
+    assert result.passed, result.summary_table()
+    said = _said(logs)
+    assert said[2].startswith("Sorry, I didn't catch that.")
+    assert "Your appointment tomorrow has been cancelled." in said[-2]
+
+
+async def test_reschedule_records_and_transcribes_what_the_caller_said(
+    make_bridge: Callable[..., Any],
+) -> None:
+    bridge = await make_bridge()
+    result, logs = await _call(
+        bridge,
+        "appointment_reminder.yaml",
+        """
+steps:
+  - wait_for_bot
+  - press: "2"
+  - wait_for_bot
+  - say: "next friday in the morning"
+  - silence: 12000
+expect: {ended: hangup}
+""",
+        name="Ann",
+        time="tomorrow",
+    )
+    assert result.passed, result.summary_table()
+    [recording] = _events(logs, "recording")
+    assert recording["audio_ms"] > 500
+    if recording["engine"] is not None:  # faster-whisper installed
+        assert "friday" in recording["text"].lower()
