@@ -30,7 +30,8 @@ async def _signed_form(request: web.Request, state: BridgeState, route: str) -> 
     form = await request.post()
     params = {k: str(v) for k, v in form.items()}
     signature = request.headers.get(SIGNATURE_HEADER)
-    if not state.signatures.valid_webhook(request.path_qs, params, signature):
+    # raw_path: Twilio signs the URL exactly as requested, percent-encoding included.
+    if not state.signatures.valid_webhook(request.raw_path, params, signature):
         state.metrics.signature_rejections.labels(route=route).inc()
         log.warning("rejected webhook: bad or missing X-Twilio-Signature", route=route)
         raise web.HTTPForbidden(text="invalid X-Twilio-Signature\n")

@@ -17,6 +17,7 @@ import structlog
 from twilio.request_validator import RequestValidator
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidHandshake, InvalidStatus
+from yarl import URL
 
 from ivr_bridge.sim import protocol
 from ivr_bridge.sim.clock import VirtualClock
@@ -71,7 +72,8 @@ async def _post_twiml(
     http: aiohttp.ClientSession, url: str, params: dict[str, str], auth_token: str | None
 ) -> tuple[int, str]:
     headers = {"User-Agent": USER_AGENT, **sign(auth_token, url, params)}
-    async with http.post(url, data=params, headers=headers) as response:
+    # encoded=True: request exactly the URL that was signed (yarl would otherwise re-quote it).
+    async with http.post(URL(url, encoded=True), data=params, headers=headers) as response:
         return response.status, await response.text()
 
 
