@@ -53,3 +53,27 @@ class BridgeMetrics:
             ["type"],
             registry=r,
         )
+        self.barge_ins = Counter(
+            "ivr_barge_ins_total",
+            "Prompts cut short by the caller, by what interrupted them",
+            ["by"],
+            registry=r,
+        )
+        self.false_interruptions = Counter(
+            "ivr_false_interruptions_total",
+            "Speech onsets that paused the bot but were not confirmed (noise, a cough); it resumed",
+            registry=r,
+        )
+        self.barge_in_latency = Histogram(
+            "ivr_barge_in_onset_to_clear_seconds",
+            "Caller speech onset (or digit) until 'clear' was sent, on the call's audio clock",
+            buckets=(0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 2.0),
+            registry=r,
+        )
+        self.event_loop_lag = Histogram(
+            "ivr_event_loop_lag_seconds",
+            "How late a 10 ms timer fires on the bridge's event loop: the delay every inbound "
+            "frame waits before it is handled (sampled continuously)",
+            buckets=(0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25),
+            registry=r,
+        )

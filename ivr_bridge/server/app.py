@@ -12,8 +12,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ivr_bridge.call.outcomes import MemoryOutcomeStore
 from ivr_bridge.config import Settings
-from ivr_bridge.dialog.flow import load_flow, resolve_flow_path
+from ivr_bridge.dialog.flow import load_flows_dir
 from ivr_bridge.metrics import BridgeMetrics
+from ivr_bridge.server.loop_lag import loop_lag_probe_ctx
 from ivr_bridge.server.media_stream import media_stream
 from ivr_bridge.server.state import STATE, BridgeState
 from ivr_bridge.server.twilio_webhooks import (
@@ -53,6 +54,7 @@ def build_app(state: BridgeState) -> web.Application:
     app.router.add_get(MEDIA_PATH, media_stream)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
+    app.cleanup_ctx.append(loop_lag_probe_ctx)
     return app
 
 
@@ -89,7 +91,7 @@ async def start_bridge(
     """Start the bridge (and the embedded speech server when no LMNT endpoint is configured)."""
     host = host or settings.host
     port = settings.port if port is None else port
-    default_flow = load_flow(resolve_flow_path(settings.flows_dir, settings.flow))
+    flows = load_flows_dir(settings.flows_dir, settings.flow)  # any broken flow stops startup
     speech_server = None
     if settings.uses_embedded_speech:
         from ivr_bridge.speechserver.app import start_speech_server
@@ -125,7 +127,8 @@ async def start_bridge(
         outcomes=MemoryOutcomeStore(ttl_s=settings.outcome_ttl_s),
         metrics=metrics,
         open_speech=open_speech,
-        default_flow=default_flow,
+        default_flow=flows[settings.flow],
+        flows=flows,
     )
     runner = web.AppRunner(build_app(state), handle_signals=False, access_log=None)
     await runner.setup()
