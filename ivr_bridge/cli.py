@@ -63,6 +63,12 @@ def _flows_check(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _loadtest(args: argparse.Namespace) -> int:
+    from ivr_bridge.loadtest.cli import run_loadtest_from_args
+
+    return run_loadtest_from_args(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ivr-bridge", description=__doc__)
     parser.add_argument("--version", action="version", version=f"ivr-bridge {__version__}")
@@ -90,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     check = flows_sub.add_parser("check", help="validate flow files (exit 1 on any error)")
     check.add_argument("files", nargs="+", metavar="FILE", help="flow YAML files")
     check.set_defaults(func=_flows_check)
+
+    load = sub.add_parser("loadtest", help="measure how many concurrent calls one bridge carries")
+    from ivr_bridge.loadtest.cli import add_loadtest_arguments
+
+    add_loadtest_arguments(load)
+    load.set_defaults(func=_loadtest)
 
     demo = sub.add_parser("demo", help="run a whole call on embedded defaults and record it")
     demo.add_argument("--out", default="demo-out", help="directory for call.wav and transcript")

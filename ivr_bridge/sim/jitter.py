@@ -112,3 +112,49 @@ class PlayoutBuffer:
             self._finishing = []
         out += b"\xff" * (self.frame_bytes - bot_bytes)
         return PlayedFrame(audio=bytes(out), bot_bytes=bot_bytes, echoes=echoes)
+
+
+class UnderrunCounter:
+    """Gaps the caller hears *inside* bot speech: the buffer ran dry, then audio came back.
+
+    Twilio plays a frame of silence when a server falls behind; inside an utterance that is a
+    click or a stutter, the symptom of an overloaded bridge. A dry spell longer than
+    ``max_gap_ms`` is taken as the end of the utterance (the next one is a new turn), and a
+    ``clear`` ends the utterance on purpose, so neither counts. Pure logic, fed once per tick.
+    """
+
+    def __init__(self, frame_bytes: int = FRAME_BYTES, max_gap_ms: float = 500.0) -> None:
+        self.frame_bytes = frame_bytes
+        self.max_gap_bytes = int(max_gap_ms * frame_bytes / 20)
+        self.underruns = 0
+        self.missing_ms = 0.0
+        self._in_audio = False
+        self._gap_bytes = 0
+
+    def played(self, bot_bytes: int) -> float:
+        """One frame played with ``bot_bytes`` of bot audio; returns the gap (ms) it closed."""
+        closed = 0.0
+        if self._gap_bytes:
+            if bot_bytes:
+                closed = self._gap_bytes / (self.frame_bytes / 20)
+                self.underruns += 1
+                self.missing_ms += closed
+                self._gap_bytes = 0
+            else:
+                self._gap_bytes += self.frame_bytes
+                if self._gap_bytes > self.max_gap_bytes:
+                    self._gap_bytes = 0
+                    self._in_audio = False
+                return 0.0
+        if bot_bytes:
+            self._in_audio = True
+            # Audio fills a frame from its start, so a short frame ends in a gap.
+            self._gap_bytes = self.frame_bytes - bot_bytes
+        elif self._in_audio:
+            self._gap_bytes = self.frame_bytes
+        return closed
+
+    def cleared(self) -> None:
+        """The server cleared the buffer: the utterance ended on purpose."""
+        self._in_audio = False
+        self._gap_bytes = 0

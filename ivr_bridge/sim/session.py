@@ -23,7 +23,7 @@ from websockets.exceptions import ConnectionClosed
 from ivr_bridge.audio.codec import ULAW_BYTES_PER_MS
 from ivr_bridge.sim import protocol
 from ivr_bridge.sim.clock import VirtualClock
-from ivr_bridge.sim.jitter import PlayoutBuffer
+from ivr_bridge.sim.jitter import PlayoutBuffer, UnderrunCounter
 from ivr_bridge.sim.recording import CallRecorder
 
 log = structlog.get_logger(__name__)
@@ -57,6 +57,13 @@ class StreamStats:
     clears: int = 0
     protocol_errors: int = 0
     warned_codes: set[int] = field(default_factory=set)
+    underruns: int = 0
+    """Gaps heard inside bot speech (the playout buffer ran dry, then audio resumed)."""
+    underrun_ms: float = 0.0
+    max_tick_lag_ms: float = 0.0
+    """Worst lateness of the caller's own 20 ms line clock (a busy load generator shows here)."""
+    late_ticks: int = 0
+    """Line ticks that fired more than one frame (20 ms) late."""
 
 
 class StreamSession:
@@ -79,6 +86,7 @@ class StreamSession:
         self.first_media_ms = first_media_ms
         self.max_duration_ms = max_duration_ms
         self.buffer = PlayoutBuffer()
+        self.underruns = UnderrunCounter(max_gap_ms=recorder.utterance_gap_ms)
         self.stats = StreamStats()
         self.line_ms = 0.0
         """Call time up to which the line has sent and played."""
@@ -204,10 +212,20 @@ class StreamSession:
             await self.clock.sleep_until(t)
             if self._ending:
                 return
+            lag = self.clock.now_ms() - t
+            if lag > self.stats.max_tick_lag_ms:
+                self.stats.max_tick_lag_ms = lag
+            if lag > protocol.FRAME_MS:
+                self.stats.late_ticks += 1
             if t >= self.max_duration_ms:
                 await self.hangup("max_duration")
                 return
             played = self.buffer.advance()
+            gap_ms = self.underruns.played(played.bot_bytes)
+            if gap_ms:
+                self.stats.underruns += 1
+                self.stats.underrun_ms += gap_ms
+                self.recorder.event(t, "underrun", gap_ms=gap_ms)
             for name in played.echoes:
                 await self._echo(name, t, cleared=False)
             caller = self._next_caller_frame(t)
@@ -284,6 +302,7 @@ class StreamSession:
             self._immediate.extend((name, False) for name in self.buffer.push_mark(message.name))
         else:
             cleared = self.buffer.clear()
+            self.underruns.cleared()
             self.stats.clears += 1
             self.stats.bot_bytes_cleared += cleared.dropped_bytes
             self.recorder.cleared()

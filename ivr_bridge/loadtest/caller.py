@@ -1,0 +1,135 @@
+"""One load-test caller: the script it follows and the few numbers kept from its call.
+
+The script loops until the call's duration is up: the caller either interrupts the bot's prompt
+by speaking (then presses 1 to hear it again) or lets it play out and presses 1. So every call
+keeps the bot talking, exercises barge-in (onset → ``clear``) and DTMF → first audio, and every
+heard gap inside a prompt is an underrun.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from ivr_bridge.audio.codec import ULAW_BYTES_PER_MS, rms_pcm16, ulaw_to_pcm16
+from ivr_bridge.sim import CallerScript, CallResult
+from ivr_bridge.sim.recording import VOICED_RMS
+from ivr_bridge.sim.script import (
+    BargeIn,
+    BargeInStep,
+    CallerSettings,
+    PressStep,
+    SilenceStep,
+    Step,
+    WaitForBot,
+    WaitForBotStep,
+)
+
+INTERRUPTION = "Sorry, wait a moment please."
+"""What the caller says over the bot (about 1.5 s of espeak speech)."""
+FRAME_MS = 20
+HANGUP_MARGIN_MS = 1000.0
+"""A barge-in this close to the caller hanging up may not see its clear; not counted."""
+
+
+def build_script(
+    duration_s: float, barge_in_rate: float, rng: random.Random, *, name: str = "load"
+) -> CallerScript:
+    """Enough interrupt-or-listen cycles to fill ``duration_s``; the caller hangs up then."""
+    steps: list[Step] = []
+    # Shortest cycle: ~1 s into the prompt, 1.5 s of speech, a press: > 2 s. Over-provision.
+    for _ in range(max(2, int(duration_s / 2) + 2)):
+        if rng.random() < barge_in_rate:
+            after = rng.randint(800, 3000)
+            steps.append(BargeInStep(barge_in=BargeIn(after_ms=after, say=INTERRUPTION)))
+            steps.append(SilenceStep(silence=rng.randint(200, 600)))
+        else:
+            steps.append(WaitForBotStep(wait_for_bot=WaitForBot(quiet_ms=400, timeout_ms=60_000)))
+        steps.append(PressStep(press="1"))
+    caller = CallerSettings(max_duration_ms=int(duration_s * 1000))
+    return CallerScript(name=name, caller=caller, steps=steps)
+
+
+@dataclass(slots=True)
+class CallSummary:
+    """What the aggregate needs from one call (small and picklable: it crosses processes)."""
+
+    index: int
+    failed: str | None = None
+    """Why the call counts as failed; None when it ran to its end."""
+    call_s: float = 0.0
+    underruns: int = 0
+    underrun_ms: float = 0.0
+    stale_frames: int = 0
+    barge_ins: int = 0
+    barge_ins_without_clear: int = 0
+    barge_in_clear_ms: list[float] = field(default_factory=list)
+    dtmf_first_audio_ms: list[float] = field(default_factory=list)
+    media_sent: int = 0
+    media_received: int = 0
+    protocol_errors: int = 0
+    max_tick_lag_ms: float = 0.0
+    late_ticks: int = 0
+
+
+def _voiced_frames(result: CallResult, start_ms: float, end_ms: float) -> int:
+    """20 ms frames of audible bot speech the caller heard between two call times."""
+    heard = result.recorder.heard_audio
+    step = FRAME_MS * ULAW_BYTES_PER_MS
+    first = int(start_ms / FRAME_MS) * step
+    last = min(len(heard), int(end_ms * ULAW_BYTES_PER_MS))
+    count = 0
+    for offset in range(first, last - step + 1, step):
+        if rms_pcm16(ulaw_to_pcm16(bytes(heard[offset : offset + step]))) >= VOICED_RMS:
+            count += 1
+    return count
+
+
+def summarize(index: int, result: CallResult, duration_s: float) -> CallSummary:
+    summary = CallSummary(index=index)
+    stats = result.stats
+    verdict = result.verdict
+    if stats is None:
+        summary.failed = f"no stream: {verdict.describe()}"
+        return summary
+    summary.media_sent = stats.media_sent
+    summary.media_received = stats.media_received
+    summary.protocol_errors = stats.protocol_errors
+    summary.underruns = stats.underruns
+    summary.underrun_ms = stats.underrun_ms
+    summary.max_tick_lag_ms = stats.max_tick_lag_ms
+    summary.late_ticks = stats.late_ticks
+    closed = [e for e in result.events if e["event"] == "stream_closed"]
+    summary.call_s = (closed[-1]["t_ms"] if closed else stats.media_sent * FRAME_MS) / 1000
+    if verdict.kind == "error":
+        summary.failed = verdict.describe()
+    elif verdict.target != "max_duration":
+        summary.failed = f"call ended early ({verdict.describe()}) at {summary.call_s:.1f} s"
+    elif stats.protocol_errors:
+        summary.failed = f"{stats.protocol_errors} protocol errors"
+    elif stats.media_received == 0:
+        summary.failed = "the bot never spoke"
+    _barge_in_figures(result, summary)
+    for turn in result.turns:
+        if turn.kind == "press" and turn.latency_ms is not None:
+            summary.dtmf_first_audio_ms.append(turn.latency_ms)
+    return summary
+
+
+def _barge_in_figures(result: CallResult, summary: CallSummary) -> None:
+    """Onset → clear per barge-in, and bot speech heard after a clear before the next press
+    (the flow keeps the bot silent then, so any of it is stale audio from the cut prompt)."""
+    barge_ins = [e["t_ms"] for e in result.events if e["event"] == "barge_in"]
+    clears = [e["t_ms"] for e in result.events if e["event"] == "clear"]
+    presses = [t.start_ms for t in result.turns if t.kind == "press"]
+    summary.barge_ins = len(barge_ins)
+    for at in barge_ins:
+        nxt = next((c for c in clears if c >= at), None)
+        window_end = next((p for p in presses if p > at), float("inf"))
+        if nxt is None or nxt > window_end:
+            if at < result.recorder.line_end_ms - HANGUP_MARGIN_MS:
+                summary.barge_ins_without_clear += 1
+            continue
+        summary.barge_in_clear_ms.append(nxt - at)
+        end = min(window_end, result.recorder.line_end_ms)
+        summary.stale_frames += _voiced_frames(result, nxt + FRAME_MS, end)

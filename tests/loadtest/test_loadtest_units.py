@@ -1,0 +1,170 @@
+"""Load-test building blocks: /proc sampling, histogram quantiles, underruns, aggregation."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+from ivr_bridge.loadtest.caller import CallSummary, build_script
+from ivr_bridge.loadtest.procstat import read_proc
+from ivr_bridge.loadtest.promtext import parse_histogram
+from ivr_bridge.loadtest.report import ProcessFigures, aggregate, percentile
+from ivr_bridge.loadtest.workers import plan_workers
+from ivr_bridge.sim.jitter import UnderrunCounter
+from ivr_bridge.sim.script import BargeInStep, PressStep
+
+METRICS = """\
+# HELP ivr_event_loop_lag_seconds lag
+# TYPE ivr_event_loop_lag_seconds histogram
+ivr_event_loop_lag_seconds_bucket{le="0.001"} 50.0
+ivr_event_loop_lag_seconds_bucket{le="0.01"} 90.0
+ivr_event_loop_lag_seconds_bucket{le="0.1"} 100.0
+ivr_event_loop_lag_seconds_bucket{le="+Inf"} 100.0
+ivr_event_loop_lag_seconds_count 100.0
+ivr_event_loop_lag_seconds_sum 0.4
+"""
+
+
+def test_read_proc_reports_this_process_cpu_and_memory() -> None:
+    before = read_proc(os.getpid())
+    sum(i * i for i in range(300_000))  # burn a little CPU
+    after = read_proc(os.getpid())
+    assert after.cpu_s >= before.cpu_s
+    assert 5 * 1024 * 1024 < after.rss_bytes < 4 * 1024**3
+
+
+def test_read_proc_parses_a_command_name_with_spaces_and_parens(tmp_path: Path) -> None:
+    proc = tmp_path / "42"
+    proc.mkdir()
+    fields = ["S"] + ["0"] * 10 + ["250", "50"] + ["0"] * 30
+    (proc / "stat").write_text("42 (my (odd) name) " + " ".join(fields) + "\n")
+    (proc / "statm").write_text("1000 300 0 0 0 0 0\n")
+    sample = read_proc(42, proc_root=tmp_path)
+    assert sample.cpu_s == pytest.approx(300 / os.sysconf("SC_CLK_TCK"))
+    assert sample.rss_bytes == 300 * os.sysconf("SC_PAGE_SIZE")
+
+
+def test_read_proc_of_a_gone_process_raises(tmp_path: Path) -> None:
+    with pytest.raises(ProcessLookupError):
+        read_proc(99, proc_root=tmp_path)
+
+
+def test_histogram_quantiles_interpolate_inside_buckets() -> None:
+    hist = parse_histogram(METRICS, "ivr_event_loop_lag_seconds")
+    assert hist is not None and hist.count == 100
+    assert hist.quantile(0.5) == pytest.approx(0.001)
+    assert hist.quantile(0.7) == pytest.approx(0.001 + 0.009 * 20 / 40)
+    assert hist.quantile(0.99) == pytest.approx(0.01 + 0.09 * 9 / 10)
+
+
+def test_histogram_difference_covers_only_the_run() -> None:
+    before = parse_histogram(METRICS, "ivr_event_loop_lag_seconds")
+    after_text = METRICS.replace('le="0.1"} 100.0', 'le="0.1"} 200.0').replace(
+        'le="+Inf"} 100.0', 'le="+Inf"} 200.0'
+    )
+    after = parse_histogram(after_text, "ivr_event_loop_lag_seconds")
+    assert after is not None
+    run = after.minus(before)
+    assert run.count == 100
+    assert run.quantile(0.5) > 0.01  # the run's 100 samples all sat in the 10-100 ms bucket
+
+
+def test_missing_histogram_is_none() -> None:
+    assert parse_histogram("", "ivr_event_loop_lag_seconds") is None
+
+
+def test_underrun_counted_when_audio_resumes_inside_an_utterance() -> None:
+    counter = UnderrunCounter(max_gap_ms=500)
+    for bot_bytes in (160, 160, 0, 0, 160, 160):
+        counter.played(bot_bytes)
+    assert counter.underruns == 1
+    assert counter.missing_ms == 40
+
+
+def test_short_frame_then_more_audio_is_an_underrun() -> None:
+    counter = UnderrunCounter()
+    for bot_bytes in (160, 80, 160):
+        counter.played(bot_bytes)
+    assert (counter.underruns, counter.missing_ms) == (1, 10)
+
+
+def test_end_of_utterance_and_clear_are_not_underruns() -> None:
+    counter = UnderrunCounter(max_gap_ms=100)
+    for bot_bytes in (160, 40, *[0] * 10, 160, 160):  # 200+ ms of silence: a new utterance
+        counter.played(bot_bytes)
+    counter.played(0)
+    counter.cleared()
+    counter.played(160)
+    assert counter.underruns == 0
+    counter.played(0)
+    counter.played(0)
+    assert counter.underruns == 0  # a gap with no audio after it is not (yet) an underrun
+
+
+def test_script_fills_the_call_with_interruptions_and_presses() -> None:
+    script = build_script(20, 0.5, random.Random(3))
+    assert script.caller.max_duration_ms == 20_000
+    presses = [s for s in script.steps if isinstance(s, PressStep)]
+    barge_ins = [s for s in script.steps if isinstance(s, BargeInStep)]
+    assert len(presses) >= 10
+    assert 0 < len(barge_ins) < len(presses)
+    never = build_script(20, 0.0, random.Random(3))
+    assert not any(isinstance(s, BargeInStep) for s in never.steps)
+
+
+def test_workers_share_calls_and_starts_spread_over_the_ramp() -> None:
+    common = dict(voice_url="http://x", auth_token=None, duration_s=1, barge_in_rate=0, seed=1)
+    specs = plan_workers(10, 3, ramp_s=5.0, t0=100.0, **common)
+    indexes = sorted(i for s in specs for i in s.call_indexes)
+    assert indexes == list(range(10))
+    offsets = sorted(o for s in specs for o in s.start_offsets_s)
+    assert offsets[0] == 0 and offsets[-1] == pytest.approx(4.5)
+
+
+def test_aggregate_folds_calls_into_the_headline_figures() -> None:
+    calls = [
+        CallSummary(index=0, call_s=20, barge_in_clear_ms=[200, 220], dtmf_first_audio_ms=[300]),
+        CallSummary(index=1, call_s=20, underruns=2, underrun_ms=60, stale_frames=1),
+        CallSummary(index=2, call_s=3, failed="call ended early"),
+    ]
+    report = aggregate(
+        calls,
+        wall_s=30,
+        bridge=ProcessFigures(cpu_s=0.43, rss_mb_before=50, rss_mb_peak=53),
+        speech_server=ProcessFigures(),
+        inbound_lag_ms=(1.0, 5.0),
+        generator_workers=1,
+        generator_cpu_s=2.0,
+        generator_loop_lag_ms=[1.0, 2.0],
+    )
+    assert (report.calls, report.failed_calls, report.underruns, report.stale_frames) == (
+        3,
+        1,
+        2,
+        1,
+    )
+    assert report.bridge_cpu_ms_per_call_second == pytest.approx(10.0)
+    assert report.bridge_rss_mb_per_call == pytest.approx(1.0)
+    assert report.barge_in_clear_ms_p95 == 220
+    assert not report.passed
+    assert "call 2: call ended early" in report.table()
+    for key in (
+        "calls",
+        "failed_calls",
+        "underruns",
+        "stale_frames",
+        "inbound_lag_ms_p99",
+        "bridge_cpu_ms_per_call_second",
+        "bridge_rss_mb_per_call",
+        "barge_in_clear_ms_p95",
+    ):
+        assert key in report.to_json()
+
+
+def test_percentile_is_nearest_rank() -> None:
+    assert percentile([], 0.5) is None
+    assert percentile([5, 1, 3, 2, 4], 0.5) == 3
+    assert percentile(list(range(1, 101)), 0.99) == 99
