@@ -9,16 +9,54 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+
+from aiohttp import web
 
 from ivr_bridge.config import load_settings
 from ivr_bridge.logs import configure_logging
+from ivr_bridge.recognition import RecognizerUnavailable, get_transcriber
 from ivr_bridge.server.app import start_bridge
 from ivr_bridge.sim import load_script, run_call
 from ivr_bridge.sim.cli import print_result
 
-DEMO_FLOW = "welcome.yaml"
-DEMO_SCRIPT = "listen"
+DEMO_FLOW = "support_line.yaml"
+DEMO_SCRIPT = "support-line-demo"
+
+
+async def _balance(request: web.Request) -> web.Response:
+    """A stand-in for the bank's balance API the support-line flow looks up."""
+    account = request.query.get("account", "")
+    if not account.isdigit():
+        return web.json_response({"error": "account must be digits"}, status=400)
+    cents = int(account) * 7919 % 100_000
+    return web.json_response({"balance": f"{cents // 100}.{cents % 100:02d}"})
+
+
+async def _start_balance_service() -> tuple[web.AppRunner, str]:
+    app = web.Application()
+    app.router.add_get("/balance", _balance)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    return runner, f"http://127.0.0.1:{port}/balance"
+
+
+def _bot_transcriber() -> Callable[[bytes, int], Awaitable[str]] | None:
+    """Whisper (embedded) writes what the bot said into the transcript, when it is installed."""
+    try:
+        transcriber = get_transcriber()
+    except RecognizerUnavailable as exc:
+        print(f"note: bot speech will not be transcribed ({exc})")
+        return None
+
+    async def transcribe(pcm16: bytes, sample_rate: int) -> str:
+        return (await transcriber.transcribe(pcm16, sample_rate)).text
+
+    return transcribe
 
 
 async def run_demo(args: argparse.Namespace) -> int:
@@ -34,9 +72,12 @@ async def run_demo(args: argparse.Namespace) -> int:
         public_url=None,
     )
     script = load_script(DEMO_SCRIPT)
-    bridge = await start_bridge(settings)
-    out_dir = Path(args.out)
+    backend, balance_url = await _start_balance_service()
+    previous_url = os.environ.get("IVR_BALANCE_URL")
+    os.environ["IVR_BALANCE_URL"] = balance_url  # the flow reads it per call
+    bridge = None
     try:
+        bridge = await start_bridge(settings)
         print(f"bridge on {bridge.base_url}, flow {DEMO_FLOW}, caller script {script.name}")
         result = await run_call(
             voice_url=f"{bridge.base_url}/twilio/voice",
@@ -44,9 +85,16 @@ async def run_demo(args: argparse.Namespace) -> int:
             script=script,
             auth_token=token,
             speed=args.speed,
-            out_dir=out_dir,
+            out_dir=Path(args.out),
+            transcriber=_bot_transcriber(),
         )
     finally:
-        await bridge.stop()
+        if bridge is not None:
+            await bridge.stop()
+        await backend.cleanup()
+        if previous_url is None:
+            os.environ.pop("IVR_BALANCE_URL", None)
+        else:
+            os.environ["IVR_BALANCE_URL"] = previous_url
     print_result(result)
     return 0 if result.passed else 1

@@ -1,0 +1,43 @@
+"""`ivr-bridge demo` end to end: what a newcomer gets from `make demo` on a fresh machine."""
+
+from __future__ import annotations
+
+import argparse
+import array
+import json
+import wave
+from pathlib import Path
+
+from ivr_bridge.audio.codec import rms_pcm16
+from ivr_bridge.demo import run_demo
+
+
+def _voiced_seconds(samples: array.array, rate: int) -> float:
+    """Seconds of 20 ms windows that carry sound (not line silence)."""
+    window = rate // 50
+    voiced = 0
+    for start in range(0, len(samples) - window, window):
+        if rms_pcm16(samples[start : start + window].tobytes()) > 300:
+            voiced += 1
+    return voiced * 0.02
+
+
+async def test_demo_records_a_whole_support_call(tmp_path: Path) -> None:
+    exit_code = await run_demo(argparse.Namespace(out=str(tmp_path), speed=8.0))
+    assert exit_code == 0, "the demo call did not meet its own expectations"
+
+    with wave.open(str(tmp_path / "call.wav")) as wav:
+        assert wav.getnchannels() == 2
+        rate = wav.getframerate()
+        frames = array.array("h", wav.readframes(wav.getnframes()))
+    caller, heard = frames[0::2], frames[1::2]
+    assert _voiced_seconds(heard, rate) >= 2.0, "right channel must hold the bot's speech"
+    assert _voiced_seconds(caller, rate) >= 0.3, "left channel must hold the caller's speech"
+
+    transcript = json.loads((tmp_path / "transcript.json").read_text())
+    assert transcript["verdict"]["kind"] == "hangup"
+    said = [turn["detail"] for turn in transcript["turns"]]
+    assert "balance" in said and "12345678#" in said
+    kinds = {event["event"] for event in transcript["events"]}
+    assert {"barge_in", "clear", "digit"} <= kinds
+    assert len(transcript["utterances"]) >= 4
