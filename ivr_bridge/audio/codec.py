@@ -41,6 +41,11 @@ def resample_pcm16(
     return converted, new_state
 
 
+def mix_pcm16(a: bytes, b: bytes) -> bytes:
+    """Sum two equal-length 16-bit PCM signals sample by sample (clipped, not wrapped)."""
+    return audioop.add(a, b, 2)
+
+
 def rms_pcm16(pcm: bytes) -> int:
     """Root-mean-square amplitude of 16-bit PCM (0..32767)."""
     return audioop.rms(pcm, 2)
