@@ -7,7 +7,6 @@ discarded before the prompt starts, so callers who know the menu can answer earl
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -151,9 +150,9 @@ async def recognize_choice(
     except (RecognizerUnavailable, GrammarError) as exc:
         call.record_event("recognition_unavailable", step=label, error=str(exc))
         return Heard("no_match", mode="speech")
+    # Trust the recogniser's verdict: a rejected decode whose text merely contains an option's
+    # words is the out-of-grammar case the grammar's confidence check exists to catch.
     choice = result.choice if result.choice in spec.options else None
-    if choice is None:
-        choice = match_phrases(result.text, spec)
     confident = result.confidence >= spec.min_confidence
     call.record_event(
         "recognition",
@@ -170,18 +169,3 @@ async def recognize_choice(
         return Heard("no_match", mode="speech", text=result.text, confidence=result.confidence)
     return Heard("match", choice, "speech", result.text, result.confidence)
 
-
-def match_phrases(text: str, spec: GatherSpec) -> str | None:
-    """The option whose phrase occurs as whole words in ``text`` (longest phrase wins)."""
-    words = f" {_words(text)} "
-    best: tuple[int, str] | None = None
-    for name, option in spec.options.items():
-        for phrase in option.phrases:
-            wanted = _words(phrase)
-            if wanted and f" {wanted} " in words and (best is None or len(wanted) > best[0]):
-                best = (len(wanted), name)
-    return best[1] if best else None
-
-
-def _words(text: str) -> str:
-    return " ".join(re.findall(r"[a-z0-9']+", text.lower()))

@@ -77,9 +77,13 @@ async def test_spoken_synonym_chooses_the_option_and_records_the_recognition() -
     assert call.timeouts == [4000, 15000]
 
 
-async def test_words_around_a_phrase_still_match_when_the_grammar_gives_only_text() -> None:
+async def test_a_decode_the_grammar_rejected_is_a_no_match_even_if_it_names_an_option() -> None:
+    # "support please" is not a phrase of the fake grammar, so it returns no choice: the words
+    # inside it must not be matched behind the recogniser's back.
     call = await _run(MENU, FakeCall([speech("support please")]))
-    assert call.said[-1] == "Support."
+    assert call.said[1] == "No match one."
+    [rec] = call.events_of("recognition")
+    assert rec["choice"] is None and rec["accepted"] is False
 
 
 async def test_no_input_and_no_match_escalate_then_the_failure_branch_runs() -> None:
