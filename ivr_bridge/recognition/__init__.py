@@ -7,6 +7,7 @@ flow that never listens never pays for a model.
 from __future__ import annotations
 
 from ivr_bridge.recognition.grammar import build_jsgf, yes_no_choices
+from ivr_bridge.recognition.hybrid import HybridGrammarRecognizer
 from ivr_bridge.recognition.models import (
     GrammarChoice,
     GrammarError,
@@ -18,16 +19,24 @@ from ivr_bridge.recognition.sphinx import GrammarRecognizer, get_grammar_recogni
 from ivr_bridge.recognition.text import normalize_phrase, spoken_digits
 from ivr_bridge.recognition.whisper import Transcriber, get_transcriber
 
+
+def get_menu_recognizer() -> HybridGrammarRecognizer:
+    """What flows use for spoken menu choices: the grammar, checked by whisper when unsure."""
+    return HybridGrammarRecognizer(get_grammar_recognizer(), get_transcriber)
+
+
 __all__ = [
     "GrammarChoice",
     "GrammarError",
     "GrammarRecognizer",
+    "HybridGrammarRecognizer",
     "Recognition",
     "RecognizerUnavailable",
     "Transcriber",
     "Transcription",
     "build_jsgf",
     "get_grammar_recognizer",
+    "get_menu_recognizer",
     "get_transcriber",
     "normalize_phrase",
     "spoken_digits",
