@@ -8,6 +8,8 @@ import json
 import wave
 from pathlib import Path
 
+import structlog
+
 from ivr_bridge.audio.codec import rms_pcm16
 from ivr_bridge.demo import run_demo
 
@@ -23,7 +25,11 @@ def _voiced_seconds(samples: array.array, rate: int) -> float:
 
 
 async def test_demo_records_a_whole_support_call(tmp_path: Path) -> None:
-    exit_code = await run_demo(argparse.Namespace(out=str(tmp_path), speed=8.0))
+    saved = structlog.get_config()  # the demo configures logging for a terminal; keep it local
+    try:
+        exit_code = await run_demo(argparse.Namespace(out=str(tmp_path), speed=8.0))
+    finally:
+        structlog.configure(**saved)
     assert exit_code == 0, "the demo call did not meet its own expectations"
 
     with wave.open(str(tmp_path / "call.wav")) as wav:
