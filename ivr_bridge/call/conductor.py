@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,7 @@ from ivr_bridge.call.inputs import CallerInput, DtmfInput, SpeechInput, SpeechSt
 from ivr_bridge.call.listener import Listener, ListenerSettings
 from ivr_bridge.call.outcomes import HANGUP, CallOutcome, OutcomeStore
 from ivr_bridge.call.playback import Playback, SendText
+from ivr_bridge.call.text_stream import TextFeed, first_piece, single
 from ivr_bridge.call.utterance import Utterance
 from ivr_bridge.dialog.control import BargeInPolicy, CallDetails, SayResult
 from ivr_bridge.metrics import BridgeMetrics
@@ -107,6 +108,10 @@ class CallConductor:
         self._inputs: asyncio.Queue[CallerInput] = asyncio.Queue(MAX_PENDING_INPUTS)
         self._outcome: CallOutcome | None = None
         self.start_to_first_media_s: float | None = None
+        self._caller_talking_since: float | None = None
+        """Onset (call ms) of confirmed caller speech not yet delivered as an utterance."""
+        self._first_text_at: dict[int, float] = {}
+        """Wall time each speaking utterance's first text was sent, until its first audio."""
         self.listener = Listener(self, listening)
         self.barge_in = BargeInController(
             playback=self.playback,
@@ -135,12 +140,14 @@ class CallConductor:
         self._push_input(SpeechStarted(at_ms))
 
     def on_speech_confirmed(self, onset_ms: float, at_ms: float) -> None:
+        self._caller_talking_since = onset_ms
         self.barge_in.on_confirmed(onset_ms)
 
     def on_speech_abandoned(self, onset_ms: float, at_ms: float) -> None:
         self.barge_in.on_abandoned(onset_ms, at_ms)
 
     def on_speech_input(self, speech: SpeechInput) -> None:
+        self._caller_talking_since = None
         self.record_event("caller_speech", start_ms=speech.start_ms, end_ms=speech.end_ms)
         self._push_input(speech)
 
@@ -201,15 +208,61 @@ class CallConductor:
 
     async def say(self, text: str, *, barge_in: BargeInPolicy | None = None) -> SayResult:
         """Speak ``text``; returns once it has played in full (final mark echoed) or was cut."""
-        utterance = self._new_utterance(text)
+        return await self.say_stream(single(text), barge_in=barge_in)
+
+    async def say_stream(
+        self, chunks: AsyncIterator[str], *, barge_in: BargeInPolicy | None = None
+    ) -> SayResult:
+        """Speak text as it arrives, as one utterance (``ivr_bridge.llm.speak.SpeakStream``).
+
+        Each piece goes to the speech session at once; one flush when ``chunks`` ends; returns
+        after the final mark echoed, or on barge-in (interruptible from the first piece sent),
+        when the reader of ``chunks`` is cancelled so its producer (the model) can stop.
+
+        The caller talking before the first piece (the model still thinking) interrupts
+        nothing, since nothing is audible; their utterance is queued as input as usual. If they
+        are still talking when the first piece arrives, the utterance is cut at once under the
+        policy (nothing, or a few ms, plays; ``heard_text`` is empty) rather than talking over
+        them.
+        """
+        pieces = aiter(chunks)
+        first = await first_piece(pieces)
+        if first is None:
+            return SayResult(text="", heard_text="", played_ms=0.0)
+        utterance = self._new_utterance(first)
         self._synthesizing.append(utterance)
-        self.record_event("bot_says", utterance=utterance.id, text=text)
-        await self._speech.send_text(text)
-        self._flushes[await self._speech.flush()] = utterance
+        self._first_text_at[utterance.id] = time.monotonic()
+        await self._speech.send_text(first)
         # Interruptible only now: a speech ``reset`` must follow this text on the wire.
         prompt = self.barge_in.begin(utterance, barge_in or self.default_barge_in)
+        self._interrupt_if_caller_talking()
+        feed = TextFeed(utterance, self._speech, lambda: _cut(prompt), self._register_flush)
+        feeder = asyncio.create_task(feed.run(pieces), name="say-stream")
+        try:
+            waiters: list[asyncio.Future[Any]] = [feeder, utterance.done]
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            if feeder.done():
+                feeder.result()  # a speech session that died mid-send surfaces here
+        finally:
+            if not feeder.done():  # barge-in (or the call ended): stop reading the text
+                feeder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await feeder
+            self.record_event(
+                "bot_says", utterance=utterance.id, text=utterance.text, pieces=feed.pieces_sent
+            )
         await utterance.done
         return await self._said(prompt)
+
+    def _register_flush(self, nonce: int, utterance: Utterance) -> None:
+        self._flushes[nonce] = utterance
+
+    def _interrupt_if_caller_talking(self) -> None:
+        if self._caller_talking_since is not None:
+            now = self.clock.now_ms()
+            self.record_event("caller_talking_at_prompt", onset_ms=self._caller_talking_since)
+            self.barge_in.on_onset(now)
+            self.barge_in.on_confirmed(now)
 
     async def play(
         self, ulaw: bytes, *, label: str, barge_in: BargeInPolicy | None = None
@@ -262,9 +315,10 @@ class CallConductor:
             self._inputs.get_nowait()
 
     def record_event(self, kind: str, **fields: Any) -> None:
+        call_ms = round(self.clock.now_ms())
         if len(self.events) < MAX_EVENTS:
-            self.events.append({"kind": kind, "call_ms": round(self.clock.now_ms()), **fields})
-        log.info(kind.replace("_", " "), **fields)
+            self.events.append({"kind": kind, "call_ms": call_ms, **fields})
+        log.info(kind.replace("_", " "), call_ms=call_ms, **fields)
 
     async def transfer(self, number: str) -> None:
         self._outcome = CallOutcome("dial", number=number)
@@ -309,7 +363,12 @@ class CallConductor:
         if not self._synthesizing:
             log.warning("speech audio with no utterance waiting for it; dropped", bytes=len(data))
             return
-        await self.playback.enqueue(self._synthesizing[0], data)
+        utterance = self._synthesizing[0]
+        sent_at = self._first_text_at.pop(utterance.id, None)
+        if sent_at is not None:  # time to first audio, for the turn-latency breakdown
+            tts_ms = round((time.monotonic() - sent_at) * 1000)
+            self.record_event("bot_first_audio", utterance=utterance.id, tts_ms=tts_ms)
+        await self.playback.enqueue(utterance, data)
 
     def _on_flush_complete(self, nonce: int) -> None:
         utterance = self._flushes.pop(nonce, None)
@@ -342,3 +401,8 @@ class CallConductor:
         log.info(
             "first media sent", start_to_first_media_ms=round(self.start_to_first_media_s * 1000)
         )
+
+
+def _cut(prompt: Prompt) -> bool:
+    """The prompt's interruption was decided (the utterance may not be marked yet)."""
+    return prompt.interrupted_by is not None or prompt.utterance.interrupted

@@ -241,12 +241,6 @@ def _check(flow: Flow, at: _Located) -> Iterator[FlowProblem]:
             error = _grammar_error(step)
             if error:
                 yield at.problem((*base, "gather", "options"), error)
-        if isinstance(step, LlmStep):
-            yield at.problem(
-                (*base, "llm"),
-                "step kind 'llm' is reserved: the LLM dialog is not available yet; "
-                "use 'transfer' to reach a person meanwhile",
-            )
         if isinstance(step, GatherStep) and step.gather.into is None and step.id is None:
             yield at.problem(
                 (*base, "gather"), "a gather needs 'into' (the variable for its result) or an 'id'"
@@ -293,6 +287,8 @@ def _targets(step: Any) -> Iterator[tuple[Path_, str]]:
             yield ("branch", n, "goto"), case.goto
     elif isinstance(step, HttpStep):
         yield ("http", "on_failure"), step.http.on_failure
+    elif isinstance(step, LlmStep):
+        yield from step.llm.targets()
 
 
 def _templates(step: Any) -> Iterator[tuple[Path_, str]]:
@@ -326,6 +322,8 @@ def _templates(step: Any) -> Iterator[tuple[Path_, str]]:
             yield ("hangup", "say"), step.hangup.say
     elif isinstance(step, RecordStep) and step.record.prompt is not None:
         yield ("record", "prompt"), step.record.prompt
+    elif isinstance(step, LlmStep):
+        yield from step.llm.templates()
 
 
 def _assigned(step: Any, index: int) -> Iterator[tuple[Path_, str]]:

@@ -21,6 +21,8 @@ from pydantic import (
     model_validator,
 )
 
+from ivr_bridge.dialog.llm_spec import LlmSpec
+
 BargeInName = Literal["any", "speech", "dtmf", "none"]
 NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 STEP_ID = r"^[A-Za-z_][A-Za-z0-9_-]*$"
@@ -239,9 +241,15 @@ class RecordStep(_Step):
 
 
 class LlmStep(_Step):
-    """Reserved: hands the call to the LLM dialog; rejected at load time until that exists."""
+    """Hands the call to the LLM dialog until the model transfers, hangs up or says ``goto``."""
 
-    llm: dict[str, Any] = Field(default_factory=dict)
+    llm: LlmSpec = Field(default_factory=LlmSpec)
+
+    @field_validator("llm", mode="before")
+    @classmethod
+    def _bare(cls, value: Any) -> Any:
+        """``- llm:`` with nothing under it means every default."""
+        return {} if value is None else value
 
 
 STEP_KEYS: dict[str, str] = {

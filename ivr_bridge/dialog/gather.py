@@ -168,4 +168,3 @@ async def recognize_choice(
     if choice is None or not confident:
         return Heard("no_match", mode="speech", text=result.text, confidence=result.confidence)
     return Heard("match", choice, "speech", result.text, result.confidence)
-

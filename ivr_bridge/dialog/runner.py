@@ -30,9 +30,11 @@ from ivr_bridge.dialog.flow_model import (
 )
 from ivr_bridge.dialog.gather import run_gather
 from ivr_bridge.dialog.http_step import run_http
+from ivr_bridge.dialog.llm_step import run_llm_step
 from ivr_bridge.dialog.record import run_record
 from ivr_bridge.dialog.services import FlowServices
 from ivr_bridge.dialog.templates import TemplateRuntimeError, evaluate, render, render_value
+from ivr_bridge.llm.history import Conversation
 
 log = structlog.get_logger(__name__)
 
@@ -64,6 +66,8 @@ class FlowRunner:
         self.call = call
         self.services = services
         self.scope = call_scope(flow, call, services)
+        self.conversations: dict[str, Conversation] = {}
+        """Each ``llm`` step's conversation, kept when the model hands the call back."""
         self._handlers: dict[type, Callable[[Any, str], Awaitable[str | None]]] = {
             SayStep: self._say,
             GatherStep: self._gather,
@@ -166,8 +170,9 @@ class FlowRunner:
         return None
 
     async def _llm(self, step: LlmStep, label: str) -> str | None:
-        self._fail(label, "the LLM dialog is not available yet")
-        return None
+        return await run_llm_step(
+            step.llm, label, self.call, self.services, self.scope, self.conversations
+        )
 
 
 async def run_flow(flow: Flow, call: CallControl, services: FlowServices | None = None) -> None:

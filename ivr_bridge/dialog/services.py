@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ivr_bridge.recognition.models import (
     GrammarChoice,
@@ -18,6 +18,10 @@ from ivr_bridge.recognition.models import (
     RecognizerUnavailable,
     Transcription,
 )
+
+if TYPE_CHECKING:
+    from ivr_bridge.llm.provider import LLMProvider
+    from ivr_bridge.llm.settings import LLMSettings
 
 
 class GrammarRecognizer(Protocol):
@@ -31,9 +35,9 @@ class Transcriber(Protocol):
 
 
 def _real_grammar_recognizer() -> GrammarRecognizer:
-    from ivr_bridge.recognition import get_grammar_recognizer  # loads pocketsphinx on demand
+    from ivr_bridge.recognition import get_menu_recognizer  # loads pocketsphinx on demand
 
-    recognizer: GrammarRecognizer = get_grammar_recognizer()
+    recognizer: GrammarRecognizer = get_menu_recognizer()
     return recognizer
 
 
@@ -41,6 +45,25 @@ def _real_transcriber() -> Transcriber:
     from ivr_bridge.recognition import get_transcriber  # raises RecognizerUnavailable
 
     transcriber: Transcriber = get_transcriber()
+    return transcriber
+
+
+def _env_llm_settings() -> LLMSettings:
+    from ivr_bridge.llm.settings import load_llm_settings  # raises ConfigError naming IVR_LLM_*
+
+    return load_llm_settings()
+
+
+def _real_llm_provider(settings: LLMSettings) -> LLMProvider:
+    from ivr_bridge.llm.factory import make_provider
+
+    return make_provider(settings)
+
+
+def _real_turn_transcriber() -> Transcriber:
+    from ivr_bridge.stt import get_turn_transcriber  # whisper embedded, Deepgram with a key
+
+    transcriber: Transcriber = get_turn_transcriber()
     return transcriber
 
 
@@ -54,6 +77,13 @@ class FlowServices:
     """Read (per call) for the ``env`` variables a flow declares."""
     http_max_bytes: int = 1 << 20
     """Largest HTTP response body a flow step reads."""
+    llm_settings: Callable[[], LLMSettings] = _env_llm_settings
+    """``IVR_LLM_*`` for an ``llm`` step; raises ``ConfigError`` naming the bad variable."""
+    llm_provider: Callable[[LLMSettings], LLMProvider] = _real_llm_provider
+    """Builds the model client for one ``llm`` step (closed when the step ends)."""
+    turn_transcriber: Callable[[], Transcriber] = _real_turn_transcriber
+    """Transcribes caller turns in an ``llm`` step (``IVR_STT``); may raise
+    ``RecognizerUnavailable``."""
 
 
 __all__ = [

@@ -49,6 +49,8 @@ class LlmDialogConfig:
     barge_in: BargeInPolicy | None = None
     no_input_timeout_ms: float = 8000
     max_no_input: int = 2
+    max_turns: int | None = None
+    """Caller turns answered before the dialog says goodbye and hangs up (None: no limit)."""
     reprompt_text: str = "Are you still there?"
     goodbye_text: str = "Thanks for calling. Goodbye."
     failure_goodbye_text: str = (
@@ -92,6 +94,7 @@ class LlmDialog:
                 said.text, said.heard_text, interrupted=said.interrupted
             )
         silent = 0
+        turns = 0
         while True:
             item = await self.call.next_input(self.config.no_input_timeout_ms)
             if item is None:
@@ -109,6 +112,10 @@ class LlmDialog:
             else:
                 continue  # SpeechStarted: wait for the utterance itself
             silent = 0
+            turns += 1
+            if self.config.max_turns is not None and turns > self.config.max_turns:
+                self.call.record_event("llm_max_turns", turns=self.config.max_turns)
+                return await self._hangup(self.config.goodbye_text)
             self.conversation.add_user(text)
             outcome = await self._answer()
             if outcome is not None:

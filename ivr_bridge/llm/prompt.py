@@ -41,9 +41,13 @@ def build_system_prompt(
     *,
     context: Mapping[str, Any] | None = None,
     phone_style: bool = True,
+    persona: str | None = None,
 ) -> str:
+    """``template`` is rendered here; ``persona`` is text the caller already rendered (a flow
+    renders with its own template engine, and rendering twice would evaluate caller data)."""
     try:
-        persona = _env.from_string(template).render(**(variables or {})) if template else None
+        if template:
+            persona = _env.from_string(template).render(**(variables or {}))
     except TemplateError as exc:
         raise PromptError(f"system prompt: {exc}") from None
     parts = [(persona or DEFAULT_PERSONA).strip()]

@@ -85,16 +85,17 @@ def test_bad_template_and_expression_are_rejected_at_load() -> None:
     assert problems[1].startswith("test.yaml:5: steps[1].branch[0].when: bad expression:")
 
 
-def test_duplicate_ids_reserved_names_and_llm_are_errors() -> None:
+def test_duplicate_ids_reserved_names_and_llm_goto_targets_are_errors() -> None:
     problems = _problems(
-        "name: t\nsteps:\n  - id: a\n    say: one\n  - id: a\n    set: {caller: x}\n  - llm: {}\n"
+        "name: t\nsteps:\n  - id: a\n    say: one\n  - id: a\n    set: {caller: x}\n"
+        "  - llm: {goto: [b]}\n"
     )
     assert (
         problems[0]
         == "test.yaml:5: steps[1] (a).id: step id 'a' is also used by step 1; ids are unique"
     )
     assert "'caller' is set by the bridge" in problems[1] and problems[1].startswith("test.yaml:6:")
-    assert problems[2].startswith("test.yaml:7: steps[2].llm: step kind 'llm' is reserved")
+    assert problems[2].startswith("test.yaml:7: steps[2].llm.goto[0]: no step has id 'b'")
 
 
 def test_yaml_booleans_in_phrases_get_a_quoting_hint() -> None:
