@@ -31,9 +31,13 @@ def pcm16_to_ulaw(pcm: bytes) -> bytes:
     return audioop.lin2ulaw(pcm, 2)
 
 
+RatecvState = tuple[int, tuple[tuple[int, int], ...]] | None
+"""``audioop.ratecv``'s filter state, carried between the chunks of one stream."""
+
+
 def resample_pcm16(
-    pcm: bytes, from_rate: int, to_rate: int, state: object = None
-) -> tuple[bytes, object]:
+    pcm: bytes, from_rate: int, to_rate: int, state: RatecvState = None
+) -> tuple[bytes, RatecvState]:
     """Resample mono 16-bit PCM; pass the returned state back in for a continuous stream."""
     if from_rate == to_rate:
         return pcm, state

@@ -59,6 +59,7 @@ def render_messages(request: ChatRequest) -> list[dict[str, Any]]:
     neighbours are merged (all results of one tool round must share one user message)."""
     out: list[dict[str, Any]] = []
     for message in request.messages:
+        blocks: list[dict[str, Any]]
         if isinstance(message, UserMessage):
             role, blocks = "user", [{"type": "text", "text": message.text}]
         elif isinstance(message, ToolResultMessage):

@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from ivr_bridge.call.outcomes import MemoryOutcomeStore
 from ivr_bridge.config import Settings
 from ivr_bridge.dialog.flow import load_flows_dir
+from ivr_bridge.dialog.llm_step import llm_configuration_problem
 from ivr_bridge.metrics import BridgeMetrics
 from ivr_bridge.server.loop_lag import loop_lag_probe_ctx
 from ivr_bridge.server.media_stream import media_stream
@@ -137,13 +138,20 @@ async def start_bridge(
     bound_port = runner.addresses[0][1]
     local_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{bound_port}"
     public_url = settings.public_url or local_url
-    settings.public_url = public_url
+    state.public_url = public_url
     token = settings.twilio_auth_token.get_secret_value() if settings.twilio_auth_token else None
     state.signatures = TwilioSignatureChecker(token, public_url)
     if not state.signatures.enabled:
         log.warning(
             "TWILIO_AUTH_TOKEN is not set: X-Twilio-Signature validation is OFF and anyone who "
             "can reach this server can open calls. Set TWILIO_AUTH_TOKEN in production."
+        )
+    problem = llm_configuration_problem(flows.values(), state.flow_services)
+    if problem is not None:
+        log.warning(
+            "flows with an 'llm' step will apologise and follow their on_unavailable branch "
+            "until the LLM is configured",
+            problem=problem,
         )
     log.info("bridge listening", url=local_url, public_url=public_url, flow=settings.flow)
     return RunningBridge(local_url, state, runner, speech_server)

@@ -36,6 +36,8 @@ class BridgeState:
     flow_services: FlowServices = field(default_factory=FlowServices)
     """Recognisers and environment the flows use (tests inject fakes)."""
     active_calls: set[asyncio.Task[None]] = field(default_factory=set)
+    public_url: str = ""
+    """The base URL Twilio reaches (``IVR_PUBLIC_URL``, or this server's own address)."""
     draining: bool = False
     """Set on SIGTERM: no new calls are answered; active ones run on (bounded)."""
 

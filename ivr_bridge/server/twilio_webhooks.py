@@ -58,7 +58,7 @@ async def voice_webhook(request: web.Request) -> web.Response:
     parameters = {"flow": flow_name}
     parameters.update({k: params[k] for k in PASSED_THROUGH if params.get(k)})
     parameters.update(query)  # e.g. ?name=Ann&time=3pm for an outbound reminder
-    public = state.settings.public_url
+    public = state.public_url
     try:
         body = twiml.connect_stream(
             stream_url=websocket_url(public, MEDIA_PATH),
