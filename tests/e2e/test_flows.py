@@ -7,6 +7,9 @@ the bridge's after-stream action, and what the bot said is read from the call's 
 
 from __future__ import annotations
 
+import array
+import math
+import wave
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -304,3 +307,36 @@ expect: {ended: hangup}
     assert recording["audio_ms"] > 500
     if recording["engine"] is not None:  # faster-whisper installed
         assert "friday" in recording["text"].lower()
+
+
+async def test_a_recorded_prompt_and_a_goto_step_play_through_the_call(
+    make_bridge: Callable[..., Any], tmp_path: Path
+) -> None:
+    # A 1.5 s, 16 kHz chime: the flow converts it at load time to 8 kHz µ-law.
+    rate, seconds = 16000, 1.5
+    samples = [
+        int(8000 * math.sin(2 * math.pi * 440 * n / rate)) for n in range(int(rate * seconds))
+    ]
+    with wave.open(str(tmp_path / "chime.wav"), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(array.array("h", samples).tobytes())
+    (tmp_path / "chime.yaml").write_text(
+        "name: chime\n"
+        "steps:\n"
+        "  - goto: play\n"
+        "  - say: This step is skipped by the goto.\n"
+        "  - id: play\n"
+        "    audio: chime.wav\n"
+        "  - hangup: {say: Goodbye.}\n"
+    )
+    bridge = await make_bridge(flows_dir=tmp_path, flow="chime.yaml")
+    result, logs = await _call(bridge, "chime.yaml", "steps: []\nexpect: {ended: hangup}\n")
+    assert result.passed, result.summary_table()
+    assert _said(logs) == ["Goodbye."]
+    [played] = _events(logs, "bot plays")
+    assert played["label"] == "chime.wav" and played["ms"] == 1500
+    # The chime and the goodbye play back to back (no gap the caller would call a pause).
+    [heard] = result.utterances
+    assert heard.end_ms - heard.start_ms >= 1500 + 300 and not heard.interrupted
