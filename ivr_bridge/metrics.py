@@ -77,3 +77,20 @@ class BridgeMetrics:
             buckets=(0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25),
             registry=r,
         )
+        self.playback_underruns = Counter(
+            "ivr_playback_underruns",
+            "Times Twilio played everything we sent while the utterance still had audio to come "
+            "(silence heard inside an utterance because audio was late); pauses between "
+            "utterances and barge-in pauses are not counted",
+            registry=r,
+        )
+        self.playback_underrun_seconds = Counter(
+            "ivr_playback_underrun_seconds",
+            "Total length of those dry spells (from Twilio's last echo to the next frame sent)",
+            registry=r,
+        )
+        self.playback_stale_frames = Counter(
+            "ivr_playback_stale_frames",
+            "Media frames of a cleared prompt sent after its 'clear' (should stay 0)",
+            registry=r,
+        )

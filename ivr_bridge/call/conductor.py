@@ -45,6 +45,7 @@ log = structlog.get_logger(__name__)
 
 APOLOGY = "We're sorry, we are having technical difficulties. Please call again later. Goodbye."
 MAX_EVENTS = 5000
+TEARDOWN_S = 5.0
 MAX_PENDING_INPUTS = 64
 PLAY_PIECE_BYTES = 8000
 """Recorded audio is queued a second at a time so an interruption stops the rest at once."""
@@ -97,6 +98,8 @@ class CallConductor:
             lead_ms=playback.lead_ms,
             grace_ms=playback.grace_ms,
             on_first_media=self._first_media_sent,
+            on_underrun=self._underrun,
+            on_stale_frame=metrics.playback_stale_frames.inc,
         )
         self._synthesizing: deque[Utterance] = deque()
         """Utterances whose text was sent and whose audio is still arriving, oldest first."""
@@ -188,9 +191,13 @@ class CallConductor:
         finally:
             for task in tasks:
                 task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            # Bounded: a task that ignores its cancellation must not keep the call open.
+            _, stuck = await asyncio.wait(tasks, timeout=TEARDOWN_S)
+            if stuck:
+                log.error("call tasks did not stop", tasks=[t.get_name() for t in stuck])
+            for task in tasks:  # mark late failures as seen; the call's outcome is decided
+                if task.done() and not task.cancelled():
+                    task.exception()
             with contextlib.suppress(Exception):
                 await self._speech.close()
             if outcome is not None:
@@ -394,6 +401,10 @@ class CallConductor:
             utterance = self._synthesizing.popleft()
             if not utterance.done.done():
                 utterance.done.set_exception(exc)
+
+    def _underrun(self, gap_s: float) -> None:
+        self._metrics.playback_underruns.inc()
+        self._metrics.playback_underrun_seconds.inc(gap_s)
 
     def _first_media_sent(self) -> None:
         self.start_to_first_media_s = time.monotonic() - self._started_at

@@ -7,6 +7,11 @@ playback (mark echoes), with a wall-clock fallback so a lost echo never stalls t
 
 Only this class writes media/mark/clear frames; the bot is *audible* exactly while Twilio holds
 audio we sent and it has not confirmed as played.
+
+It is also the one place that knows an *underrun* for certain: Twilio confirmed everything we sent
+as played while the utterance it was playing still has audio to come (queued here or not yet
+synthesised). The caller then hears silence inside an utterance because audio was late; a pause
+between two utterances is not one.
 """
 
 from __future__ import annotations
@@ -32,6 +37,9 @@ MIN_FRAME_BYTES = 20 * ULAW_BYTES_PER_MS
 SendText = Callable[[str, str], Awaitable[None]]
 """Sends one JSON text frame to Twilio: ``send(event_name, json_text)``."""
 
+OnUnderrun = Callable[[float], None]
+"""Told the length (seconds) of each dry spell inside an utterance, when its audio resumes."""
+
 
 class Playback:
     def __init__(
@@ -45,6 +53,8 @@ class Playback:
         max_buffer_ms: int = 30_000,
         clock: Callable[[], float] = time.monotonic,
         on_first_media: Callable[[], None] | None = None,
+        on_underrun: OnUnderrun | None = None,
+        on_stale_frame: Callable[[], None] | None = None,
     ) -> None:
         self._send = send
         self._stream_sid = stream_sid
@@ -54,6 +64,13 @@ class Playback:
         self._max_buffer_bytes = max_buffer_ms * ULAW_BYTES_PER_MS
         self._clock = clock
         self._on_first_media = on_first_media
+        self._on_underrun = on_underrun
+        self._on_stale_frame = on_stale_frame
+        self._send_lock = asyncio.Lock()
+        """A media frame and its mark go out as a pair that ``clear`` never splits, so no frame
+        or mark of a cleared generation can follow a ``clear`` on the wire."""
+        self._dry: tuple[Utterance, float] | None = None
+        """The unfinished utterance Twilio ran out of audio for, and since when."""
         self.ledger: MarkLedger[Utterance] = MarkLedger()
         self._queue: deque[tuple[Utterance, bytearray]] = deque()
         self._queued_bytes = 0
@@ -67,6 +84,10 @@ class Playback:
         """Wall-clock time at which everything sent so far should have finished playing."""
         self.frames_sent = 0
         self.clears_sent = 0
+        self.underruns = 0
+        self.underrun_s = 0.0
+        self.stale_frames = 0
+        """Frames of a cleared generation sent after its ``clear`` (a bug if ever non-zero)."""
 
     # --- Inputs -------------------------------------------------------------------------------
 
@@ -99,6 +120,7 @@ class Playback:
     def pause(self) -> None:
         """Stop releasing audio (barge-in onset); what Twilio holds keeps playing."""
         self._paused = True
+        self._dry = None  # silence from here on is on purpose, not an underrun
 
     def resume(self) -> None:
         self._paused = False
@@ -107,10 +129,13 @@ class Playback:
     async def clear(self) -> list[Utterance]:
         """Stop the bot now: empty Twilio's buffer and ours. Returns the utterances cut short."""
         cut: list[Utterance] = []
-        if self.ledger.pending:
-            await self._send("clear", clear_json(self._stream_sid))
-            self.clears_sent += 1
-        for chunk in self.ledger.on_clear():
+        async with self._send_lock:
+            if self.ledger.pending:
+                await self._send("clear", clear_json(self._stream_sid))
+                self.clears_sent += 1
+            cleared = self.ledger.on_clear()
+        self._dry = None
+        for chunk in cleared:
             if chunk.owner not in cut:
                 cut.append(chunk.owner)
         for utterance, _ in self._queue:
@@ -165,13 +190,22 @@ class Playback:
     async def _release_one(self, now: float) -> bool:
         if self._paused or not self._queue:
             return False
+        async with self._send_lock:
+            return await self._release_locked(now)
+
+    async def _release_locked(self, now: float) -> bool:
+        if self._paused or not self._queue:  # re-check: clear may have run while we waited
+            return False
         ahead = self.ledger.unplayed_bytes
         if ahead >= self._lead_bytes:
             return False
         utterance, buf = self._queue[0]
         take = min(len(buf), self._chunk_bytes)
         tail = utterance.synthesis_complete
-        starving = ahead < self._chunk_bytes
+        # Below half the lead, send whatever we have (down to one 20 ms frame): at an utterance's
+        # start a speech service streaming ~1.25x real time gives only a few ms of margin per
+        # chunk, and holding back a sliver of it was what ran Twilio dry under load.
+        starving = ahead < max(self._chunk_bytes, self._lead_bytes // 2)
         if take < self._chunk_bytes and not tail and not (starving and take >= MIN_FRAME_BYTES):
             return False  # wait for more audio rather than send a choppy sliver
         audio = bytes(buf[:take])
@@ -180,15 +214,43 @@ class Playback:
             self._queue.popleft()
         self._queued_bytes -= take
         self._room.set()
+        self._end_dry_spell(utterance)
         self._play_end = max(self._play_end, now) + take / (ULAW_BYTES_PER_MS * 1000)
         chunk = self.ledger.next_mark(take, utterance, self._play_end)
         await self._send("media", media_json(self._stream_sid, audio))
+        if chunk.generation != self.ledger.generation:
+            self._count_stale()  # unreachable while clear waits for the lock; counted if ever
         await self._send("mark", mark_json(self._stream_sid, chunk.mark))
         utterance.bytes_sent += take
         self.frames_sent += 1
         if self.frames_sent == 1 and self._on_first_media is not None:
             self._on_first_media()
         return True
+
+    def _count_stale(self) -> None:
+        self.stale_frames += 1
+        log.error("media frame of a cleared prompt sent after clear")
+        if self._on_stale_frame is not None:
+            self._on_stale_frame()
+
+    def _end_dry_spell(self, utterance: Utterance) -> None:
+        """Audio flows again: if Twilio had run dry inside this utterance, that was an underrun."""
+        dry, self._dry = self._dry, None
+        if dry is None or dry[0] is not utterance:
+            return
+        gap_s = max(0.0, self._clock() - dry[1])
+        log.warning(
+            "playback underrun: Twilio ran dry inside an utterance",
+            gap_ms=round(gap_s * 1000, 1),
+            utterance=utterance.id,
+            played_ms=utterance.played_ms,
+            received_ms=utterance.bytes_received / ULAW_BYTES_PER_MS,
+            synthesis_complete=utterance.synthesis_complete,
+        )
+        self.underruns += 1
+        self.underrun_s += gap_s
+        if self._on_underrun is not None:
+            self._on_underrun(gap_s)
 
     def _credit(self, played: list[SentChunk[Utterance]]) -> None:
         for chunk in played:
@@ -197,3 +259,14 @@ class Playback:
         if played:
             self._wake.set()
             self._progress.set()
+            self._note_if_dry(played[-1].owner)
+
+    def _note_if_dry(self, last_played: Utterance) -> None:
+        """Twilio just played its last buffered chunk; mid-utterance that starts a dry spell."""
+        if self.ledger.pending or self._paused or last_played.interrupted:
+            return
+        over = last_played.synthesis_complete
+        if over and last_played.bytes_played >= last_played.bytes_received:
+            return  # the utterance is over: silence now is a pause between utterances
+        if self._dry is None:
+            self._dry = (last_played, self._clock())

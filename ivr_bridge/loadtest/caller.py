@@ -2,18 +2,28 @@
 
 The script loops until the call's duration is up: the caller either interrupts the bot's prompt
 by speaking (then presses 1 to hear it again) or lets it play out and presses 1. So every call
-keeps the bot talking, exercises barge-in (onset → ``clear``) and DTMF → first audio, and every
-heard gap inside a prompt is an underrun.
+keeps the bot talking and exercises barge-in (onset → ``clear``) and DTMF → first audio.
+
+Underruns are counted by the bridge, which knows when Twilio ran dry inside an utterance
+(``ivr_playback_underruns_total``). The caller only knows the gaps it heard, including the
+natural pause between two prompts, so it reports them as *caller-heard gaps*, not underruns.
+
+Stale frames are counted from the marks, which relies on the bridge's mark naming
+(``ivr.<generation>.<seq>``, ``ivr_bridge/call/marks.py``): every media frame is followed by its
+mark, and the generation goes up on every ``clear``. A mark received after a ``clear`` whose
+generation is not newer than the marks before that clear belongs to the cut prompt, and so does
+the frame before it. Fine for our own load test; another server's marks are simply not counted.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
-from ivr_bridge.audio.codec import ULAW_BYTES_PER_MS, rms_pcm16, ulaw_to_pcm16
+from ivr_bridge.call.marks import MARK_PREFIX
 from ivr_bridge.sim import CallerScript, CallResult
-from ivr_bridge.sim.recording import VOICED_RMS
 from ivr_bridge.sim.script import (
     BargeIn,
     BargeInStep,
@@ -58,9 +68,12 @@ class CallSummary:
     failed: str | None = None
     """Why the call counts as failed; None when it ran to its end."""
     call_s: float = 0.0
-    underruns: int = 0
-    underrun_ms: float = 0.0
+    caller_heard_gaps: int = 0
+    """Silences the caller heard between bits of bot audio (< 500 ms, no clear between): late
+    audio *and* the natural pauses between prompts. Underruns proper come from the bridge."""
+    caller_heard_gap_ms: float = 0.0
     stale_frames: int = 0
+    """Media frames of a cleared prompt received after its ``clear`` (from the marks)."""
     barge_ins: int = 0
     barge_ins_without_clear: int = 0
     barge_in_clear_ms: list[float] = field(default_factory=list)
@@ -72,17 +85,39 @@ class CallSummary:
     late_ticks: int = 0
 
 
-def _voiced_frames(result: CallResult, start_ms: float, end_ms: float) -> int:
-    """20 ms frames of audible bot speech the caller heard between two call times."""
-    heard = result.recorder.heard_audio
-    step = FRAME_MS * ULAW_BYTES_PER_MS
-    first = int(start_ms / FRAME_MS) * step
-    last = min(len(heard), int(end_ms * ULAW_BYTES_PER_MS))
-    count = 0
-    for offset in range(first, last - step + 1, step):
-        if rms_pcm16(ulaw_to_pcm16(bytes(heard[offset : offset + step]))) >= VOICED_RMS:
-            count += 1
-    return count
+def _mark_generation(name: object) -> int | None:
+    """``ivr.<generation>.<seq>`` → generation; None for a mark not named by our bridge."""
+    if not isinstance(name, str):
+        return None
+    parts = name.split(".")
+    if len(parts) != 3 or parts[0] != MARK_PREFIX or not parts[1].isdigit():
+        return None
+    return int(parts[1])
+
+
+def count_stale_frames(events: Iterable[dict[str, Any]]) -> int:
+    """Media frames received after a ``clear`` that belong to a prompt it cut.
+
+    ``events`` in receipt order (``mark_received`` with its ``name``, ``clear``). Each of our
+    media frames is followed by its mark, so a mark of a generation the clear ended, received
+    after it, stands for one stale frame."""
+    newest = -1
+    """Highest generation seen so far."""
+    cleared_upto = -1
+    """Every generation up to this one was ended by a clear already received."""
+    stale = 0
+    for event in events:
+        kind = event.get("event")
+        if kind == "clear":
+            cleared_upto = newest
+        elif kind == "mark_received":
+            generation = _mark_generation(event.get("name"))
+            if generation is None:
+                continue
+            if generation <= cleared_upto:
+                stale += 1
+            newest = max(newest, generation)
+    return stale
 
 
 def summarize(index: int, result: CallResult, duration_s: float) -> CallSummary:
@@ -95,8 +130,9 @@ def summarize(index: int, result: CallResult, duration_s: float) -> CallSummary:
     summary.media_sent = stats.media_sent
     summary.media_received = stats.media_received
     summary.protocol_errors = stats.protocol_errors
-    summary.underruns = stats.underruns
-    summary.underrun_ms = stats.underrun_ms
+    summary.caller_heard_gaps = stats.underruns
+    summary.caller_heard_gap_ms = stats.underrun_ms
+    summary.stale_frames = count_stale_frames(result.events)
     summary.max_tick_lag_ms = stats.max_tick_lag_ms
     summary.late_ticks = stats.late_ticks
     closed = [e for e in result.events if e["event"] == "stream_closed"]
@@ -117,8 +153,7 @@ def summarize(index: int, result: CallResult, duration_s: float) -> CallSummary:
 
 
 def _barge_in_figures(result: CallResult, summary: CallSummary) -> None:
-    """Onset → clear per barge-in, and bot speech heard after a clear before the next press
-    (the flow keeps the bot silent then, so any of it is stale audio from the cut prompt)."""
+    """Onset → clear per barge-in (a barge-in with no clear before the next press has none)."""
     barge_ins = [e["t_ms"] for e in result.events if e["event"] == "barge_in"]
     clears = [e["t_ms"] for e in result.events if e["event"] == "clear"]
     presses = [t.start_ms for t in result.turns if t.kind == "press"]
@@ -131,5 +166,3 @@ def _barge_in_figures(result: CallResult, summary: CallSummary) -> None:
                 summary.barge_ins_without_clear += 1
             continue
         summary.barge_in_clear_ms.append(nxt - at)
-        end = min(window_end, result.recorder.line_end_ms)
-        summary.stale_frames += _voiced_frames(result, nxt + FRAME_MS, end)

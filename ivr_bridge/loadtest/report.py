@@ -28,12 +28,28 @@ class ProcessFigures:
 
 
 @dataclass(slots=True)
+class BridgeCounters:
+    """Counted by the bridge over the run (``/metrics`` differenced); None when not scraped."""
+
+    underruns: float | None = None
+    underrun_s: float | None = None
+    stale_frames: float | None = None
+
+
+@dataclass(slots=True)
 class LoadReport:
     calls: int
     failed_calls: int
-    underruns: int
-    underrun_ms: float
+    underruns: int | None
+    """Twilio ran dry inside an utterance (the bridge's ``ivr_playback_underruns_total``)."""
+    underrun_ms: float | None
+    caller_heard_gaps: int
+    """Gaps the callers heard between bits of bot audio, pauses between prompts included."""
+    caller_heard_gap_ms: float
     stale_frames: int
+    """Frames of a cut prompt the callers received after its ``clear`` (from the marks)."""
+    bridge_stale_frames: int | None
+    """The same, as the bridge counted what it sent (should agree, and be 0)."""
     inbound_lag_ms_p50: float | None
     inbound_lag_ms_p99: float | None
     bridge_cpu_ms_per_call_second: float | None
@@ -64,12 +80,14 @@ class LoadReport:
 
     @property
     def passed(self) -> bool:
-        """Zero failed calls, underruns and stale frames; inbound lag p99 under 20 ms."""
+        """Zero failed calls, underruns and stale frames; inbound lag p99 under 20 ms.
+        Unknown underruns (``/metrics`` not scraped) do not pass."""
         lag = self.inbound_lag_ms_p99
         return (
             self.failed_calls == 0
             and self.underruns == 0
             and self.stale_frames == 0
+            and not self.bridge_stale_frames
             and lag is not None
             and lag < 20.0
         )
@@ -85,8 +103,23 @@ class LoadReport:
         rows = [
             ("calls (failed)", f"{self.calls} ({self.failed_calls})"),
             ("call-seconds carried", f(self.call_seconds, " s")),
-            ("underruns heard", f"{self.underruns} ({self.underrun_ms:.0f} ms missing)"),
-            ("stale frames after clear", str(self.stale_frames)),
+            (
+                "underruns (bridge)",
+                "-"
+                if self.underruns is None
+                else f"{self.underruns} ({f(self.underrun_ms, ' ms', 0)} dry)",
+            ),
+            (
+                "caller-heard gaps",
+                f"{self.caller_heard_gaps} ({self.caller_heard_gap_ms:.0f} ms, "
+                "pauses between prompts included)",
+            ),
+            (
+                "stale frames after clear",
+                f"{self.stale_frames} heard, "
+                f"{'-' if self.bridge_stale_frames is None else self.bridge_stale_frames} "
+                "sent (bridge)",
+            ),
             (
                 "inbound lag p50 / p99",
                 f"{f(self.inbound_lag_ms_p50, ' ms', 2)} / {f(self.inbound_lag_ms_p99, ' ms', 2)}",
@@ -137,6 +170,7 @@ def aggregate(
     generator_workers: int,
     generator_cpu_s: float,
     generator_loop_lag_ms: Sequence[float],
+    counters: BridgeCounters | None = None,
 ) -> LoadReport:
     call_seconds = sum(c.call_s for c in calls)
     clears = [x for c in calls for x in c.barge_in_clear_ms]
@@ -148,12 +182,18 @@ def aggregate(
     if bridge.rss_mb_peak is not None and bridge.rss_mb_before is not None and calls:
         rss_per_call = max(0.0, bridge.rss_mb_peak - bridge.rss_mb_before) / len(calls)
     failed = [c for c in calls if c.failed]
+    counters = counters or BridgeCounters()
     return LoadReport(
         calls=len(calls),
         failed_calls=len(failed),
-        underruns=sum(c.underruns for c in calls),
-        underrun_ms=sum(c.underrun_ms for c in calls),
+        underruns=None if counters.underruns is None else round(counters.underruns),
+        underrun_ms=None if counters.underrun_s is None else 1000 * counters.underrun_s,
+        caller_heard_gaps=sum(c.caller_heard_gaps for c in calls),
+        caller_heard_gap_ms=sum(c.caller_heard_gap_ms for c in calls),
         stale_frames=sum(c.stale_frames for c in calls),
+        bridge_stale_frames=(
+            None if counters.stale_frames is None else round(counters.stale_frames)
+        ),
         inbound_lag_ms_p50=inbound_lag_ms[0],
         inbound_lag_ms_p99=inbound_lag_ms[1],
         bridge_cpu_ms_per_call_second=cpu_per_call_s,

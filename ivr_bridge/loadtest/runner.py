@@ -16,8 +16,8 @@ from ivr_bridge.loadtest.caller import CallSummary
 from ivr_bridge.loadtest.config import LoadTestConfig
 from ivr_bridge.loadtest.processes import ManagedProcess, start_bridge, start_speech_server
 from ivr_bridge.loadtest.procstat import ProcSample, read_proc
-from ivr_bridge.loadtest.promtext import HistogramSnapshot, parse_histogram
-from ivr_bridge.loadtest.report import LoadReport, ProcessFigures, aggregate
+from ivr_bridge.loadtest.promtext import HistogramSnapshot, counter_total, parse_histogram
+from ivr_bridge.loadtest.report import BridgeCounters, LoadReport, ProcessFigures, aggregate
 from ivr_bridge.loadtest.workers import (
     PROGRESS_FINISHED,
     PROGRESS_STARTED,
@@ -28,6 +28,9 @@ from ivr_bridge.loadtest.workers import (
 )
 
 LAG_METRIC = "ivr_event_loop_lag_seconds"
+UNDERRUNS = "ivr_playback_underruns_total"
+UNDERRUN_SECONDS = "ivr_playback_underrun_seconds_total"
+STALE_FRAMES = "ivr_playback_stale_frames_total"
 MB = 1024 * 1024
 
 
@@ -47,13 +50,34 @@ class Progress:
 ProgressCallback = Callable[[Progress], None]
 
 
-def _scrape_lag(base_url: str) -> HistogramSnapshot | None:
+@dataclass(frozen=True, slots=True)
+class _Scrape:
+    """What the report needs from one read of the bridge's ``/metrics``."""
+
+    lag: HistogramSnapshot | None
+    counters: tuple[float, float, float]
+    """Underruns, underrun seconds, stale frames sent."""
+
+
+def _scrape(base_url: str) -> _Scrape | None:
     try:
         with urllib.request.urlopen(base_url + "/metrics", timeout=5) as response:
             text = response.read().decode()
     except OSError:
         return None
-    return parse_histogram(text, LAG_METRIC)
+    counters = (
+        counter_total(text, UNDERRUNS),
+        counter_total(text, UNDERRUN_SECONDS),
+        counter_total(text, STALE_FRAMES),
+    )
+    return _Scrape(parse_histogram(text, LAG_METRIC), counters)
+
+
+def _run_counters(before: _Scrape | None, after: _Scrape | None) -> BridgeCounters:
+    if before is None or after is None:
+        return BridgeCounters()
+    delta = [a - b for a, b in zip(after.counters, before.counters, strict=True)]
+    return BridgeCounters(underruns=delta[0], underrun_s=delta[1], stale_frames=delta[2])
 
 
 def _sample(pid: int | None) -> ProcSample | None:
@@ -147,7 +171,7 @@ def _drive(
     ]
     for proc in processes:
         proc.start()
-    lag_before = _scrape_lag(base_url)
+    scrape_before = _scrape(base_url)
     bridge_watch, speech_watch = _ProcWatch(bridge_pid), _ProcWatch(speech_pid)
     wall0 = time.monotonic()
     results: list[WorkerResult] = []
@@ -197,7 +221,9 @@ def _drive(
     bridge_watch.poll()
     speech_watch.poll()
     wall_s = time.monotonic() - wall0
-    lag_after = _scrape_lag(base_url)
+    scrape_after = _scrape(base_url)
+    lag_before = None if scrape_before is None else scrape_before.lag
+    lag_after = None if scrape_after is None else scrape_after.lag
     lag = lag_after.minus(lag_before) if lag_after is not None else None
     calls = _collect_calls(config.calls, results)
     p50 = lag.quantile(0.50) if lag is not None else None
@@ -211,6 +237,7 @@ def _drive(
         generator_workers=n_workers,
         generator_cpu_s=sum(r.cpu_s for r in results),
         generator_loop_lag_ms=[x for r in results for x in r.loop_lag_ms],
+        counters=_run_counters(scrape_before, scrape_after),
     )
 
 

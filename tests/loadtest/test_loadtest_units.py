@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from ivr_bridge.loadtest.caller import CallSummary, build_script
+from ivr_bridge.loadtest.caller import CallSummary, build_script, count_stale_frames
 from ivr_bridge.loadtest.procstat import read_proc
-from ivr_bridge.loadtest.promtext import parse_histogram
-from ivr_bridge.loadtest.report import ProcessFigures, aggregate, percentile
+from ivr_bridge.loadtest.promtext import counter_total, parse_histogram
+from ivr_bridge.loadtest.report import BridgeCounters, ProcessFigures, aggregate, percentile
 from ivr_bridge.loadtest.workers import plan_workers
 from ivr_bridge.sim.jitter import UnderrunCounter
 from ivr_bridge.sim.script import BargeInStep, PressStep
@@ -127,7 +127,9 @@ def test_workers_share_calls_and_starts_spread_over_the_ramp() -> None:
 def test_aggregate_folds_calls_into_the_headline_figures() -> None:
     calls = [
         CallSummary(index=0, call_s=20, barge_in_clear_ms=[200, 220], dtmf_first_audio_ms=[300]),
-        CallSummary(index=1, call_s=20, underruns=2, underrun_ms=60, stale_frames=1),
+        CallSummary(
+            index=1, call_s=20, caller_heard_gaps=2, caller_heard_gap_ms=60, stale_frames=1
+        ),
         CallSummary(index=2, call_s=3, failed="call ended early"),
     ]
     report = aggregate(
@@ -139,13 +141,15 @@ def test_aggregate_folds_calls_into_the_headline_figures() -> None:
         generator_workers=1,
         generator_cpu_s=2.0,
         generator_loop_lag_ms=[1.0, 2.0],
+        counters=BridgeCounters(underruns=4, underrun_s=0.25, stale_frames=0),
     )
     assert (report.calls, report.failed_calls, report.underruns, report.stale_frames) == (
         3,
         1,
-        2,
+        4,
         1,
     )
+    assert (report.caller_heard_gaps, report.underrun_ms) == (2, 250)
     assert report.bridge_cpu_ms_per_call_second == pytest.approx(10.0)
     assert report.bridge_rss_mb_per_call == pytest.approx(1.0)
     assert report.barge_in_clear_ms_p95 == 220
@@ -155,6 +159,7 @@ def test_aggregate_folds_calls_into_the_headline_figures() -> None:
         "calls",
         "failed_calls",
         "underruns",
+        "caller_heard_gaps",
         "stale_frames",
         "inbound_lag_ms_p99",
         "bridge_cpu_ms_per_call_second",
@@ -168,3 +173,58 @@ def test_percentile_is_nearest_rank() -> None:
     assert percentile([], 0.5) is None
     assert percentile([5, 1, 3, 2, 4], 0.5) == 3
     assert percentile(list(range(1, 101)), 0.99) == 99
+
+
+def _aggregate_clean(counters: BridgeCounters) -> bool:
+    report = aggregate(
+        [CallSummary(index=0, call_s=20)],
+        wall_s=25,
+        bridge=ProcessFigures(),
+        speech_server=ProcessFigures(),
+        inbound_lag_ms=(1.0, 5.0),
+        generator_workers=1,
+        generator_cpu_s=1.0,
+        generator_loop_lag_ms=[1.0],
+        counters=counters,
+    )
+    return report.passed
+
+
+def test_a_run_passes_only_when_the_bridge_reported_no_underruns() -> None:
+    assert _aggregate_clean(BridgeCounters(underruns=0, underrun_s=0, stale_frames=0))
+    assert not _aggregate_clean(BridgeCounters(underruns=1, underrun_s=0.02, stale_frames=0))
+    assert not _aggregate_clean(BridgeCounters(underruns=0, underrun_s=0, stale_frames=1))
+    assert not _aggregate_clean(BridgeCounters())  # /metrics unreadable: not a pass
+
+
+def _mark(name: str) -> dict:
+    return {"event": "mark_received", "name": name}
+
+
+def test_stale_frames_are_marks_of_a_cleared_generation_after_the_clear() -> None:
+    events = [
+        _mark("ivr.0.1"),
+        _mark("ivr.0.2"),
+        {"event": "clear"},
+        _mark("ivr.0.3"),  # the cut prompt's frame, after the clear: stale
+        _mark("ivr.1.4"),  # the reprompt after the barge-in: legitimate speech
+        _mark("ivr.1.5"),
+        {"event": "clear"},
+        _mark("ivr.3.6"),  # generations may skip (a clear with nothing to clear)
+    ]
+    assert count_stale_frames(events) == 1
+
+
+def test_speech_after_a_barge_in_is_not_stale_and_foreign_marks_are_ignored() -> None:
+    events = [_mark("ivr.0.1"), {"event": "clear"}, _mark("ivr.1.2"), _mark("greeting-done")]
+    assert count_stale_frames(events) == 0
+
+
+def test_counter_total_reads_the_bridge_underrun_counter() -> None:
+    text = (
+        "# HELP ivr_playback_underruns_total x\n"
+        "# TYPE ivr_playback_underruns_total counter\n"
+        "ivr_playback_underruns_total 3.0\n"
+    )
+    assert counter_total(text, "ivr_playback_underruns_total") == 3.0
+    assert counter_total(text, "ivr_playback_stale_frames_total") == 0.0

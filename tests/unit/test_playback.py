@@ -174,3 +174,114 @@ async def test_audio_waiting_for_room_is_dropped_when_its_utterance_is_cut() -> 
     await waiting
     assert playback.idle
     assert utterance.bytes_received == 1600
+
+
+def _counting_rig() -> tuple[FakeTwilio, Playback, list[float]]:
+    twilio = FakeTwilio()
+    gaps: list[float] = []
+    playback = Playback(
+        twilio.send, "MZ1", chunk_ms=100, lead_ms=300, grace_ms=60_000, on_underrun=gaps.append
+    )
+    return twilio, playback, gaps
+
+
+async def test_twilio_running_dry_inside_an_utterance_is_an_underrun() -> None:
+    twilio, playback, gaps = _counting_rig()
+    task = asyncio.create_task(playback.run())
+    utterance = Utterance(1, "a prompt whose synthesis falls behind")
+    await playback.enqueue(utterance, b"\x0a" * 1600)  # 200 ms, more to come
+    await _settle()
+    for name in twilio.marks():  # Twilio plays all of it: the caller now hears silence
+        playback.on_mark(name)
+    await _settle()
+    assert gaps == []  # nothing to count until the audio is late *and* then comes
+    await playback.enqueue(utterance, b"\x0b" * 800)
+    playback.synthesis_complete(utterance)
+    await _settle()
+    assert len(gaps) == 1 and gaps[0] >= 0.0
+    assert playback.underruns == 1
+    task.cancel()
+
+
+async def test_a_pause_between_two_utterances_is_not_an_underrun() -> None:
+    twilio, playback, gaps = _counting_rig()
+    task = asyncio.create_task(playback.run())
+    first, second = Utterance(1, "Goodbye."), Utterance(2, "Next prompt.")
+    await playback.enqueue(first, b"\x0c" * 1600)
+    playback.synthesis_complete(first)
+    await _settle()
+    for name in twilio.marks():
+        playback.on_mark(name)
+    await _settle()
+    assert first.done.done()
+    await playback.enqueue(second, b"\x0d" * 1600)
+    playback.synthesis_complete(second)
+    await _settle()
+    assert twilio.media_bytes() == 3200
+    assert gaps == [] and playback.underruns == 0
+    task.cancel()
+
+
+async def test_silence_during_a_barge_in_pause_is_not_an_underrun() -> None:
+    twilio, playback, gaps = _counting_rig()
+    task = asyncio.create_task(playback.run())
+    utterance = Utterance(1, "a prompt the caller talks over")
+    await playback.enqueue(utterance, b"\x0e" * 4000)
+    await _settle()
+    playback.pause()  # speech onset: hold our audio, let Twilio drain
+    for name in twilio.marks():
+        playback.on_mark(name)
+    await _settle()
+    playback.resume()  # not confirmed (a cough): carry on
+    await _settle()
+    assert twilio.media_bytes() > 2400
+    assert gaps == []
+    task.cancel()
+
+
+class SlowMediaTwilio(FakeTwilio):
+    """A socket whose media write stalls (full send buffer) until released."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.media_started = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def send(self, event: str, text: str) -> None:
+        if event == "media":
+            self.media_started.set()
+            await self.release.wait()
+        await super().send(event, text)
+
+
+async def test_clear_never_lands_between_a_frame_and_its_mark() -> None:
+    """Otherwise a mark of the cleared prompt follows the clear, and the caller (or a mark-based
+    stale-frame count) sees the cut prompt's audio after the barge-in."""
+    twilio = SlowMediaTwilio()
+    playback = Playback(twilio.send, "MZ1", chunk_ms=100, lead_ms=300, grace_ms=60_000)
+    task = asyncio.create_task(playback.run())
+    utterance = Utterance(1, "a prompt being sent as the caller barges in")
+    await playback.enqueue(utterance, b"\x0f" * 8000)
+    await twilio.media_started.wait()
+    clearing = asyncio.create_task(playback.clear())
+    await _settle()
+    twilio.release.set()
+    await clearing
+    await _settle()
+    events = [f["event"] for f in twilio.frames]
+    assert events == ["media", "mark", "clear"]
+    assert playback.stale_frames == 0
+    task.cancel()
+
+
+async def test_a_short_lead_sends_all_it_has_instead_of_holding_a_sliver(rig) -> None:
+    """At an utterance's start speech arrives in ~120 ms pieces barely faster than real time;
+    holding back the 20 ms past one chunk left Twilio a few ms from running dry."""
+    twilio, playback = rig
+    utterance = Utterance(1, "the start of a long prompt")
+    await playback.enqueue(utterance, b"\x10" * 960)  # the speech service's first 120 ms
+    await _settle()
+    assert twilio.media_bytes() == 960
+    await playback.enqueue(utterance, b"\x11" * 960)  # Twilio now holds 120 ms: top it up...
+    await _settle()
+    assert twilio.media_bytes() == 960 + 800  # ...in whole chunks once it holds half the lead
