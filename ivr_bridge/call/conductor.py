@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -27,18 +26,15 @@ from ivr_bridge.call.inputs import CallerInput, DtmfInput, SpeechInput, SpeechSt
 from ivr_bridge.call.listener import Listener, ListenerSettings
 from ivr_bridge.call.outcomes import HANGUP, CallOutcome, OutcomeStore
 from ivr_bridge.call.playback import Playback, SendText
+from ivr_bridge.call.speech_feed import SpeechFeed
 from ivr_bridge.call.text_stream import TextFeed, first_piece, single
 from ivr_bridge.call.utterance import Utterance
 from ivr_bridge.dialog.control import BargeInPolicy, CallDetails, SayResult
 from ivr_bridge.metrics import BridgeMetrics
 from ivr_bridge.speech.session import (
-    FlushComplete,
-    ResetComplete,
-    SpeechAudio,
     SpeechSession,
     SpeechSessionClosed,
     SpeechSessionError,
-    SpeechTimestamps,
 )
 
 log = structlog.get_logger(__name__)
@@ -101,26 +97,19 @@ class CallConductor:
             on_underrun=self._underrun,
             on_stale_frame=metrics.playback_stale_frames.inc,
         )
-        self._synthesizing: deque[Utterance] = deque()
-        """Utterances whose text was sent and whose audio is still arriving, oldest first."""
-        self._flushes: dict[int, Utterance] = {}
-        self._awaiting_reset: int | None = None
-        """Nonce of the speech ``reset`` not yet acknowledged: audio until then is stale."""
-        self.stale_audio_dropped = 0
+        self.speech_feed = SpeechFeed(speech, self.playback, self.record_event)
         self._utterance_ids = 0
         self._inputs: asyncio.Queue[CallerInput] = asyncio.Queue(MAX_PENDING_INPUTS)
         self._outcome: CallOutcome | None = None
         self.start_to_first_media_s: float | None = None
         self._caller_talking_since: float | None = None
         """Onset (call ms) of confirmed caller speech not yet delivered as an utterance."""
-        self._first_text_at: dict[int, float] = {}
-        """Wall time each speaking utterance's first text was sent, until its first audio."""
         self.listener = Listener(self, listening)
         self.barge_in = BargeInController(
             playback=self.playback,
             clock=self.clock,
             metrics=metrics,
-            cancel_synthesis=self._cancel_synthesis,
+            cancel_synthesis=self.speech_feed.cancel,
             record_event=self.record_event,
         )
 
@@ -169,7 +158,7 @@ class CallConductor:
         tasks = [
             asyncio.create_task(self._run_dialog(), name="dialog"),
             asyncio.create_task(self.playback.run(), name="playback"),
-            asyncio.create_task(self._pump_speech(), name="speech-pump"),
+            asyncio.create_task(self.speech_feed.run(), name="speech-pump"),
             asyncio.create_task(self.barge_in.run(), name="barge-in"),
         ]
         dialog = tasks[0]
@@ -237,13 +226,14 @@ class CallConductor:
         if first is None:
             return SayResult(text="", heard_text="", played_ms=0.0)
         utterance = self._new_utterance(first)
-        self._synthesizing.append(utterance)
-        self._first_text_at[utterance.id] = time.monotonic()
+        self.speech_feed.start(utterance)
         await self._speech.send_text(first)
         # Interruptible only now: a speech ``reset`` must follow this text on the wire.
         prompt = self.barge_in.begin(utterance, barge_in or self.default_barge_in)
         self._interrupt_if_caller_talking()
-        feed = TextFeed(utterance, self._speech, lambda: _cut(prompt), self._register_flush)
+        feed = TextFeed(
+            utterance, self._speech, lambda: _cut(prompt), self.speech_feed.register_flush
+        )
         feeder = asyncio.create_task(feed.run(pieces), name="say-stream")
         try:
             waiters: list[asyncio.Future[Any]] = [feeder, utterance.done]
@@ -260,9 +250,6 @@ class CallConductor:
             )
         await utterance.done
         return await self._said(prompt)
-
-    def _register_flush(self, nonce: int, utterance: Utterance) -> None:
-        self._flushes[nonce] = utterance
 
     def _interrupt_if_caller_talking(self) -> None:
         if self._caller_talking_since is not None:
@@ -339,68 +326,10 @@ class CallConductor:
 
     async def _drain_playback(self) -> None:
         """Everything said so far must be heard before the stream closes."""
-        pending = [u.done for u in self._synthesizing]
+        pending = self.speech_feed.in_flight()
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
         await self.playback.wait_idle()
-
-    # --- Speech session -> playback -----------------------------------------------------------
-
-    async def _pump_speech(self) -> None:
-        try:
-            async for event in self._speech.events():
-                if isinstance(event, SpeechAudio):
-                    await self._on_audio(event.data)
-                elif isinstance(event, SpeechTimestamps):
-                    if self._synthesizing and self._awaiting_reset is None:
-                        self._synthesizing[0].words.extend(event.words)
-                elif isinstance(event, FlushComplete):
-                    self._on_flush_complete(event.nonce)
-                elif isinstance(event, ResetComplete) and event.nonce == self._awaiting_reset:
-                    self._awaiting_reset = None
-        except SpeechSessionError as exc:
-            self._fail_pending(exc)
-            raise
-        raise SpeechSessionClosed(None, "speech session ended mid-call")
-
-    async def _on_audio(self, data: bytes) -> None:
-        if self._awaiting_reset is not None:
-            self.stale_audio_dropped += len(data)  # the session should already drop it
-            return
-        if not self._synthesizing:
-            log.warning("speech audio with no utterance waiting for it; dropped", bytes=len(data))
-            return
-        utterance = self._synthesizing[0]
-        sent_at = self._first_text_at.pop(utterance.id, None)
-        if sent_at is not None:  # time to first audio, for the turn-latency breakdown
-            tts_ms = round((time.monotonic() - sent_at) * 1000)
-            self.record_event("bot_first_audio", utterance=utterance.id, tts_ms=tts_ms)
-        await self.playback.enqueue(utterance, data)
-
-    def _on_flush_complete(self, nonce: int) -> None:
-        utterance = self._flushes.pop(nonce, None)
-        if utterance is not None and utterance in self._synthesizing:
-            self._synthesizing.remove(utterance)
-            self.playback.synthesis_complete(utterance)
-
-    async def _cancel_synthesis(self, utterance: Utterance) -> None:
-        """Barge-in: stop the speech service and drop its audio until the reset is acked."""
-        if utterance not in self._synthesizing:
-            return  # all of its audio already arrived; nothing is in flight
-        # A reset drops all buffered text, so everything still synthesising is cut with it.
-        while self._synthesizing:
-            cut = self._synthesizing.popleft()
-            cut.interrupted = True
-            cut.settle()
-        self._awaiting_reset = -1  # no nonce yet, but the gate is closed from this moment
-        self._awaiting_reset = await self._speech.reset()
-
-    def _fail_pending(self, exc: SpeechSessionError) -> None:
-        """A dead speech session must not leave the dialog waiting forever (dead air)."""
-        while self._synthesizing:
-            utterance = self._synthesizing.popleft()
-            if not utterance.done.done():
-                utterance.done.set_exception(exc)
 
     def _underrun(self, gap_s: float) -> None:
         self._metrics.playback_underruns.inc()

@@ -1,0 +1,120 @@
+"""Speech-session events → playback: which utterance each audio byte belongs to, and the gate
+that drops every byte of discarded speech between a ``reset`` and its ``reset_complete``.
+
+Audio arrives in the order the text was flushed, so the utterances still synthesising form a
+queue: audio and timestamps belong to its head, and a ``flush_complete`` (matched by nonce) ends
+an utterance's synthesis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from ivr_bridge.call.playback import Playback
+from ivr_bridge.call.utterance import Utterance
+from ivr_bridge.speech.session import (
+    FlushComplete,
+    ResetComplete,
+    SpeechAudio,
+    SpeechSession,
+    SpeechSessionClosed,
+    SpeechSessionError,
+    SpeechTimestamps,
+)
+
+log = structlog.get_logger(__name__)
+
+
+class SpeechFeed:
+    def __init__(
+        self,
+        speech: SpeechSession,
+        playback: Playback,
+        record_event: Callable[..., None],
+    ) -> None:
+        self._speech = speech
+        self._playback = playback
+        self._record_event = record_event
+        self._synthesizing: deque[Utterance] = deque()
+        """Utterances whose text was sent and whose audio is still arriving, oldest first."""
+        self._flushes: dict[int, Utterance] = {}
+        self._awaiting_reset: int | None = None
+        """Nonce of the speech ``reset`` not yet acknowledged: audio until then is stale."""
+        self.stale_audio_dropped = 0
+        self._first_text_at: dict[int, float] = {}
+        """Wall time each speaking utterance's first text was sent, until its first audio."""
+
+    def start(self, utterance: Utterance) -> None:
+        """Its first text is about to be sent: its audio is next in line."""
+        self._synthesizing.append(utterance)
+        self._first_text_at[utterance.id] = time.monotonic()
+
+    def register_flush(self, nonce: int, utterance: Utterance) -> None:
+        self._flushes[nonce] = utterance
+
+    def in_flight(self) -> list[asyncio.Future[Any]]:
+        """Completion futures of everything still being synthesised."""
+        return [u.done for u in self._synthesizing]
+
+    async def run(self) -> None:
+        """Owned by the conductor. Ending at all, before hang-up, is a speech-session failure."""
+        try:
+            async for event in self._speech.events():
+                if isinstance(event, SpeechAudio):
+                    await self._on_audio(event.data)
+                elif isinstance(event, SpeechTimestamps):
+                    if self._synthesizing and self._awaiting_reset is None:
+                        self._synthesizing[0].words.extend(event.words)
+                elif isinstance(event, FlushComplete):
+                    self._on_flush_complete(event.nonce)
+                elif isinstance(event, ResetComplete) and event.nonce == self._awaiting_reset:
+                    self._awaiting_reset = None
+        except SpeechSessionError as exc:
+            self._fail_pending(exc)
+            raise
+        raise SpeechSessionClosed(None, "speech session ended mid-call")
+
+    async def cancel(self, utterance: Utterance) -> None:
+        """Barge-in: stop the speech service and drop its audio until the reset is acked."""
+        if utterance not in self._synthesizing:
+            return  # all of its audio already arrived; nothing is in flight
+        # A reset drops all buffered text, so everything still synthesising is cut with it.
+        while self._synthesizing:
+            cut = self._synthesizing.popleft()
+            cut.interrupted = True
+            cut.settle()
+        self._awaiting_reset = -1  # no nonce yet, but the gate is closed from this moment
+        self._awaiting_reset = await self._speech.reset()
+
+    async def _on_audio(self, data: bytes) -> None:
+        if self._awaiting_reset is not None:
+            self.stale_audio_dropped += len(data)  # the session should already drop it
+            return
+        if not self._synthesizing:
+            log.warning("speech audio with no utterance waiting for it; dropped", bytes=len(data))
+            return
+        utterance = self._synthesizing[0]
+        sent_at = self._first_text_at.pop(utterance.id, None)
+        if sent_at is not None:  # time to first audio, for the turn-latency breakdown
+            tts_ms = round((time.monotonic() - sent_at) * 1000)
+            self._record_event("bot_first_audio", utterance=utterance.id, tts_ms=tts_ms)
+        await self._playback.enqueue(utterance, data)
+
+    def _on_flush_complete(self, nonce: int) -> None:
+        utterance = self._flushes.pop(nonce, None)
+        if utterance is not None and utterance in self._synthesizing:
+            self._synthesizing.remove(utterance)
+            self._playback.synthesis_complete(utterance)
+
+    def _fail_pending(self, exc: SpeechSessionError) -> None:
+        """A dead speech session must not leave the dialog waiting forever (dead air)."""
+        while self._synthesizing:
+            utterance = self._synthesizing.popleft()
+            if not utterance.done.done():
+                utterance.done.set_exception(exc)
