@@ -1,0 +1,52 @@
+"""`ivr-bridge loadtest` end to end at a tiny size: the harness itself must keep working.
+
+Only the harness is checked here (processes start, calls run, the report carries every figure);
+capacity and latency goals belong to real load runs, not to a test on a shared machine.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+REQUIRED = {
+    "calls",
+    "failed_calls",
+    "underruns",
+    "stale_frames",
+    "inbound_lag_ms_p99",
+    "bridge_cpu_ms_per_call_second",
+    "bridge_rss_mb_per_call",
+    "barge_in_clear_ms_p95",
+}
+
+
+def test_a_small_run_reports_every_figure() -> None:
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ivr_bridge",
+            "loadtest",
+            "--calls",
+            "3",
+            "--ramp",
+            "0.5",
+            "--duration",
+            "4",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert completed.returncode in (0, 1), completed.stderr[-2000:]  # 2 would be a usage error
+    report = json.loads(completed.stdout)
+    assert REQUIRED <= report.keys()
+    assert report["calls"] == 3
+    assert report["failed_calls"] == 0, report.get("failures")
+    assert report["call_seconds"] >= 3 * 3.5
+    assert report["bridge_rss_mb_per_call"] > 0
+    assert report["bridge"]["cpu_s"] > 0
