@@ -69,6 +69,8 @@ async def test_confirmed_speech_pauses_then_interrupts_and_resumes_release(harne
     harness.controller.on_onset(1000)
     assert harness.paused
     harness.controller.on_confirmed(1000)
+    # As the conductor does: the prompt settles (cut), then the dialog finishes it.
+    await asyncio.wait_for(asyncio.shield(prompt.utterance.done), 1)
     await asyncio.wait_for(harness.controller.finish(prompt), 1)
     assert prompt.utterance.interrupted and prompt.interrupted_by == "speech"
     assert prompt.utterance.done.done()
