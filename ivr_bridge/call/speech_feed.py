@@ -1,9 +1,9 @@
-"""Speech-session events → playback: which utterance each audio byte belongs to, and the gate
-that drops every byte of discarded speech between a ``reset`` and its ``reset_complete``.
+"""Speech-session events → playback: which utterance each audio byte belongs to.
 
 Audio arrives in the order the text was flushed, so the utterances still synthesising form a
 queue: audio and timestamps belong to its head, and a ``flush_complete`` (matched by nonce) ends
-an utterance's synthesis.
+an utterance's synthesis. Audio of text discarded by a ``reset`` never arrives here: dropping it
+until the matching ``reset_complete`` is the speech session's promise (``SpeechSession``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from ivr_bridge.call.playback import Playback
 from ivr_bridge.call.utterance import Utterance
 from ivr_bridge.speech.session import (
     FlushComplete,
-    ResetComplete,
     SpeechAudio,
     SpeechSession,
     SpeechSessionClosed,
@@ -44,9 +43,6 @@ class SpeechFeed:
         self._synthesizing: deque[Utterance] = deque()
         """Utterances whose text was sent and whose audio is still arriving, oldest first."""
         self._flushes: dict[int, Utterance] = {}
-        self._awaiting_reset: int | None = None
-        """Nonce of the speech ``reset`` not yet acknowledged: audio until then is stale."""
-        self.stale_audio_dropped = 0
         self._first_text_at: dict[int, float] = {}
         """Wall time each speaking utterance's first text was sent, until its first audio."""
 
@@ -69,19 +65,17 @@ class SpeechFeed:
                 if isinstance(event, SpeechAudio):
                     await self._on_audio(event.data)
                 elif isinstance(event, SpeechTimestamps):
-                    if self._synthesizing and self._awaiting_reset is None:
+                    if self._synthesizing:
                         self._synthesizing[0].words.extend(event.words)
                 elif isinstance(event, FlushComplete):
                     self._on_flush_complete(event.nonce)
-                elif isinstance(event, ResetComplete) and event.nonce == self._awaiting_reset:
-                    self._awaiting_reset = None
         except SpeechSessionError as exc:
             self._fail_pending(exc)
             raise
         raise SpeechSessionClosed(None, "speech session ended mid-call")
 
     async def cancel(self, utterance: Utterance) -> None:
-        """Barge-in: stop the speech service and drop its audio until the reset is acked."""
+        """Barge-in: stop the speech service; the session drops its audio from here on."""
         if utterance not in self._synthesizing:
             return  # all of its audio already arrived; nothing is in flight
         # A reset drops all buffered text, so everything still synthesising is cut with it.
@@ -89,13 +83,12 @@ class SpeechFeed:
             cut = self._synthesizing.popleft()
             cut.interrupted = True
             cut.settle()
-        self._awaiting_reset = -1  # no nonce yet, but the gate is closed from this moment
-        self._awaiting_reset = await self._speech.reset()
+            self._first_text_at.pop(cut.id, None)
+        for nonce in [n for n, u in self._flushes.items() if u.interrupted]:
+            del self._flushes[nonce]
+        await self._speech.reset()
 
     async def _on_audio(self, data: bytes) -> None:
-        if self._awaiting_reset is not None:
-            self.stale_audio_dropped += len(data)  # the session should already drop it
-            return
         if not self._synthesizing:
             log.warning("speech audio with no utterance waiting for it; dropped", bytes=len(data))
             return

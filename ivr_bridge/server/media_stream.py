@@ -36,6 +36,9 @@ from ivr_bridge.telephony.twilio.models import (
 log = structlog.get_logger(__name__)
 
 MAX_FRAME_BYTES = 1 << 20
+RECEIVE_TIMEOUT_S = 10.0
+CLOSE_WAIT_S = 5.0
+"""How long a stream the bridge is closing may take to finish its close handshake."""
 
 
 async def media_stream(request: web.Request) -> web.StreamResponse:
@@ -48,7 +51,11 @@ async def media_stream(request: web.Request) -> web.StreamResponse:
         raise web.HTTPServiceUnavailable(text="shutting down\n")
     # No permessage-deflate: base64 audio barely compresses, and zlib on every 20 ms frame was
     # the largest single cost per call under load (both directions, both ends).
-    ws = web.WebSocketResponse(max_msg_size=MAX_FRAME_BYTES, compress=False)
+    # Twilio sends a media frame every 20 ms: ten silent seconds means the peer is gone (a
+    # half-open TCP connection would otherwise hold the call open forever).
+    ws = web.WebSocketResponse(
+        max_msg_size=MAX_FRAME_BYTES, compress=False, receive_timeout=RECEIVE_TIMEOUT_S
+    )
     await ws.prepare(request)
     stream = MediaStream(state, ws)
     with structlog.contextvars.bound_contextvars(call_sid=None, stream_sid=None):
@@ -64,6 +71,7 @@ class MediaStream:
         self.conductor: CallConductor | None = None
         self._call_task: asyncio.Task[None] | None = None
         self._stopped = False
+        self._closed_by_bridge = False
         self._counted: dict[tuple[bool, str], Any] = {}
         """Labelled frame counters, looked up once per event name (``labels()`` per frame was
         a measurable share of the per-frame cost under load)."""
@@ -94,7 +102,13 @@ class MediaStream:
         conductor = self.conductor
         if isinstance(event, MediaEvent):
             if conductor is not None:
-                conductor.on_media(event.media.timestamp_ms, event.media.audio())
+                try:
+                    audio = event.media.audio()
+                except MalformedFrame as exc:  # bad base64: lose one frame, not the call
+                    self._metrics.malformed_frames.labels(kind=exc.kind).inc()
+                    log.warning("malformed Twilio frame skipped", reason=exc.reason)
+                    return
+                conductor.on_media(event.media.timestamp_ms, audio)
         elif isinstance(event, MarkEvent):
             if conductor is not None:
                 conductor.on_mark(event.mark.name)
@@ -127,18 +141,21 @@ class MediaStream:
         try:
             flow = state.flow_for(call.parameters.get("flow"))
             speech = await state.open_speech(flow.voice or state.settings.voice)
-        except (FlowError, SpeechSessionError, OSError) as exc:
+        except Exception as exc:  # whatever it is, the caller must not sit on a silent line
             state.metrics.speech_errors.labels(type=type(exc).__name__).inc()
-            log.error("cannot start the call's dialog; apologising", error=str(exc))
+            expected = isinstance(exc, FlowError | SpeechSessionError | OSError)
+            log.error(
+                "cannot start the call's dialog; apologising", error=str(exc), exc_info=not expected
+            )
             await state.outcomes.record(call.call_sid, CallOutcome("apologise", message=APOLOGY))
-            await self._ws.close()
+            await self._close_by_bridge()
             return
         self.conductor = CallConductor(
             details=call,
             dialog=partial(run_flow, flow, services=state.flow_services),
             speech=speech,
             send=self._send,
-            close_stream=self._ws.close,
+            close_stream=self._close_by_bridge,
             outcomes=state.outcomes,
             metrics=state.metrics,
             playback=state.playback,
@@ -167,11 +184,19 @@ class MediaStream:
             counter = self._counted[(inbound, event)] = family.labels(event=event)
         counter.inc()
 
+    async def _close_by_bridge(self) -> None:
+        """The call decided to end: close the socket (Twilio then requests the action URL)."""
+        self._closed_by_bridge = True
+        await self._ws.close()
+
     async def _end_call(self) -> None:
         task = self._call_task
         if task is None:
             return
-        ending = "bridge" if task.done() else "caller"
+        ending = "bridge" if self._closed_by_bridge or task.done() else "caller"
+        if ending == "bridge" and not task.done():
+            # Our own close ended the receive loop: let the call task finish its teardown.
+            await asyncio.wait({task}, timeout=CLOSE_WAIT_S)
         if not task.done():
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -22,20 +22,21 @@ AFTER_STREAM_PATH = "/twilio/after-stream"
 VOICE_PATH = "/twilio/voice"
 SIGNATURE_HEADER = "X-Twilio-Signature"
 TWIML_TYPE = "application/xml"
+TRANSFER_FAILED = "Sorry, we could not connect your call. Please call again later. Goodbye."
 PASSED_THROUGH = ("From", "To", "Direction")
 """Webhook form fields handed to the stream as ``<Parameter>``s (they are not in ``start``)."""
 
 
 async def _signed_form(request: web.Request, state: BridgeState, route: str) -> dict[str, str]:
     form = await request.post()
-    params = {k: str(v) for k, v in form.items()}
     signature = request.headers.get(SIGNATURE_HEADER)
-    # raw_path: Twilio signs the URL exactly as requested, percent-encoding included.
-    if not state.signatures.valid_webhook(request.raw_path, params, signature):
+    # raw_path: Twilio signs the URL exactly as requested, percent-encoding included; the form
+    # goes in as the multi-dict it is, so a repeated field is signed as Twilio signed it.
+    if not state.signatures.valid_webhook(request.raw_path, form, signature):  # type: ignore[arg-type]
         state.metrics.signature_rejections.labels(route=route).inc()
         log.warning("rejected webhook: bad or missing X-Twilio-Signature", route=route)
         raise web.HTTPForbidden(text="invalid X-Twilio-Signature\n")
-    return params
+    return {k: str(v) for k, v in form.items()}
 
 
 def _twiml_response(body: str) -> web.Response:
@@ -82,7 +83,11 @@ async def after_stream_webhook(request: web.Request) -> web.Response:
         outcome = HANGUP
     log.info("after-stream", call_sid=call_sid, action=outcome.action, number=outcome.number)
     if outcome.action == "dial" and outcome.number:
-        return _twiml_response(twiml.dial(outcome.number))
+        try:
+            return _twiml_response(twiml.dial(outcome.number))
+        except ValueError as exc:  # a flow or model gave an unusable number: say so, not a 500
+            log.error("cannot transfer the call", call_sid=call_sid, error=str(exc))
+            return _twiml_response(twiml.say_and_hangup(TRANSFER_FAILED))
     if outcome.action == "apologise" and outcome.message:
         return _twiml_response(twiml.say_and_hangup(outcome.message))
     return _twiml_response(twiml.hangup())
