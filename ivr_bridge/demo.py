@@ -7,8 +7,10 @@ Twilio call through it with a shipped caller script, and writes what the caller 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import secrets
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -60,6 +62,10 @@ def _bot_transcriber() -> Callable[[bytes, int], Awaitable[str]] | None:
 
 
 async def run_demo(args: argparse.Namespace) -> int:
+    """Run the demo call; 0 when it met its expectations, 1 when not, 2 for bad arguments."""
+    if not args.speed > 0:
+        print(f"error: --speed must be > 0 (got {args.speed})", file=sys.stderr)
+        return 2
     configure_logging("console", os.environ.get("IVR_LOG_LEVEL", "warning"))
     token = secrets.token_hex(16)  # sign everything, as Twilio would
     settings = load_settings(
@@ -72,6 +78,8 @@ async def run_demo(args: argparse.Namespace) -> int:
         public_url=None,
     )
     script = load_script(DEMO_SCRIPT)
+    # Loading Whisper imports and reads a model: done off the loop, before anything serves.
+    transcriber = await asyncio.to_thread(_bot_transcriber)
     backend, balance_url = await _start_balance_service()
     previous_url = os.environ.get("IVR_BALANCE_URL")
     os.environ["IVR_BALANCE_URL"] = balance_url  # the flow reads it per call
@@ -86,7 +94,7 @@ async def run_demo(args: argparse.Namespace) -> int:
             auth_token=token,
             speed=args.speed,
             out_dir=Path(args.out),
-            transcriber=_bot_transcriber(),
+            transcriber=transcriber,
         )
     finally:
         if bridge is not None:

@@ -120,7 +120,7 @@ def count_stale_frames(events: Iterable[dict[str, Any]]) -> int:
     return stale
 
 
-def summarize(index: int, result: CallResult, duration_s: float) -> CallSummary:
+def summarize(index: int, result: CallResult) -> CallSummary:
     summary = CallSummary(index=index)
     stats = result.stats
     verdict = result.verdict

@@ -8,6 +8,7 @@ caller clock would look like a slow bridge). Results cross back as small ``CallS
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing as mp
 import random
 import time
@@ -68,7 +69,7 @@ async def _place_call(spec: WorkerSpec, index: int, offset_s: float, progress: A
             speed=1.0,
             open_timeout_s=30.0,
         )
-        summary = summarize(index, result, spec.duration_s)
+        summary = summarize(index, result)
     except Exception as exc:  # a crashed call is a failed call, never a crashed run
         summary = CallSummary(index=index, failed=f"{type(exc).__name__}: {exc}")
     progress.put((PROGRESS_FINISHED, index, summary.failed))
@@ -92,6 +93,8 @@ async def _run_worker(spec: WorkerSpec, progress: Any) -> WorkerResult:
         )
     finally:
         probe.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await probe
     return WorkerResult(
         worker=spec.worker,
         calls=list(calls),

@@ -14,6 +14,7 @@ from pathlib import Path
 from ivr_bridge.sim.call import run_call
 from ivr_bridge.sim.result import CallResult
 from ivr_bridge.sim.script import ScriptError, load_script
+from ivr_bridge.sim.voice import AudioFileError
 
 EXIT_OK = 0
 EXIT_EXPECTATION_FAILED = 1
@@ -70,15 +71,19 @@ async def run_call_from_args(args: argparse.Namespace) -> int:
     if args.speed <= 0:
         print("error: --speed must be > 0", file=sys.stderr)
         return EXIT_USAGE
-    result = await run_call(
-        voice_url=args.url,
-        ws_url=args.ws_url,
-        script=script,
-        auth_token=args.auth_token,
-        speed=args.speed,
-        out_dir=args.out,
-        custom_parameters=params or None,
-    )
+    try:
+        result = await run_call(
+            voice_url=args.url,
+            ws_url=args.ws_url,
+            script=script,
+            auth_token=args.auth_token,
+            speed=args.speed,
+            out_dir=args.out,
+            custom_parameters=params or None,
+        )
+    except AudioFileError as exc:  # a ``play:`` file; raised before anything is dialled
+        print(f"error: script {args.script}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     print_result(result)
     return EXIT_OK if result.passed else EXIT_EXPECTATION_FAILED
 

@@ -99,8 +99,10 @@ class StreamSession:
         self._send_lock = asyncio.Lock()
         self._stop_sent = False
         self._ending = False
-        self._segments: deque[_Segment] = deque(maxlen=64)
-        self._digits: deque[tuple[str, asyncio.Future[float]]] = deque(maxlen=64)
+        # Unbounded on purpose: the runner awaits each step, so these hold at most a few items,
+        # and a bounded deque would silently drop a step whose future then never resolves.
+        self._segments: deque[_Segment] = deque()
+        self._digits: deque[tuple[str, asyncio.Future[float]]] = deque()
         self._waiters: list[asyncio.Future[None]] = []
         self._immediate: list[tuple[str, bool]] = []
         """Mark echoes decided on receipt (nothing buffered, or a clear), sent by the receiver."""

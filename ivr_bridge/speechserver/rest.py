@@ -25,7 +25,7 @@ from ivr_bridge.speechserver.protocol import (
     new_request_id,
     rest_error,
 )
-from ivr_bridge.speechserver.synth import MAX_TEXT_CHARS, Synthesis
+from ivr_bridge.speechserver.synth import MAX_TEXT_CHARS, Synthesis, SynthesisError
 from ivr_bridge.speechserver.text_buffer import TextBuffer
 from ivr_bridge.speechserver.voices import get_voice, list_voices
 
@@ -81,6 +81,9 @@ async def envelope_middleware(request: web.Request, handler: Handler) -> web.Str
         response = await handler(request)
     except ProtocolError as exc:
         response = _error_response(exc.error_type, exc.message, request_id)
+    except SynthesisError as exc:
+        log.error("rest_synthesis_failed", request_id=request_id, error=str(exc))
+        response = _error_response("internal_server_error", f"synthesis failed: {exc}", request_id)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -172,15 +175,21 @@ async def speech_bytes_handler(request: web.Request) -> web.StreamResponse:
     rate = body.effective_sample_rate()
     response = web.StreamResponse(headers={"request-id": request[REQUEST_ID_KEY]})
     response.content_type = _CONTENT_TYPES[body.format]
+    sentences = _sentences(body.text)
     if body.format == "wav":
-        pcm = b"".join([(await _synthesize(request, body, s)).pcm16 for s in _sentences(body.text)])
+        pcm = b"".join([(await _synthesize(request, body, s)).pcm16 for s in sentences])
         await response.prepare(request)
         await response.write(pcm_wav_file(pcm, rate))
     else:
+        # The first sentence is synthesised before the headers go out, so a synthesis failure
+        # still reaches the client as an error envelope (later ones can only cut the stream).
+        first = await _synthesize(request, body, sentences[0]) if sentences else None
         await response.prepare(request)
         if body.format == "ulaw":
             await response.write(ulaw_wav_header(rate))
-        for sentence in _sentences(body.text):
+        if first is not None:
+            await response.write(encode(first.pcm16, body.format))
+        for sentence in sentences[1:]:
             result = await _synthesize(request, body, sentence)
             await response.write(encode(result.pcm16, body.format))
     await response.write_eof()

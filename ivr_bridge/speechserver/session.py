@@ -96,6 +96,7 @@ class StreamSession:
         self._finished = False
         self._ended = asyncio.Event()
         self._close_code: int = WSCloseCode.OK
+        self._crashed = False
 
     async def run(self) -> None:
         """Serve until the client closes or the session ends itself (finish, error, fault)."""
@@ -107,6 +108,8 @@ class StreamSession:
             await self._fail(exc.error_type, exc.message)
         finally:
             await self._stop_pipeline()
+            if self._crashed:
+                await self._report_crash()
             if self._ended.is_set() and not self._ws.closed:
                 with contextlib.suppress(ConnectionError, RuntimeError, TimeoutError):
                     await self._ws.close(code=self._close_code)
@@ -224,7 +227,20 @@ class StreamSession:
         exc = task.exception()
         if exc is not None and not isinstance(exc, _SessionEnded):
             self._log.error("pipeline_failed", task=task.get_name(), error=repr(exc))
+            if not self._ended.is_set():
+                self._crashed = True  # run() sends the error envelope once the pipeline stops
             self._end(WSCloseCode.INTERNAL_ERROR)
+
+    async def _report_crash(self) -> None:
+        """Tell the client a 1011 close is a server fault, not the end of its speech."""
+        self._crashed = False
+        envelope = protocol.session_error(
+            "internal_server_error", "speech synthesis failed unexpectedly", self.request_id
+        )
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            async with self._send_lock:
+                if not self._ws.closed:
+                    await self._ws.send_json(envelope)
 
     async def _produce(self) -> None:
         """Synthesise queued segments in order; the first audio of each utterance may be delayed."""
@@ -270,6 +286,7 @@ class StreamSession:
                 next_due += item.duration_s * factor
                 async with self._send_lock:
                     await self._emit_chunk(item)
+                await self._maybe_inject_fault()
             elif isinstance(item, _FlushMark):
                 async with self._send_lock:
                     await self._send_json(protocol.flush_complete(item.nonce))
@@ -294,9 +311,9 @@ class StreamSession:
         await self._ws.send_bytes(payload)
         self._turn_audio_s += chunk.duration_s
         self._session_audio_s += chunk.duration_s
-        await self._maybe_inject_fault()
 
     async def _maybe_inject_fault(self) -> None:
+        """Called without ``_send_lock`` held: ``_fail`` takes it."""
         sent_ms = self._session_audio_s * 1000
         config = self._config
         if config.fault_error_after_ms is not None and sent_ms >= config.fault_error_after_ms:
@@ -325,8 +342,10 @@ class StreamSession:
 
     async def _fail(self, error_type: ErrorType, message: str) -> None:
         self._log.info("session_error", error_type=error_type, message=message)
+        envelope = protocol.session_error(error_type, message, self.request_id)
         with contextlib.suppress(ConnectionError, RuntimeError):
-            await self._send_json(protocol.session_error(error_type, message, self.request_id))
+            async with self._send_lock:  # never between a timestamps frame and its audio
+                await self._send_json(envelope)
         code = WSCloseCode.INTERNAL_ERROR if error_type == "internal_server_error" else 1008
         self._end(code)
 

@@ -61,6 +61,8 @@ class _Job:
     """State the espeak callback fills in; owned by the worker thread while it runs."""
 
     cancel: threading.Event
+    stopped_early: bool = False
+    """The callback told espeak to stop because the caller cancelled."""
     chunks: list[bytes] = field(default_factory=list)
     word_marks: list[tuple[int, int, int]] = field(default_factory=list)
     """(sample index, 1-based text position, length in characters) per espeak word event."""
@@ -74,6 +76,8 @@ class EspeakSynthesizer:
         self._lib: Any = None
         self._native_rate = 0
         self._job: _Job | None = None
+        self.aborted_jobs = 0
+        """Syntheses cut short (or skipped) because their caller cancelled; for monitoring."""
         self._callback = espeak_lib.SynthCallback(self._on_audio)
 
     async def synthesize(
@@ -133,6 +137,7 @@ class EspeakSynthesizer:
         cancel: threading.Event,
     ) -> Synthesis:
         if cancel.is_set():
+            self.aborted_jobs += 1
             raise SynthesisAborted
         self._ensure_initialised()
         lib = self._lib
@@ -160,6 +165,9 @@ class EspeakSynthesizer:
             )
         finally:
             self._job = None
+        if job.stopped_early:
+            self.aborted_jobs += 1
+            raise SynthesisAborted
         if cancel.is_set():
             raise SynthesisAborted
         if status != espeak_lib.EE_OK:
@@ -196,7 +204,10 @@ class EspeakSynthesizer:
             if event.type == espeak_lib.EVENT_WORD:
                 job.word_marks.append((event.sample, event.text_position, event.length))
             index += 1
-        return 1 if job.cancel.is_set() else 0
+        if job.cancel.is_set():
+            job.stopped_early = True
+            return 1
+        return 0
 
 
 def _finish(

@@ -48,8 +48,10 @@ class TextBuffer:
 
     def _next_cut(self) -> int | None:
         match = _SENTENCE_END.search(self._text)
-        if match is not None:
+        if match is not None and match.end() <= self._max:
             return match.end()
+        # No sentence end within reach: waiting longer only adds latency (and a sentence longer
+        # than the synthesizer accepts would fail), so cut at a clause or a space instead.
         if len(self._text) < self._max:
             return None
         window = self._text[: self._max]

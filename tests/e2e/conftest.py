@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,14 @@ from ivr_bridge.speechserver.app import start_speech_server
 
 FLOWS_DIR = Path(__file__).resolve().parents[2] / "flows"
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
+
+
+@pytest.fixture(autouse=True)
+def _no_speech_server_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SpeechServerConfig() reads IVR_SPEECH_*: a developer's settings must not change results."""
+    for name in list(os.environ):
+        if name.upper().startswith("IVR_SPEECH_"):
+            monkeypatch.delenv(name)
 
 
 @pytest.fixture

@@ -10,12 +10,13 @@ import aiohttp
 import pytest
 import structlog
 
+from ivr_bridge.call.outcomes import CallOutcome
 from ivr_bridge.logs import configure_logging
 from ivr_bridge.server.app import RunningBridge
 from ivr_bridge.telephony.twilio.models import OutboundMark, OutboundMedia
 from ivr_bridge.telephony.twilio.signature import sign_request, websocket_url
 from tests.e2e.conftest import AUTH_TOKEN
-from tests.e2e.twilio_peer import CALL_SID, STREAM_SID, media, run_session
+from tests.e2e.twilio_peer import CALL_SID, STREAM_SID, connected, media, run_session, start
 
 VOICE_FORM = {
     "CallSid": CALL_SID,
@@ -166,12 +167,13 @@ async def test_healthz_reports_ok(bridge: RunningBridge) -> None:
 
 async def test_call_logs_carry_call_ids_and_never_secrets(make_bridge) -> None:
     buffer = io.StringIO()
+    saved = structlog.get_config()
     configure_logging("json", "debug", stream=buffer)
     try:
         bridge = await make_bridge(lmnt_api_key="lmnt-secret-key-987654321")
         await run_session(bridge.base_url, AUTH_TOKEN)
     finally:
-        structlog.reset_defaults()
+        structlog.configure(**saved)
     text = buffer.getvalue()
     assert "lmnt-secret-key" not in text and "987654321" not in text
     assert AUTH_TOKEN not in text
@@ -182,3 +184,47 @@ async def test_call_logs_carry_call_ids_and_never_secrets(make_bridge) -> None:
     assert len(call_lines) >= 3
     for line in call_lines:
         assert line["call_sid"] == CALL_SID and line["stream_sid"] == STREAM_SID
+
+
+async def test_a_bad_media_payload_mid_call_costs_one_frame_not_the_call(
+    bridge: RunningBridge,
+) -> None:
+    url = websocket_url(bridge.base_url, "/twilio/media")
+    headers = {"X-Twilio-Signature": sign_request(AUTH_TOKEN, url)}
+    audio = 0
+    async with aiohttp.ClientSession() as http, http.ws_connect(url, headers=headers) as ws:
+        await ws.send_str(connected())
+        await ws.send_str(start())
+        async for msg in ws:
+            frame = json.loads(msg.data)
+            if frame["event"] == "media":
+                audio += 1
+                if audio == 1:  # the call is running: now a frame whose payload is not base64
+                    bad = json.loads(media(2, 1))
+                    bad["media"]["payload"] = "not*base64!"
+                    await ws.send_str(json.dumps(bad))
+            elif frame["event"] == "mark":
+                echo = {"event": "mark", "sequenceNumber": "9", "streamSid": STREAM_SID}
+                await ws.send_str(json.dumps({**echo, "mark": frame["mark"]}))
+    assert audio > 30, "the greeting was cut short"
+    text = await _metrics(bridge)
+    assert 'ivr_malformed_frames_total{kind="validation"} 1.0' in text
+    assert 'ivr_calls_total{ending="bridge"} 1.0' in text  # the flow ended it, not the caller
+
+
+async def test_an_unusable_transfer_number_apologises_instead_of_a_500(
+    bridge: RunningBridge,
+) -> None:
+    await bridge.state.outcomes.record(CALL_SID, CallOutcome("dial", number="call-bob"))
+    form = {"CallSid": CALL_SID}
+    url = bridge.base_url + "/twilio/after-stream"
+    status, body = await _post(
+        bridge, "/twilio/after-stream", form, sign_request(AUTH_TOKEN, url, form)
+    )
+    assert status == 200
+    assert [child.tag for child in ET.fromstring(body)] == ["Say", "Hangup"]
+
+
+async def _metrics(bridge: RunningBridge) -> str:
+    async with aiohttp.ClientSession() as http, http.get(bridge.base_url + "/metrics") as resp:
+        return await resp.text()

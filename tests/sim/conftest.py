@@ -6,9 +6,6 @@ from typing import Any
 import pytest
 from sim_fakes import FakeBridge
 
-AUTH_TOKEN = "test-auth-token-0123456789abcdef"
-SPEED = 20.0
-
 
 @pytest.fixture
 async def make_bridge() -> AsyncIterator[Callable[..., Any]]:

@@ -21,6 +21,10 @@ from twilio.twiml.voice_response import Connect, Dial, VoiceResponse
 
 from ivr_bridge.audio.codec import pcm16_to_ulaw
 
+AUTH_TOKEN = "test-auth-token-0123456789abcdef"
+SPEED = 20.0
+"""Virtual clock speed for simulated calls (conftest modules clash by name, so not there)."""
+
 
 def tone(ms: int, freq: float = 440.0, amplitude: int = 8000) -> bytes:
     """µ-law sine tone: unmistakable bot audio in the heard channel."""

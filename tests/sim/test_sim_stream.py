@@ -6,8 +6,7 @@ import base64
 import itertools
 import json
 
-from conftest import AUTH_TOKEN, SPEED
-from sim_fakes import Peer, dial_twiml, tone
+from sim_fakes import AUTH_TOKEN, SPEED, Peer, dial_twiml, tone
 from twilio.request_validator import RequestValidator
 
 from ivr_bridge.audio.codec import rms_pcm16, ulaw_to_pcm16

@@ -6,8 +6,7 @@ import argparse
 import json
 import wave
 
-from conftest import AUTH_TOKEN, SPEED
-from sim_fakes import Peer, tone
+from sim_fakes import AUTH_TOKEN, SPEED, Peer, tone
 
 from ivr_bridge.audio.codec import rms_pcm16, ulaw_to_pcm16
 from ivr_bridge.sim import parse_script, run_call

@@ -119,3 +119,25 @@ def test_shipped_scripts_are_valid() -> None:
         script = load_script(name)
         # A script either does something or waits for the bridge to end the call.
         assert script.steps or script.expect.ended == "hangup"
+
+
+async def test_every_queued_caller_step_is_resolved_however_many_are_waiting() -> None:
+    import asyncio
+
+    from ivr_bridge.sim import protocol as sim_protocol
+    from ivr_bridge.sim.clock import VirtualClock
+    from ivr_bridge.sim.recording import CallRecorder
+    from ivr_bridge.sim.session import CallEnded, StreamSession
+
+    ids = sim_protocol.StreamIds("AC1", "CA1", "MZ1")
+    session = StreamSession(None, ids, VirtualClock(), CallRecorder(), {})  # type: ignore[arg-type]
+    speeches = [asyncio.create_task(session.speak(b"\x00" * 160)) for _ in range(70)]
+    digits = [asyncio.create_task(session.press("1")) for _ in range(70)]
+    await asyncio.sleep(0)
+    for frame in range(70):  # the line sends one 20 ms frame per segment, oldest first
+        assert session._next_caller_frame(frame * 20.0) == b"\x00" * 160
+    await asyncio.sleep(0)
+    assert [task.result()[0] for task in speeches] == [frame * 20.0 for frame in range(70)]
+    session._cancel_pending()  # the call ends with the digits still queued
+    await asyncio.sleep(0)
+    assert all(isinstance(task.exception(), CallEnded) for task in digits)

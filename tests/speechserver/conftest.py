@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 
 import pytest
@@ -13,6 +14,14 @@ from ivr_bridge.speechserver.app import (
     SpeechServerConfig,
     start_speech_server,
 )
+
+
+@pytest.fixture(autouse=True)
+def _no_speech_server_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SpeechServerConfig() reads IVR_SPEECH_*: a developer's settings must not change results."""
+    for name in list(os.environ):
+        if name.upper().startswith("IVR_SPEECH_"):
+            monkeypatch.delenv(name)
 
 
 @pytest.fixture

@@ -178,3 +178,50 @@ async def test_runtime_knobs_apply_to_the_next_session(
     cut = audio_of([m async for m in session])
     assert 0 < len(cut) < 8000  # closed mid-utterance, well before the end
     assert session.websocket.close_code == 4001
+
+
+async def test_sentence_longer_than_the_synthesizer_limit_is_still_spoken(
+    lmnt_client: AsyncLmnt,
+) -> None:
+    session = await lmnt_client.speech.sessions.create(
+        voice="leah", format="pcm_s16le", sample_rate=8000, return_timestamps=True
+    )
+    await session.send_text("word " * 1100 + "end. ")  # one 5505-character sentence
+    await session.send_flush()
+    messages = await collect_until(session, "flush_complete")
+    assert not [m for m in messages if m.type == "error"]
+    assert words_of(messages) == ["word"] * 1100 + ["end"]
+    assert len(audio_of(messages)) > 8000 * 2 * 60  # over a minute of speech
+    await session.close()
+
+
+async def test_reset_during_first_audio_delay_drops_the_waiting_text(
+    speech_server: RunningSpeechServer, lmnt_client: AsyncLmnt
+) -> None:
+    speech_server.config.first_audio_delay_ms = 60_000  # the reset must cut the wait short
+    session = await lmnt_client.speech.sessions.create(
+        voice="leah", format="pcm_s16le", sample_rate=8000, return_timestamps=True
+    )
+    await session.send_text("This is never spoken.")
+    flush_nonce = await session.send_flush()
+    reset_nonce = await session.send_reset()
+    until_reset = await collect_until(session, "reset_complete")
+    acks = [(m.type, m.nonce) for m in until_reset if m.type.endswith("_complete")]
+    assert acks == [("flush_complete", flush_nonce), ("reset_complete", reset_nonce)]
+    assert audio_of(until_reset) == b""
+
+    speech_server.config.first_audio_delay_ms = 0
+    await session.send_text("Kept.")
+    await session.send_flush()
+    after = await collect_until(session, "flush_complete")
+    assert words_of(after) == ["Kept"] and audio_of(after)
+    await session.close()
+
+
+async def test_flush_with_nothing_buffered_is_acknowledged(lmnt_client: AsyncLmnt) -> None:
+    session = await lmnt_client.speech.sessions.create(voice="leah", format="ulaw")
+    nonce = await session.send_flush()
+    messages = await collect_until(session, "flush_complete")
+    assert [m.type for m in messages] == ["ready", "flush_complete"]
+    assert messages[-1].nonce == nonce
+    await session.close()

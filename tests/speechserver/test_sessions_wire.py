@@ -189,3 +189,27 @@ async def test_text_after_finish_is_ignored_and_session_closes_cleanly(
     ]
     assert spoken == ["Last", "words"]
     assert ws.close_code == 1000
+
+
+async def test_too_much_waiting_text_is_refused_with_rate_limit(
+    speech_server: RunningSpeechServer,
+) -> None:
+    speech_server.config.max_buffered_segments = 2
+    ws = await raw_session(speech_server, format="ulaw")
+    await ws.send(json.dumps({"type": "text", "text": "One. Two. Three. Four. Five. "}))
+    messages = json_frames(await read_all(ws))
+    assert messages[0]["type"] == "ready"
+    assert messages[-1]["type"] == "error"
+    assert messages[-1]["error"]["type"] == "rate_limit_error"
+    assert ws.close_code == 1008
+
+
+async def test_open_sessions_are_closed_going_away_on_shutdown() -> None:
+    server = await start_speech_server(SpeechServerConfig())
+    try:
+        ws = await raw_session(server, format="ulaw")
+        assert json.loads(await ws.recv())["type"] == "ready"
+    finally:
+        await server.stop()
+    await read_all(ws)
+    assert ws.close_code == 1001

@@ -54,8 +54,9 @@ async def test_language_and_raw_espeak_voice() -> None:
         await synth.synthesize("Hello.", "definitely-not-a-voice", 8000)
 
 
-async def test_cancelled_synthesis_leaves_the_synthesizer_usable() -> None:
+async def test_cancelling_aborts_a_long_synthesis_and_leaves_the_synthesizer_usable() -> None:
     synth = get_synthesizer()
+    aborted_before = synth.aborted_jobs
     long_job = asyncio.create_task(synth.synthesize("word " * 900, "leah", 8000))
     await asyncio.sleep(0.01)
     long_job.cancel()
@@ -63,6 +64,7 @@ async def test_cancelled_synthesis_leaves_the_synthesizer_usable() -> None:
         await long_job
     after = await synth.synthesize("Still here.", "leah", 8000)
     assert [w.text for w in after.words] == ["Still", "here"]
+    assert synth.aborted_jobs == aborted_before + 1  # espeak was stopped, not run to the end
 
 
 def test_catalogue_lookup() -> None:

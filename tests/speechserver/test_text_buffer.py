@@ -22,3 +22,11 @@ def test_clear_drops_pending_text() -> None:
     buffer.append("never spoken")
     buffer.clear()
     assert buffer.flush() is None
+
+
+def test_sentence_longer_than_the_context_is_cut_before_its_end() -> None:
+    buffer = TextBuffer(max_context_chars=40)
+    ready = buffer.append("word " * 30 + "end. Next one")
+    assert ready and all(len(segment) <= 40 for segment in ready)
+    assert " ".join(ready).split() == ["word"] * 30 + ["end."]
+    assert buffer.flush() == "Next one"
