@@ -105,7 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="run a whole call on embedded defaults and record it")
     demo.add_argument("--out", default="demo-out", help="directory for call.wav and transcript")
-    demo.add_argument("--speed", type=float, default=1.0, help="simulated time per real second")
+    demo.add_argument(
+        "--speed", type=float, default=1.0, help="simulated seconds per real second (> 0)"
+    )
     demo.set_defaults(func=_demo)
     return parser
 
