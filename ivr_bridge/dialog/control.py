@@ -57,7 +57,10 @@ class CallControl(Protocol):
         ...
 
     async def next_input(self, timeout_ms: float | None) -> CallerInput | None:
-        """The caller's next digit or utterance; ``None`` after ``timeout_ms`` of call time."""
+        """The caller's next input; ``None`` after ``timeout_ms`` of call time.
+
+        Inputs: a digit, an utterance, ``SpeechStarted`` at a voice onset, and
+        ``SpeechAbandoned`` when that onset turned out to be noise (no utterance follows)."""
         ...
 
     def discard_inputs(self) -> None:

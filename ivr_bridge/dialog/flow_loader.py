@@ -248,6 +248,22 @@ def _check(flow: Flow, at: _Located) -> Iterator[FlowProblem]:
     for name in flow.variables:
         if name in RESERVED_VARIABLES:
             yield at.problem(("variables", name), f"{name!r} is reserved; choose another name")
+    for name in flow.env:
+        if is_secret_env_name(name):
+            yield at.problem(
+                ("env", name),
+                f"{name} holds a secret and templates could speak or send it; remove it from "
+                "env (the bridge uses its keys itself; pass other values under a non-secret name)",
+            )
+
+
+SECRET_ENV_NAMES = frozenset({"IVR_LLM_API_KEY", "IVR_SPEECH_API_KEYS"})
+SECRET_ENV_SUFFIXES = ("_KEY", "_KEYS", "_TOKEN", "_SECRET", "_PASSWORD")
+
+
+def is_secret_env_name(name: str) -> bool:
+    """API keys, tokens and passwords must never be readable by a flow's templates."""
+    return name in SECRET_ENV_NAMES or name.endswith(SECRET_ENV_SUFFIXES)
 
 
 def _grammar_error(step: GatherStep) -> str | None:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ivr_bridge.call.inputs import DtmfInput, SpeechInput, SpeechStarted
+from ivr_bridge.call.inputs import DtmfInput, SpeechAbandoned, SpeechInput, SpeechStarted
 from ivr_bridge.dialog.control import BargeInPolicy, CallControl
 from ivr_bridge.dialog.flow_model import DigitRules, GatherSpec
 from ivr_bridge.dialog.services import FlowServices, GrammarChoice, RecognizerUnavailable
@@ -91,13 +91,19 @@ async def run_gather(
 
 
 async def listen(spec: GatherSpec, label: str, call: CallControl, services: FlowServices) -> Heard:
-    """One turn: wait for digits or an utterance and classify it."""
+    """One turn: wait for digits or an utterance and classify it.
+
+    Deadlines are on the call clock and set only by what the turn acts on, so inputs it ignores
+    (speech during a digits-only entry) never restart the no-input timer.
+    """
     rules = spec.digit_rules
     speech = spec.listens_for_speech
     digits = ""
-    timeout: float = spec.timeout_ms
+    now = call.clock.now_ms
+    deadline = now() + spec.timeout_ms
+    quiet_deadline = deadline  # where an abandoned onset (a cough) sends the wait back to
     while True:
-        item = await call.next_input(timeout)
+        item = await call.next_input(max(0.0, deadline - now()))
         if item is None:
             if digits:
                 break  # inter-digit timeout ends the entry
@@ -108,9 +114,11 @@ async def listen(spec: GatherSpec, label: str, call: CallControl, services: Flow
             digits += item.digit
             if len(digits) >= rules.max or _unique_menu_digits(spec, digits):
                 break
-            timeout = rules.inter_digit_timeout_ms
+            deadline = quiet_deadline = now() + rules.inter_digit_timeout_ms
         elif isinstance(item, SpeechStarted) and speech and not digits:
-            timeout = spec.max_speech_ms  # the caller is talking: wait for the utterance's end
+            deadline = now() + spec.max_speech_ms  # talking: wait for the utterance's end
+        elif isinstance(item, SpeechAbandoned) and speech and not digits:
+            deadline = quiet_deadline  # it was noise: no utterance is coming
         elif isinstance(item, SpeechInput) and speech and not digits:
             return await recognize_choice(spec, label, item, call, services)
     return _classify_digits(spec, rules, digits)

@@ -9,6 +9,7 @@ an account number).
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,6 +21,9 @@ import aiohttp
 from ivr_bridge.dialog.control import CallControl
 from ivr_bridge.dialog.flow_model import HttpSpec
 from ivr_bridge.dialog.templates import render, render_value
+from ivr_bridge.http_util import read_limited
+
+_QUERY = re.compile(r"\?[^\s'\"<>)]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,12 +70,14 @@ async def _request(
             aiohttp.ClientSession(timeout=timeout) as http,
             http.request(spec.method, url, params=query or None, headers=headers, json=body) as r,
         ):
-            raw = await r.content.read(max_bytes + 1)
+            raw = await read_limited(r.content, max_bytes)
             status = r.status
     except TimeoutError:
         return HttpOutcome(False, error=f"no answer within {spec.timeout_ms} ms")
     except (aiohttp.ClientError, ValueError) as exc:
-        return HttpOutcome(False, error=f"{type(exc).__name__}: {exc}"[:300])
+        # aiohttp's messages may quote the URL; its query (an account number) stays out of events
+        message = _QUERY.sub("", str(exc))
+        return HttpOutcome(False, error=f"{type(exc).__name__}: {message}"[:300])
     if not 200 <= status < 300:
         return HttpOutcome(False, status=status, error=f"HTTP {status}")
     if len(raw) > max_bytes:
@@ -84,5 +90,8 @@ async def _request(
 
 
 def _without_query(url: str) -> str:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # a malformed URL from a template: the request failed the same way
+        return url.split("?", 1)[0].split("#", 1)[0]
     return urlunsplit(parts._replace(query="", fragment=""))

@@ -25,6 +25,7 @@ from ivr_bridge.dialog.llm_spec import LlmSpec
 from ivr_bridge.dialog.services import FlowServices, RecognizerUnavailable
 from ivr_bridge.dialog.templates import render, render_value
 from ivr_bridge.llm.dialog import LlmDialogConfig, run_llm_dialog
+from ivr_bridge.llm.factory import check_provider_config
 from ivr_bridge.llm.history import Conversation
 from ivr_bridge.llm.prompt import build_system_prompt
 from ivr_bridge.llm.settings import LLMSettings
@@ -127,7 +128,8 @@ def llm_configuration_problem(flows: Iterable[Flow], services: FlowServices) -> 
     if not any(isinstance(step, LlmStep) for flow in flows for step in flow.steps):
         return None
     try:
-        services.llm_settings()
-    except ConfigError as exc:
+        check_provider_config(services.llm_settings())
+        services.turn_transcriber()
+    except (ConfigError, RecognizerUnavailable) as exc:
         return str(exc)
     return None

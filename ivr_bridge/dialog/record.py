@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ivr_bridge.call.inputs import DtmfInput, SpeechInput, SpeechStarted
+from ivr_bridge.call.inputs import DtmfInput, SpeechAbandoned, SpeechInput, SpeechStarted
 from ivr_bridge.dialog.control import BargeInPolicy, CallControl
 from ivr_bridge.dialog.flow_model import RecordSpec
 from ivr_bridge.dialog.services import FlowServices, RecognizerUnavailable
@@ -66,20 +66,25 @@ async def run_record(
 
 
 async def _capture(spec: RecordSpec, call: CallControl) -> list[bytes]:
+    """Utterances until quiet, the finish key or ``max_ms``; deadlines on the call clock."""
     pieces: list[bytes] = []
-    deadline = call.clock.now_ms() + spec.max_ms
-    timeout: float = spec.timeout_ms
+    now = call.clock.now_ms
+    deadline = now() + spec.max_ms
+    quiet_deadline = now() + spec.timeout_ms  # no input yet / end of the message
+    wait_until = quiet_deadline
     while True:
-        left = deadline - call.clock.now_ms()
+        left = min(wait_until, deadline) - now()
         if left <= 0:
             return pieces
-        item = await call.next_input(min(timeout, left))
+        item = await call.next_input(left)
         if item is None:
             return pieces
         if isinstance(item, DtmfInput) and item.digit == spec.finish_on:
             return pieces
         if isinstance(item, SpeechStarted):
-            timeout = left  # talking: wait for the end of the utterance (bounded by max_ms)
+            wait_until = deadline  # talking: wait for the end of the utterance (max_ms bounds it)
+        elif isinstance(item, SpeechAbandoned):
+            wait_until = quiet_deadline  # it was noise (a cough): no utterance is coming
         elif isinstance(item, SpeechInput):
             pieces.append(item.pcm16)
-            timeout = spec.end_silence_ms
+            quiet_deadline = wait_until = now() + spec.end_silence_ms

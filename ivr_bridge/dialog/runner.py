@@ -147,6 +147,8 @@ class FlowRunner:
 
     async def _transfer(self, step: TransferStep, label: str) -> str | None:
         number = render(step.transfer.to, self.scope).strip()
+        if not number:  # e.g. an env default left empty: dialling "" would drop the call
+            self._fail(label, f"transfer number {step.transfer.to!r} rendered empty")
         if step.transfer.say is not None:
             await self.call.say(render(step.transfer.say, self.scope), barge_in=_NOTICE)
         self.call.record_event("flow_transfer", step=label, to=number)

@@ -57,6 +57,8 @@ def render(source: str, scope: Mapping[str, Any]) -> str:
         return _template(source).render(scope)
     except TemplateError as exc:
         raise TemplateRuntimeError(f"template {source!r}: {exc}") from None
+    except (TypeError, ValueError, ArithmeticError) as exc:  # {{ a / b }} with b = 0
+        raise TemplateRuntimeError(f"template {source!r}: {exc}") from None
 
 
 def render_value(value: Any, scope: Mapping[str, Any]) -> Any:

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from ivr_bridge.call.inputs import DtmfInput, SpeechInput
+from ivr_bridge.call.inputs import DtmfInput, SpeechInput, SpeechStarted
 from ivr_bridge.dialog.control import BargeInPolicy, CallControl
 from ivr_bridge.llm.history import Conversation
 from ivr_bridge.llm.provider import LLMProvider
@@ -96,7 +96,7 @@ class LlmDialog:
         silent = 0
         turns = 0
         while True:
-            item = await self.call.next_input(self.config.no_input_timeout_ms)
+            item = await self._next_turn_input()
             if item is None:
                 silent += 1
                 if silent > self.config.max_no_input:
@@ -105,12 +105,12 @@ class LlmDialog:
                 continue
             if isinstance(item, DtmfInput):
                 text = f"(The caller pressed {item.digit} on the keypad.)"
-            elif isinstance(item, SpeechInput):
-                text = await self._transcribe(item)
-                if not text:
-                    continue  # noise the VAD took for speech: keep listening
             else:
-                continue  # SpeechStarted: wait for the utterance itself
+                text = await self._transcribe(item)
+                if self._failed_turns >= self.config.settings.max_failed_turns:
+                    return await self._hangup(self.config.failure_goodbye_text)
+                if not text:
+                    continue  # noise the VAD took for speech (or an STT failure): keep listening
             silent = 0
             turns += 1
             if self.config.max_turns is not None and turns > self.config.max_turns:
@@ -123,12 +123,32 @@ class LlmDialog:
             if self._failed_turns >= self.config.settings.max_failed_turns:
                 return await self._hangup(self.config.failure_goodbye_text)
 
+    async def _next_turn_input(self) -> DtmfInput | SpeechInput | None:
+        """The caller's next key or utterance, or None when the no-input deadline passed.
+
+        The deadline is set once per wait on the call clock: noise (an abandoned onset, an
+        utterance that transcribed to nothing) does not restart it. While the caller is talking
+        it is pushed out, so the reprompt never talks over a long sentence.
+        """
+        clock = self.call.clock
+        timeout = self.config.no_input_timeout_ms
+        deadline = quiet_deadline = clock.now_ms() + timeout
+        while True:
+            item = await self.call.next_input(max(0.0, deadline - clock.now_ms()))
+            if item is None or isinstance(item, DtmfInput | SpeechInput):
+                return item
+            if isinstance(item, SpeechStarted):
+                deadline = max(deadline, clock.now_ms() + timeout)
+            else:  # SpeechAbandoned: it was noise, back to the original deadline
+                deadline = quiet_deadline
+
     async def _transcribe(self, speech: SpeechInput) -> str:
         endpoint_ms = self.call.clock.now_ms() - speech.end_ms
         try:
             result = await self.transcriber.transcribe(speech.pcm16, 8000)
         except Exception as exc:  # a recogniser outage must not silence the call
             self.call.record_event("llm_stt_error", error=f"{type(exc).__name__}: {exc}")
+            self._failed_turns += 1  # an STT outage that never ends must end the call politely
             await self._fallback()
             return ""
         self.call.record_event(
@@ -192,7 +212,7 @@ class LlmDialog:
 
     async def _run_tools(self, result: RoundResult) -> LlmOutcome | None:
         spoke = bool(result.spoken and result.spoken.text.strip())
-        for call in result.tool_calls:
+        for n, call in enumerate(result.tool_calls):
             self.call.record_event("llm_tool", name=call.name)
             outcome: LlmOutcome | ToolResult
             if call.name == TRANSFER_CALL:
@@ -209,6 +229,10 @@ class LlmDialog:
                 checked = check_goto(self.config.tools, call)
                 if isinstance(checked, str):
                     self.conversation.add_tool_result(call, f'{{"status": "at step {checked}"}}')
+                    # The conversation resumes if the caller comes back: every call needs a result.
+                    for skipped in result.tool_calls[n + 1 :]:
+                        error = error_result(f"skipped: the call went to step {checked} first")
+                        self.conversation.add_tool_result(skipped, error.content, is_error=True)
                     return LlmOutcome("goto", step_id=checked)
                 outcome = checked
             elif (tool := find_http_tool(self.config.tools.http_tools, call.name)) is not None:

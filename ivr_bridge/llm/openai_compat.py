@@ -17,6 +17,7 @@ from typing import Any
 
 import aiohttp
 
+from ivr_bridge.http_util import read_limited
 from ivr_bridge.llm.history import render_interrupted
 from ivr_bridge.llm.provider import ToolCallAssembler
 from ivr_bridge.llm.sse import SseParser
@@ -184,25 +185,19 @@ class OpenAICompatibleProvider:
                 chunk = _parse_json(sse.data)
                 if "error" in chunk:
                     raise _stream_error(chunk["error"])
-                if isinstance(chunk.get("usage"), dict):
-                    usage = Usage(
-                        chunk["usage"].get("prompt_tokens"), chunk["usage"].get("completion_tokens")
-                    )
-                for choice in chunk.get("choices") or []:
-                    delta = choice.get("delta") or {}
-                    content = delta.get("content")
-                    if content:
-                        started = True
-                        yield TextDelta(content)
-                    for fragment in delta.get("tool_calls") or []:
-                        started = True
-                        function = fragment.get("function") or {}
-                        index = int(fragment.get("index", 0))
-                        args = function.get("arguments") or ""
-                        calls.add(index, fragment.get("id"), function.get("name"), args)
-                        yield ToolCallDelta(index, fragment.get("id"), function.get("name"), args)
-                    if choice.get("finish_reason"):
-                        finish = choice["finish_reason"]
+                try:
+                    events, chunk_finish, chunk_usage = _chunk_events(chunk, calls)
+                except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                    raise LLMError(
+                        "protocol",
+                        f"malformed stream chunk: {type(exc).__name__}: {exc}",
+                        retryable=False,
+                    ) from None
+                usage = chunk_usage or usage
+                finish = chunk_finish or finish
+                for event in events:
+                    started = True
+                    yield event
             if at_eof:
                 if finish is not None:  # some servers end without [DONE]; the answer is whole
                     for call in calls.complete_all():
@@ -210,6 +205,31 @@ class OpenAICompatibleProvider:
                     yield Done(_FINISH.get(finish, finish), usage)
                     return
                 raise LLMError("disconnected", "stream ended before [DONE]", retryable=True)
+
+
+def _chunk_events(
+    chunk: dict[str, Any], calls: ToolCallAssembler
+) -> tuple[list[StreamEvent], str | None, Usage | None]:
+    """Text and tool-call deltas, finish reason and usage of one chunk (may raise on bad shapes)."""
+    usage = None
+    if isinstance(chunk.get("usage"), dict):
+        usage = Usage(chunk["usage"].get("prompt_tokens"), chunk["usage"].get("completion_tokens"))
+    events: list[StreamEvent] = []
+    finish: str | None = None
+    for choice in chunk.get("choices") or []:
+        delta = choice.get("delta") or {}
+        content = delta.get("content")
+        if content:
+            events.append(TextDelta(str(content)))
+        for fragment in delta.get("tool_calls") or []:
+            function = fragment.get("function") or {}
+            index = int(fragment.get("index", 0))
+            args = function.get("arguments") or ""
+            calls.add(index, fragment.get("id"), function.get("name"), args)
+            events.append(ToolCallDelta(index, fragment.get("id"), function.get("name"), args))
+        if choice.get("finish_reason"):
+            finish = str(choice["finish_reason"])
+    return events, finish, usage
 
 
 def _parse_json(data: str) -> dict[str, Any]:
@@ -239,7 +259,7 @@ def _stream_error(error: Any) -> LLMError:
 async def _error_message(response: aiohttp.ClientResponse) -> str:
     """The vendor's own words from an error body (``{"error": {"message": ...}}``), kept short."""
     try:
-        text = (await response.content.read(8192)).decode("utf-8", "replace")
+        text = (await read_limited(response.content, 8192)).decode("utf-8", "replace")
     except aiohttp.ClientError:
         return response.reason or "error"
     try:

@@ -1,7 +1,7 @@
 """The system prompt: how a person talks on the phone, plus what the flow tells the model.
 
-A flow may replace the persona (``system_prompt``, a Jinja2 template over the flow's variables,
-rendered in a sandbox) and add ``context`` facts; the phone-speech rules stay unless the flow
+A flow may replace the persona (``system_prompt``, rendered by the flow's own sandboxed templates)
+and add ``context`` facts; the phone-speech rules stay unless the flow
 says ``phone_style: false``, because a model that emits markdown or lists sounds broken on a call.
 """
 
@@ -9,9 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
-
-from jinja2 import StrictUndefined, TemplateError
-from jinja2.sandbox import SandboxedEnvironment
 
 DEFAULT_PERSONA = (
     "You are a friendly, efficient phone agent answering a caller. Keep the conversation moving "
@@ -28,28 +25,15 @@ by digit ("four one five, five five five..."), amounts and times in words.
 - Use the tools you have when the caller asks for something they do; before a tool that ends or \
 transfers the call, tell the caller what's happening."""
 
-_env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
-
-
-class PromptError(ValueError):
-    """The flow's prompt template cannot be rendered (names a missing variable, bad syntax)."""
-
 
 def build_system_prompt(
-    template: str | None = None,
-    variables: Mapping[str, Any] | None = None,
     *,
+    persona: str | None = None,
     context: Mapping[str, Any] | None = None,
     phone_style: bool = True,
-    persona: str | None = None,
 ) -> str:
-    """``template`` is rendered here; ``persona`` is text the caller already rendered (a flow
-    renders with its own template engine, and rendering twice would evaluate caller data)."""
-    try:
-        if template:
-            persona = _env.from_string(template).render(**(variables or {}))
-    except TemplateError as exc:
-        raise PromptError(f"system prompt: {exc}") from None
+    """``persona`` is text the flow already rendered with its own templates (rendering it again
+    here would evaluate caller data as a template)."""
     parts = [(persona or DEFAULT_PERSONA).strip()]
     if phone_style:
         parts.append(PHONE_STYLE)

@@ -16,11 +16,14 @@ from typing import Any, Literal
 
 import aiohttp
 
+from ivr_bridge.http_util import read_limited
 from ivr_bridge.llm.types import ToolCall, ToolSpec
 
 TRANSFER_CALL = "transfer_call"
 END_CALL = "end_call"
 GOTO_STEP = "goto_step"
+MAX_BODY_BYTES = 1 << 20
+"""A backend answer is read up to here; the result is cut to MAX_RESULT_CHARS anyway."""
 MAX_RESULT_CHARS = 4000
 """Tool results are cut here: a huge backend answer would slow every later request."""
 
@@ -139,7 +142,7 @@ async def run_http_tool(tool: HttpTool, arguments: Mapping[str, Any]) -> ToolRes
             aiohttp.ClientSession(timeout=timeout) as http,
             http.request(tool.method, tool.url, **request) as response,
         ):
-            body = (await response.content.read(1 << 20)).decode("utf-8", "replace")
+            body = (await read_limited(response.content, MAX_BODY_BYTES)).decode("utf-8", "replace")
             if response.status >= 400:
                 return error_result(f"HTTP {response.status}: {body.strip()[:200]}")
     except TimeoutError:

@@ -31,6 +31,7 @@ from ivr_bridge.llm.types import (
     TextDelta,
     ToolCall,
     ToolCallComplete,
+    ToolCallDelta,
 )
 
 QUEUE_CHUNKS = 1024
@@ -55,9 +56,27 @@ class ModelStream:
         self.started = asyncio.Event()
         """Set at the first text or tool call, or when the request finally failed or ended."""
         self.has_text = False
+        self.saw_tool_call = False
+        """A tool call began: text that follows it is not spoken (the tool acts instead)."""
         self.first_event_at: float | None = None
 
     async def run(self) -> None:
+        """Stream the reply; whatever happens, ``started`` is set and the text queue ends.
+
+        An unexpected exception (a provider bug, a malformed chunk) becomes a non-retryable
+        protocol error, so the round says the fallback line instead of leaving dead air.
+        """
+        try:
+            await self._stream_with_retries()
+        except LLMError as exc:
+            self.error = exc
+        except Exception as exc:  # any bug here must not silence the call
+            self.error = LLMError("protocol", f"{type(exc).__name__}: {exc}"[:300], retryable=False)
+        finally:
+            self.started.set()
+            await self._queue.put(_END)
+
+    async def _stream_with_retries(self) -> None:
         while True:
             self.attempts += 1
             try:
@@ -66,12 +85,16 @@ class ModelStream:
                         self._mark_started()
                         self.has_text = True
                         await self._queue.put(event.text)
+                    elif isinstance(event, ToolCallDelta):
+                        self._mark_started()
+                        self.saw_tool_call = True
                     elif isinstance(event, ToolCallComplete):
                         self._mark_started()
+                        self.saw_tool_call = True
                         self.tool_calls.append(event.call)
                     elif isinstance(event, Done):
                         self.finish_reason = event.finish_reason
-                break
+                return
             except LLMError as exc:
                 retry = (
                     exc.retryable
@@ -79,12 +102,9 @@ class ModelStream:
                     and self.attempts <= self._settings.max_retries
                 )
                 if not retry:
-                    self.error = exc
-                    break
+                    raise
                 backoff = self._settings.retry_backoff_ms / 1000 * 2 ** (self.attempts - 1)
                 await asyncio.sleep(backoff)
-        self.started.set()
-        await self._queue.put(_END)
 
     def _mark_started(self) -> None:
         if self.first_event_at is None:
@@ -110,6 +130,11 @@ class ModelStream:
                 yield piece
             if done:
                 return
+
+    async def discard_text(self) -> None:
+        """Drop queued text until the stream ends, so a full queue never blocks the stream."""
+        async for _ in self.text():
+            pass
 
 
 RoundStatus = Literal["answered", "interrupted", "failed"]
@@ -152,11 +177,13 @@ async def run_round(
                 return await _fallback(call, settings, result, barge_in, None)
         if stream.first_event_at is not None:
             result.first_token_ms = (stream.first_event_at - started_at) * 1000
-        if stream.has_text or not stream.tool_calls:
+        if stream.has_text or not stream.saw_tool_call:
             result.spoken = await speaker.say_stream(stream.text(), barge_in=barge_in)
             if result.spoken.interrupted:
                 result.status = "interrupted"
                 return result
+        else:
+            await stream.discard_text()
         await task
         result.tool_calls = list(stream.tool_calls)
         if stream.error is not None:

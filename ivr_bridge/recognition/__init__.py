@@ -17,6 +17,7 @@ from ivr_bridge.recognition.models import (
 )
 from ivr_bridge.recognition.sphinx import GrammarRecognizer, get_grammar_recognizer
 from ivr_bridge.recognition.text import normalize_phrase, spoken_digits
+from ivr_bridge.recognition.warmup import warm_up_recognizers
 from ivr_bridge.recognition.whisper import Transcriber, get_transcriber
 
 
@@ -40,5 +41,6 @@ __all__ = [
     "get_transcriber",
     "normalize_phrase",
     "spoken_digits",
+    "warm_up_recognizers",
     "yes_no_choices",
 ]

@@ -217,6 +217,11 @@ class GrammarRecognizer:
             self._executor, self._recognize_sync, pcm16, sample_rate, key, choices
         )
 
+    async def warm_up(self) -> None:
+        """Load a decoder now, so the first spoken menu does not wait for the acoustic model."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._worker)
+
     def close(self) -> None:
         """Stop the worker threads (tests and process exit only)."""
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -10,6 +10,7 @@ the machine's cores, and the event loop only awaits.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import math
 import os
 import threading
@@ -141,11 +142,11 @@ def get_transcriber() -> Transcriber:
     global _transcriber
     with _transcriber_lock:
         if _transcriber is None:
-            try:
-                import faster_whisper  # noqa: F401
-            except ImportError:
+            # Only look for it: importing faster-whisper takes a quarter second, which would
+            # stall every call on the event loop; the real import runs in the executor.
+            if importlib.util.find_spec("faster_whisper") is None:
                 raise RecognizerUnavailable(
                     f"free-form transcription needs faster-whisper: {_INSTALL_HINT}"
-                ) from None
+                )
             _transcriber = Transcriber()
         return _transcriber

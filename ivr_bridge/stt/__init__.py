@@ -1,4 +1,4 @@
-"""Caller-turn speech recognition for the LLM dialog: streaming vendors and the chooser."""
+"""Caller-turn speech recognition for the LLM dialog: vendors (Deepgram, per utterance), chooser."""
 
 from ivr_bridge.stt.chooser import SttSettings, get_turn_transcriber
 from ivr_bridge.stt.deepgram import DeepgramError, DeepgramTranscriber

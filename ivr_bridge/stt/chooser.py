@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Literal, Protocol
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ivr_bridge.recognition.models import RecognizerUnavailable, Transcription
@@ -34,6 +34,26 @@ class SttSettings(BaseSettings):
     deepgram_language: str = "en-US"
 
 
+STT_CHOICES = ("whisper", "deepgram", "auto")
+
+
+def load_stt_settings() -> SttSettings:
+    """``SttSettings`` from the environment; a bad value is ``RecognizerUnavailable`` naming it."""
+    try:
+        return SttSettings()
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "?"
+            if field == "stt":
+                problems.append(
+                    f"IVR_STT: {error['input']!r} is not one of {', '.join(STT_CHOICES)}"
+                )
+            else:  # never echo the value: it may sit next to a key
+                problems.append(f"IVR_{field.upper()}: {error['msg']}")
+        raise RecognizerUnavailable("; ".join(problems)) from None
+
+
 def _embedded_whisper() -> TurnTranscriber:
     from ivr_bridge.recognition import get_transcriber  # raises RecognizerUnavailable
 
@@ -47,7 +67,7 @@ def get_turn_transcriber(
     whisper: Callable[[], TurnTranscriber] = _embedded_whisper,
 ) -> TurnTranscriber:
     """The configured transcriber; ``RecognizerUnavailable`` (with the fix) when none can run."""
-    settings = settings or SttSettings()
+    settings = settings or load_stt_settings()
     key = settings.deepgram_api_key.get_secret_value() if settings.deepgram_api_key else None
     if settings.stt == "deepgram" or (settings.stt == "auto" and key):
         if not key:

@@ -72,6 +72,7 @@ class FakeLlmCall:
         self.events: list[dict[str, Any]] = []
         self.ended: tuple[str, str | None] | None = None
         self.unconsumed_after_barge_in = 0
+        self.timeouts: list[float | None] = []
 
     @property
     def said(self) -> list[str]:
@@ -115,7 +116,15 @@ class FakeLlmCall:
 
     async def next_input(self, timeout_ms: float | None) -> CallerInput | None:
         self._check_live()
-        return self.inputs.popleft() if self.inputs else None
+        self.timeouts.append(timeout_ms)
+        item = self.inputs.popleft() if self.inputs else None
+        # Call time moves like on a real line: to an input's own time, or by the whole timeout.
+        if item is not None:
+            at = item.end_ms if isinstance(item, SpeechInput) else item.at_ms
+            self.clock.on_media(int(at))
+        elif timeout_ms is not None:
+            self.clock.on_media(int(self.clock.now_ms() + timeout_ms))
+        return item
 
     def discard_inputs(self) -> None:
         pass

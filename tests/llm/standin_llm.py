@@ -37,6 +37,9 @@ class Reply:
     """Send an in-stream error event after this many text pieces."""
     disconnect_after: int | None = None
     """Drop the connection after this many text pieces (no finish, no [DONE])."""
+    raw_after: int | None = None
+    """Send ``raw_data`` as one SSE ``data:`` line after this many text pieces (a broken proxy)."""
+    raw_data: str = ""
 
 
 @dataclass
@@ -153,6 +156,8 @@ class OpenAIStandIn(_StandIn):
             if reply.error_after == i:
                 await send({"error": {"message": reply.error_message, "type": reply.error_type}})
                 return
+            if reply.raw_after == i:
+                await send(reply.raw_data)
             await send(chunk({"content": piece}))
             await asyncio.sleep(reply.chunk_delay_s)
         for index, (call_id, name, fragments) in enumerate(reply.tool_calls):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -267,3 +268,22 @@ async def test_repeated_failures_end_the_call_politely(openai_server: OpenAIStan
     fallback = settings().fallback_text
     assert call.said == [fallback, fallback, LlmDialogConfig(settings()).failure_goodbye_text]
     assert call.ended == ("hangup", None)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"choices": [{"delta": {"tool_calls": [{"index": "x"}]}}]}',
+        '{"choices": [{"delta": {"tool_calls": [{"function": 7}]}}]}',
+        '{"choices": "not a list"}',
+    ],
+)
+async def test_malformed_chunk_mid_stream_gets_the_fallback_not_silence(
+    openai_server: OpenAIStandIn, raw: str
+) -> None:
+    openai_server.script(Reply(text=["Hello", " there", " friend"], raw_after=1, raw_data=raw))
+    call = FakeLlmCall([utterance("hi")])
+    with pytest.raises(CallEnded):  # bounded: a dead stream task used to hang here forever
+        await asyncio.wait_for(run(openai_server, call, max_retries=3), timeout=5)
+    assert call.said[:2] == ["Hello", settings().fallback_text]
+    assert len(openai_server.bodies) == 1, "a protocol error after text is never re-sent"

@@ -6,7 +6,7 @@ import pytest
 
 from ivr_bridge.config import ConfigError
 from ivr_bridge.llm.history import INTERRUPTION_NOTE, Conversation, cut_to_heard
-from ivr_bridge.llm.prompt import PromptError, build_system_prompt
+from ivr_bridge.llm.prompt import build_system_prompt
 from ivr_bridge.llm.provider import ToolCallAssembler
 from ivr_bridge.llm.settings import load_llm_settings
 from ivr_bridge.llm.types import AssistantMessage, LLMError, ToolCall, UserMessage
@@ -78,14 +78,10 @@ def test_tool_call_fragments_join_and_bad_json_is_a_protocol_error() -> None:
     assert caught.value.kind == "protocol"
 
 
-def test_prompt_renders_flow_variables_and_keeps_phone_style() -> None:
-    prompt = build_system_prompt(
-        "You work for {{ company }}.", {"company": "Acme Power"}, context={"caller": "+1555"}
-    )
-    assert prompt.startswith("You work for Acme Power.")
+def test_prompt_keeps_the_flows_persona_and_phone_style() -> None:
+    prompt = build_system_prompt(persona="You work for {{ company }}.", context={"caller": "+1555"})
+    assert prompt.startswith("You work for {{ company }}."), "never rendered a second time"
     assert "markdown" in prompt and "- caller: +1555" in prompt
-    with pytest.raises(PromptError, match="company"):
-        build_system_prompt("You work for {{ company }}.", {})
 
 
 def test_settings_errors_name_the_variable_and_hide_the_key() -> None:

@@ -174,3 +174,13 @@ async def test_unreachable_server_is_a_connect_error() -> None:
     with pytest.raises(LLMError) as caught:
         await collect(p)
     assert caught.value.kind == "connect" and caught.value.retryable
+
+
+async def test_malformed_chunk_is_a_protocol_error_not_a_crash(
+    openai_server: OpenAIStandIn,
+) -> None:
+    bad = '{"choices": [{"delta": {"tool_calls": [{"index": "x"}]}}]}'
+    openai_server.script(Reply(text=["Hello", " there"], raw_after=1, raw_data=bad))
+    with pytest.raises(LLMError) as caught:
+        await collect(provider(openai_server))
+    assert caught.value.kind == "protocol" and not caught.value.retryable

@@ -64,7 +64,13 @@ class FakeCall:
     async def next_input(self, timeout_ms: float | None) -> CallerInput | None:
         self._check_live()
         self.timeouts.append(timeout_ms)
-        return self.inputs.popleft() if self.inputs else None
+        item = self.inputs.popleft() if self.inputs else None
+        # Call time moves like on a real line: to an input's own time, or by the whole timeout.
+        if item is not None:
+            self.clock.on_media(int(_input_at_ms(item)))
+        elif timeout_ms is not None:
+            self.clock.on_media(int(self.clock.now_ms() + timeout_ms))
+        return item
 
     def discard_inputs(self) -> None:
         pass  # the script holds future inputs, not queued ones
@@ -85,6 +91,10 @@ class FakeCall:
 
     def _check_live(self) -> None:
         assert self.ended is None, "the flow kept going after the call ended"
+
+
+def _input_at_ms(item: CallerInput) -> float:
+    return item.end_ms if isinstance(item, SpeechInput) else item.at_ms
 
 
 @dataclass

@@ -191,3 +191,25 @@ def test_a_phrase_in_two_spoken_options_is_rejected() -> None:
     )
     assert problems[0].startswith("test.yaml:5: steps[0] (q).gather.options: spoken options")
     assert "'help' belongs to both 'a' and 'b'" in problems[0]
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["IVR_LLM_API_KEY", "IVR_SPEECH_API_KEYS", "IVR_CRM_TOKEN", "IVR_DB_PASSWORD", "IVR_X_SECRET"],
+)
+def test_secret_env_names_are_refused_at_load(name: str) -> None:
+    problems = _problems(
+        f'name: leak\nenv:\n  IVR_SUPPORT_NUMBER: "+15550100"\n  {name}: ""\n'
+        f'steps:\n  - say: "{{{{ env.{name} }}}}"\n'
+    )
+    assert len(problems) == 1
+    assert problems[0].startswith("test.yaml:4:")
+    assert f"{name} holds a secret" in problems[0] and "remove it from env" in problems[0]
+
+
+def test_ordinary_env_names_still_load() -> None:
+    flow = parse_flow(
+        'name: ok\nenv: {IVR_SUPPORT_NUMBER: "+15550100", IVR_KEYPAD: "1"}\n'
+        'steps:\n  - say: "{{ env.IVR_SUPPORT_NUMBER }}"\n'
+    )
+    assert set(flow.env) == {"IVR_SUPPORT_NUMBER", "IVR_KEYPAD"}

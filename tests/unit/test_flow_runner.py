@@ -227,3 +227,24 @@ steps:
 """
     assert (await _run(flow, FakeCall(digits("4321")))).said == ["PIN?", "Welcome."]
     assert (await _run(flow, FakeCall(digits("1111")))).said == ["PIN?", "Wrong PIN."]
+
+
+async def test_arithmetic_error_in_a_template_names_the_step() -> None:
+    flow = (
+        "name: t\nvariables: {a: 1, b: 0}\nsteps:\n  - id: ratio\n    say: 'Ratio {{ a / b }}.'\n"
+    )
+    call = FakeCall()
+    with pytest.raises(FlowRuntimeError, match=r"step ratio: template .*division by zero"):
+        await run_flow(parse_flow(flow), call, services())
+    assert call.events_of("flow_error")[0]["step"] == "ratio"
+
+
+async def test_empty_transfer_number_is_a_runtime_error_naming_the_step() -> None:
+    flow = (
+        'name: t\nenv: {IVR_DESK: ""}\nsteps:\n'
+        "  - id: desk\n    transfer: {to: '{{ env.IVR_DESK }}'}\n"
+    )
+    call = FakeCall()
+    with pytest.raises(FlowRuntimeError, match=r"step desk: transfer number .* rendered empty"):
+        await run_flow(parse_flow(flow), call, services(environ={}))
+    assert call.ended is None
