@@ -22,7 +22,13 @@ from ivr_bridge.audio.codec import ulaw_duration_ms
 from ivr_bridge.call.bargein import BargeInController, Prompt
 from ivr_bridge.call.clock import CallClock
 from ivr_bridge.call.heard import heard_text
-from ivr_bridge.call.inputs import CallerInput, DtmfInput, SpeechInput, SpeechStarted
+from ivr_bridge.call.inputs import (
+    CallerInput,
+    DtmfInput,
+    SpeechAbandoned,
+    SpeechInput,
+    SpeechStarted,
+)
 from ivr_bridge.call.listener import Listener, ListenerSettings
 from ivr_bridge.call.outcomes import HANGUP, CallOutcome, OutcomeStore
 from ivr_bridge.call.playback import Playback, SendText
@@ -137,6 +143,7 @@ class CallConductor:
 
     def on_speech_abandoned(self, onset_ms: float, at_ms: float) -> None:
         self.barge_in.on_abandoned(onset_ms, at_ms)
+        self._push_input(SpeechAbandoned(at_ms))
 
     def on_speech_input(self, speech: SpeechInput) -> None:
         self._caller_talking_since = None
@@ -312,7 +319,7 @@ class CallConductor:
         call_ms = round(self.clock.now_ms())
         if len(self.events) < MAX_EVENTS:
             self.events.append({"kind": kind, "call_ms": call_ms, **fields})
-        log.info(kind.replace("_", " "), call_ms=call_ms, **fields)
+        log.info(kind.replace("_", " "), call_ms=call_ms, **_mask_keypad(fields))
 
     async def transfer(self, number: str) -> None:
         self._outcome = CallOutcome("dial", number=number)
@@ -346,3 +353,17 @@ class CallConductor:
 def _cut(prompt: Prompt) -> bool:
     """The prompt's interruption was decided (the utterance may not be marked yet)."""
     return prompt.interrupted_by is not None or prompt.utterance.interrupted
+
+
+_KEYPAD = frozenset("0123456789*#")
+
+
+def _mask_keypad(fields: dict[str, Any]) -> dict[str, Any]:
+    """Keys pressed are PINs and card numbers as often as menu choices: the call's own event
+    list keeps them, log lines show only how many were pressed."""
+    masked = dict(fields)
+    for name in ("digit", "value"):
+        value = masked.get(name)
+        if isinstance(value, str) and value and set(value) <= _KEYPAD:
+            masked[name] = "•" * len(value)
+    return masked

@@ -19,6 +19,14 @@ class SpeechStarted:
 
 
 @dataclass(frozen=True, slots=True)
+class SpeechAbandoned:
+    """The onset after a ``SpeechStarted`` was noise (a cough, a door): no utterance follows,
+    so a dialog waiting for one goes back to its no-input deadline."""
+
+    at_ms: float
+
+
+@dataclass(frozen=True, slots=True)
 class SpeechInput:
     """One caller utterance, cut by VAD endpointing: 8 kHz 16-bit mono PCM."""
 
@@ -27,4 +35,4 @@ class SpeechInput:
     end_ms: float
 
 
-CallerInput = DtmfInput | SpeechStarted | SpeechInput
+CallerInput = DtmfInput | SpeechStarted | SpeechAbandoned | SpeechInput

@@ -15,6 +15,7 @@ from ivr_bridge.config import Settings
 from ivr_bridge.dialog.flow import load_flows_dir
 from ivr_bridge.dialog.llm_step import llm_configuration_problem
 from ivr_bridge.metrics import BridgeMetrics
+from ivr_bridge.recognition import warm_up_recognizers
 from ivr_bridge.server.loop_lag import loop_lag_probe_ctx
 from ivr_bridge.server.media_stream import media_stream
 from ivr_bridge.server.state import STATE, BridgeState
@@ -160,12 +161,16 @@ async def start_bridge(
 async def serve(settings: Settings) -> None:
     """Run until SIGTERM/SIGINT, then drain gracefully (bounded by ``IVR_SHUTDOWN_GRACE_S``)."""
     bridge = await start_bridge(settings)
+    # Load the recognisers now, off the event loop, so the first caller who speaks does not wait.
+    warm_up = asyncio.create_task(warm_up_recognizers(), name="warm-up-recognizers")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("shutdown requested")
+    warm_up.cancel()
+    await asyncio.gather(warm_up, return_exceptions=True)
     await bridge.stop(settings.shutdown_grace_s)
 
 

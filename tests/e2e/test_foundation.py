@@ -228,3 +228,39 @@ async def test_an_unusable_transfer_number_apologises_instead_of_a_500(
 async def _metrics(bridge: RunningBridge) -> str:
     async with aiohttp.ClientSession() as http, http.get(bridge.base_url + "/metrics") as resp:
         return await resp.text()
+
+
+async def test_keys_pressed_are_masked_in_logs(bridge: RunningBridge) -> None:
+    buffer = io.StringIO()
+    saved = structlog.get_config()
+    configure_logging("json", "info", stream=buffer)
+    url = websocket_url(bridge.base_url, "/twilio/media")
+    headers = {"X-Twilio-Signature": sign_request(AUTH_TOKEN, url)}
+    pressed = False
+    try:
+        async with aiohttp.ClientSession() as http, http.ws_connect(url, headers=headers) as ws:
+            await ws.send_str(connected())
+            await ws.send_str(start())
+            async for msg in ws:
+                frame = json.loads(msg.data)
+                if frame["event"] == "media" and not pressed:
+                    pressed = True
+                    digit = {"track": "inbound_track", "digit": "7"}
+                    await ws.send_str(
+                        json.dumps(
+                            {
+                                "event": "dtmf",
+                                "sequenceNumber": "3",
+                                "streamSid": STREAM_SID,
+                                "dtmf": digit,
+                            }
+                        )
+                    )
+                elif frame["event"] == "mark":
+                    echo = {"event": "mark", "sequenceNumber": "9", "streamSid": STREAM_SID}
+                    await ws.send_str(json.dumps({**echo, "mark": frame["mark"]}))
+    finally:
+        structlog.configure(**saved)
+    lines = [json.loads(line) for line in buffer.getvalue().splitlines() if line.startswith("{")]
+    [dtmf] = [line for line in lines if line["event"] == "dtmf"]
+    assert dtmf["digit"] == "•"
