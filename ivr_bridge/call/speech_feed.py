@@ -21,6 +21,7 @@ from ivr_bridge.call.utterance import Utterance
 from ivr_bridge.speech.session import (
     FlushComplete,
     SpeechAudio,
+    SpeechEvent,
     SpeechSession,
     SpeechSessionClosed,
     SpeechSessionError,
@@ -29,6 +30,9 @@ from ivr_bridge.speech.session import (
 
 log = structlog.get_logger(__name__)
 
+SYNTHESIS_STALL_S = 10.0
+"""Longest silence from the speech service while an utterance's audio is still owed."""
+
 
 class SpeechFeed:
     def __init__(
@@ -36,8 +40,12 @@ class SpeechFeed:
         speech: SpeechSession,
         playback: Playback,
         record_event: Callable[..., None],
+        *,
+        stall_s: float = SYNTHESIS_STALL_S,
     ) -> None:
         self._speech = speech
+        self._stall_s = stall_s
+        self._last_event = self._last_start = time.monotonic()
         self._playback = playback
         self._record_event = record_event
         self._synthesizing: deque[Utterance] = deque()
@@ -49,7 +57,7 @@ class SpeechFeed:
     def start(self, utterance: Utterance) -> None:
         """Its first text is about to be sent: its audio is next in line."""
         self._synthesizing.append(utterance)
-        self._first_text_at[utterance.id] = time.monotonic()
+        self._first_text_at[utterance.id] = self._last_start = time.monotonic()
 
     def register_flush(self, nonce: int, utterance: Utterance) -> None:
         self._flushes[nonce] = utterance
@@ -60,8 +68,23 @@ class SpeechFeed:
 
     async def run(self) -> None:
         """Owned by the conductor. Ending at all, before hang-up, is a speech-session failure."""
+        events = aiter(self._speech.events())
+        waiting: asyncio.Future[SpeechEvent] | None = None
         try:
-            async for event in self._speech.events():
+            while True:
+                if waiting is None:
+                    waiting = asyncio.ensure_future(anext(events))
+                # Wake now and then even with nothing arriving: a live socket that stops
+                # answering while speech is owed would otherwise leave the caller in dead air.
+                done, _ = await asyncio.wait({waiting}, timeout=self._stall_s / 2)
+                if not done:
+                    self._check_stall()
+                    continue
+                try:
+                    event = waiting.result()
+                except StopAsyncIteration:
+                    break
+                waiting = None
                 if isinstance(event, SpeechAudio):
                     await self._on_audio(event.data)
                 elif isinstance(event, SpeechTimestamps):
@@ -69,10 +92,24 @@ class SpeechFeed:
                         self._synthesizing[0].words.extend(event.words)
                 elif isinstance(event, FlushComplete):
                     self._on_flush_complete(event.nonce)
+                # Time spent waiting for playback room (backpressure) is not the service's.
+                self._last_event = time.monotonic()
         except SpeechSessionError as exc:
             self._fail_pending(exc)
             raise
+        finally:
+            if waiting is not None and not waiting.done():
+                waiting.cancel()
         raise SpeechSessionClosed(None, "speech session ended mid-call")
+
+    def _check_stall(self) -> None:
+        if not self._synthesizing:
+            return
+        quiet_s = time.monotonic() - max(self._last_event, self._last_start)
+        if quiet_s >= self._stall_s:
+            raise SpeechSessionError(
+                "timeout", f"speech service sent nothing for {quiet_s:.1f} s mid-utterance"
+            )
 
     async def cancel(self, utterance: Utterance) -> None:
         """Barge-in: stop the speech service; the session drops its audio from here on."""
