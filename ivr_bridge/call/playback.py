@@ -34,6 +34,11 @@ log = structlog.get_logger(__name__)
 MIN_FRAME_BYTES = 20 * ULAW_BYTES_PER_MS
 """Never send a media frame shorter than 20 ms (one Twilio frame), except an utterance's tail."""
 
+MAX_BUFFER_MS = 600_000
+"""Synthesised audio held here before release (10 min = 4.8 MB of µ-law). Generous on purpose:
+when it fills, the speech pump stops reading the speech session's socket, and a socket nobody
+reads stops answering keepalive pings and is dropped — a long prompt must never get there."""
+
 SendText = Callable[[str, str], Awaitable[None]]
 """Sends one JSON text frame to Twilio: ``send(event_name, json_text)``."""
 
@@ -50,7 +55,7 @@ class Playback:
         chunk_ms: int = 100,
         lead_ms: int = 300,
         grace_ms: int = 1000,
-        max_buffer_ms: int = 30_000,
+        max_buffer_ms: int = MAX_BUFFER_MS,
         clock: Callable[[], float] = time.monotonic,
         on_first_media: Callable[[], None] | None = None,
         on_underrun: OnUnderrun | None = None,
