@@ -88,6 +88,8 @@ class Playback:
         self._play_end = 0.0
         """Wall-clock time at which everything sent so far should have finished playing."""
         self.frames_sent = 0
+        self._sent_since_clear = False
+        """Audio went out since the last ``clear``: Twilio may still hold some of it."""
         self.clears_sent = 0
         self.underruns = 0
         self.underrun_s = 0.0
@@ -135,9 +137,12 @@ class Playback:
         """Stop the bot now: empty Twilio's buffer and ours. Returns the utterances cut short."""
         cut: list[Utterance] = []
         async with self._send_lock:
-            if self.ledger.pending:
+            # Not only when marks are pending: a mark the wall-clock fallback credited may still
+            # be audio in Twilio's buffer, and believing "all of it played" is how bots talk on.
+            if self.ledger.pending or self._sent_since_clear:
                 await self._send("clear", clear_json(self._stream_sid))
                 self.clears_sent += 1
+            self._sent_since_clear = False
             cleared = self.ledger.on_clear()
         self._dry = None
         for chunk in cleared:
@@ -228,6 +233,7 @@ class Playback:
         await self._send("mark", mark_json(self._stream_sid, chunk.mark))
         utterance.bytes_sent += take
         self.frames_sent += 1
+        self._sent_since_clear = True
         if self.frames_sent == 1 and self._on_first_media is not None:
             self._on_first_media()
         return True

@@ -285,3 +285,21 @@ async def test_a_short_lead_sends_all_it_has_instead_of_holding_a_sliver(rig) ->
     await playback.enqueue(utterance, b"\x11" * 960)  # Twilio now holds 120 ms: top it up...
     await _settle()
     assert twilio.media_bytes() == 960 + 800  # ...in whole chunks once it holds half the lead
+
+
+async def test_clear_is_sent_even_when_the_fallback_already_credited_every_mark() -> None:
+    """Echoes can be late rather than lost: audio the wall-clock fallback assumed played may
+    still sit in Twilio's buffer, so an interruption must still send ``clear``."""
+    now = [0.0]
+    twilio = FakeTwilio()
+    playback = Playback(twilio.send, "MZ1", lead_ms=100, grace_ms=100, clock=lambda: now[0])
+    task = asyncio.create_task(playback.run())
+    utterance = Utterance(1, "late echoes")
+    await playback.enqueue(utterance, b"\x0a" * 800)
+    await _settle()
+    now[0] = 5.0
+    await asyncio.sleep(0.3)  # the loop's fallback credits the chunk: nothing pending any more
+    assert playback.ledger.pending == 0
+    await playback.clear()
+    assert twilio.frames[-1]["event"] == "clear"
+    task.cancel()
