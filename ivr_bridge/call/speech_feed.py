@@ -21,7 +21,6 @@ from ivr_bridge.call.utterance import Utterance
 from ivr_bridge.speech.session import (
     FlushComplete,
     SpeechAudio,
-    SpeechEvent,
     SpeechSession,
     SpeechSessionClosed,
     SpeechSessionError,
@@ -68,23 +67,9 @@ class SpeechFeed:
 
     async def run(self) -> None:
         """Owned by the conductor. Ending at all, before hang-up, is a speech-session failure."""
-        events = aiter(self._speech.events())
-        waiting: asyncio.Future[SpeechEvent] | None = None
+        watchdog = asyncio.create_task(self._watch(), name="speech-watchdog")
         try:
-            while True:
-                if waiting is None:
-                    waiting = asyncio.ensure_future(anext(events))
-                # Wake now and then even with nothing arriving: a live socket that stops
-                # answering while speech is owed would otherwise leave the caller in dead air.
-                done, _ = await asyncio.wait({waiting}, timeout=self._stall_s / 2)
-                if not done:
-                    self._check_stall()
-                    continue
-                try:
-                    event = waiting.result()
-                except StopAsyncIteration:
-                    break
-                waiting = None
+            async for event in self._speech.events():
                 if isinstance(event, SpeechAudio):
                     await self._on_audio(event.data)
                 elif isinstance(event, SpeechTimestamps):
@@ -92,24 +77,30 @@ class SpeechFeed:
                         self._synthesizing[0].words.extend(event.words)
                 elif isinstance(event, FlushComplete):
                     self._on_flush_complete(event.nonce)
-                # Time spent waiting for playback room (backpressure) is not the service's.
+                # After handling: time spent waiting for playback room is not the service's.
                 self._last_event = time.monotonic()
         except SpeechSessionError as exc:
             self._fail_pending(exc)
             raise
         finally:
-            if waiting is not None and not waiting.done():
-                waiting.cancel()
+            watchdog.cancel()
         raise SpeechSessionClosed(None, "speech session ended mid-call")
 
-    def _check_stall(self) -> None:
-        if not self._synthesizing:
-            return
-        quiet_s = time.monotonic() - max(self._last_event, self._last_start)
-        if quiet_s >= self._stall_s:
-            raise SpeechSessionError(
-                "timeout", f"speech service sent nothing for {quiet_s:.1f} s mid-utterance"
-            )
+    async def _watch(self) -> None:
+        """A live socket that stops answering while speech is owed would leave the caller in
+        dead air: fail what is waiting (the dialog then apologises and ends the call)."""
+        while True:
+            await asyncio.sleep(self._stall_s / 2)
+            if not self._synthesizing:
+                continue
+            quiet_s = time.monotonic() - max(self._last_event, self._last_start)
+            if quiet_s >= self._stall_s:
+                log.error("speech service went quiet mid-utterance", quiet_s=round(quiet_s, 1))
+                self._fail_pending(
+                    SpeechSessionError(
+                        "timeout", f"speech service sent nothing for {quiet_s:.1f} s mid-utterance"
+                    )
+                )
 
     async def cancel(self, utterance: Utterance) -> None:
         """Barge-in: stop the speech service; the session drops its audio from here on."""

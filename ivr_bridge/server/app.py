@@ -160,17 +160,16 @@ async def start_bridge(
 
 async def serve(settings: Settings) -> None:
     """Run until SIGTERM/SIGINT, then drain gracefully (bounded by ``IVR_SHUTDOWN_GRACE_S``)."""
+    # Load the recognisers (off the event loop) before answering anything: the first caller who
+    # speaks must not wait for a model, and loading one under load costs live calls their audio.
+    await warm_up_recognizers()
     bridge = await start_bridge(settings)
-    # Load the recognisers now, off the event loop, so the first caller who speaks does not wait.
-    warm_up = asyncio.create_task(warm_up_recognizers(), name="warm-up-recognizers")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("shutdown requested")
-    warm_up.cancel()
-    await asyncio.gather(warm_up, return_exceptions=True)
     await bridge.stop(settings.shutdown_grace_s)
 
 
