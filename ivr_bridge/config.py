@@ -55,6 +55,11 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     playback_lead_ms: int = Field(default=300, ge=40, le=5000)
     """How far audio may run ahead of what Twilio has acknowledged as played."""
+    playback_start_ms: int = Field(default=200, ge=0, le=2000)
+    """Audio an utterance must have queued before its first frame goes out (unless synthesis
+    already finished): a cushion against a speech service that streams near real time, whose
+    late chunk would otherwise stutter the first word. Costs nothing when speech arrives faster
+    than real time (LMNT, the embedded server); 0 turns it off."""
     playback_chunk_ms: int = Field(default=100, ge=20, le=1000)
     """Size of each outbound media frame (Twilio plays small frames choppily below ~50 ms)."""
     mark_grace_ms: int = Field(default=1500, ge=100, le=60000)

@@ -65,6 +65,7 @@ class PlaybackSettings:
     chunk_ms: int = 100
     lead_ms: int = 300
     grace_ms: int = 1000
+    start_ms: int = 200
 
 
 class CallConductor:
@@ -99,6 +100,7 @@ class CallConductor:
             chunk_ms=playback.chunk_ms,
             lead_ms=playback.lead_ms,
             grace_ms=playback.grace_ms,
+            start_ms=playback.start_ms,
             on_first_media=self._first_media_sent,
             on_underrun=self._underrun,
             on_stale_frame=metrics.playback_stale_frames.inc,

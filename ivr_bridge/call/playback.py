@@ -56,6 +56,7 @@ class Playback:
         lead_ms: int = 300,
         grace_ms: int = 1000,
         max_buffer_ms: int = MAX_BUFFER_MS,
+        start_ms: int = 0,
         clock: Callable[[], float] = time.monotonic,
         on_first_media: Callable[[], None] | None = None,
         on_underrun: OnUnderrun | None = None,
@@ -65,6 +66,7 @@ class Playback:
         self._stream_sid = stream_sid
         self._chunk_bytes = chunk_ms * ULAW_BYTES_PER_MS
         self._lead_bytes = lead_ms * ULAW_BYTES_PER_MS
+        self._start_bytes = start_ms * ULAW_BYTES_PER_MS
         self._grace_s = grace_ms / 1000
         self._max_buffer_bytes = max_buffer_ms * ULAW_BYTES_PER_MS
         self._clock = clock
@@ -212,6 +214,11 @@ class Playback:
         utterance, buf = self._queue[0]
         take = min(len(buf), self._chunk_bytes)
         tail = utterance.synthesis_complete
+        if utterance.bytes_sent == 0 and not tail and len(buf) < self._start_bytes:
+            # Start an utterance with a cushion: a speech service streaming near real time
+            # leaves only the gap between its chunks as margin, and a late chunk then stutters
+            # the prompt's first word. Services that stream faster (or finish) start at once.
+            return False
         # Below half the lead, send whatever we have (down to one 20 ms frame): at an utterance's
         # start a speech service streaming ~1.25x real time gives only a few ms of margin per
         # chunk, and holding back a sliver of it was what ran Twilio dry under load.

@@ -60,7 +60,9 @@ class BridgeState:
     @property
     def playback(self) -> PlaybackSettings:
         s = self.settings
-        return PlaybackSettings(s.playback_chunk_ms, s.playback_lead_ms, s.mark_grace_ms)
+        return PlaybackSettings(
+            s.playback_chunk_ms, s.playback_lead_ms, s.mark_grace_ms, s.playback_start_ms
+        )
 
     def flow_for(self, name: str | None) -> Flow:
         """The flow a call asked for (by file name inside the flows dir) or the default.

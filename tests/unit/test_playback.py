@@ -303,3 +303,24 @@ async def test_clear_is_sent_even_when_the_fallback_already_credited_every_mark(
     await playback.clear()
     assert twilio.frames[-1]["event"] == "clear"
     task.cancel()
+
+
+async def test_an_utterance_starts_only_once_its_cushion_is_queued() -> None:
+    twilio = FakeTwilio()
+    playback = Playback(twilio.send, "MZ1", lead_ms=300, grace_ms=60_000, start_ms=200)
+    task = asyncio.create_task(playback.run())
+    utterance = Utterance(1, "paced speech")
+    await playback.enqueue(utterance, b"\x12" * 960)  # 120 ms: a near-real-time first chunk
+    await _settle()
+    assert twilio.media_bytes() == 0  # a late second chunk would stutter the first word
+    await playback.enqueue(utterance, b"\x13" * 960)  # 240 ms queued: go
+    await _settle()
+    assert twilio.media_bytes() > 0
+    short = Utterance(2, "OK.")
+    await playback.enqueue(short, b"\x14" * 400)
+    playback.synthesis_complete(short)  # finished before the cushion: nothing to wait for
+    for name in twilio.marks():
+        playback.on_mark(name)
+    await _settle()
+    assert twilio.media_bytes() == 960 * 2 + 400
+    task.cancel()
