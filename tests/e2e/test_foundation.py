@@ -16,7 +16,7 @@ from ivr_bridge.server.app import RunningBridge
 from ivr_bridge.telephony.twilio.models import OutboundMark, OutboundMedia
 from ivr_bridge.telephony.twilio.signature import sign_request, websocket_url
 from tests.e2e.conftest import AUTH_TOKEN
-from tests.e2e.twilio_peer import CALL_SID, STREAM_SID, connected, media, run_session, start
+from tests.e2e.twilio_peer import CALL_SID, STREAM_SID, media, run_session
 
 VOICE_FORM = {
     "CallSid": CALL_SID,
@@ -189,24 +189,10 @@ async def test_call_logs_carry_call_ids_and_never_secrets(make_bridge) -> None:
 async def test_a_bad_media_payload_mid_call_costs_one_frame_not_the_call(
     bridge: RunningBridge,
 ) -> None:
-    url = websocket_url(bridge.base_url, "/twilio/media")
-    headers = {"X-Twilio-Signature": sign_request(AUTH_TOKEN, url)}
-    audio = 0
-    async with aiohttp.ClientSession() as http, http.ws_connect(url, headers=headers) as ws:
-        await ws.send_str(connected())
-        await ws.send_str(start())
-        async for msg in ws:
-            frame = json.loads(msg.data)
-            if frame["event"] == "media":
-                audio += 1
-                if audio == 1:  # the call is running: now a frame whose payload is not base64
-                    bad = json.loads(media(2, 1))
-                    bad["media"]["payload"] = "not*base64!"
-                    await ws.send_str(json.dumps(bad))
-            elif frame["event"] == "mark":
-                echo = {"event": "mark", "sequenceNumber": "9", "streamSid": STREAM_SID}
-                await ws.send_str(json.dumps({**echo, "mark": frame["mark"]}))
-    assert audio > 30, "the greeting was cut short"
+    bad = json.loads(media(2, 1))
+    bad["media"]["payload"] = "not*base64!"
+    session = await run_session(bridge.base_url, AUTH_TOKEN, mid_call=[json.dumps(bad)])
+    assert len(session.audio) > 3 * 8000, "the greeting was cut short"
     text = await _metrics(bridge)
     assert 'ivr_malformed_frames_total{kind="validation"} 1.0' in text
     assert 'ivr_calls_total{ending="bridge"} 1.0' in text  # the flow ended it, not the caller
@@ -234,33 +220,12 @@ async def test_keys_pressed_are_masked_in_logs(bridge: RunningBridge) -> None:
     buffer = io.StringIO()
     saved = structlog.get_config()
     configure_logging("json", "info", stream=buffer)
-    url = websocket_url(bridge.base_url, "/twilio/media")
-    headers = {"X-Twilio-Signature": sign_request(AUTH_TOKEN, url)}
-    pressed = False
+    dtmf = {"event": "dtmf", "sequenceNumber": "3", "streamSid": STREAM_SID}
+    press = json.dumps({**dtmf, "dtmf": {"track": "inbound_track", "digit": "7"}})
     try:
-        async with aiohttp.ClientSession() as http, http.ws_connect(url, headers=headers) as ws:
-            await ws.send_str(connected())
-            await ws.send_str(start())
-            async for msg in ws:
-                frame = json.loads(msg.data)
-                if frame["event"] == "media" and not pressed:
-                    pressed = True
-                    digit = {"track": "inbound_track", "digit": "7"}
-                    await ws.send_str(
-                        json.dumps(
-                            {
-                                "event": "dtmf",
-                                "sequenceNumber": "3",
-                                "streamSid": STREAM_SID,
-                                "dtmf": digit,
-                            }
-                        )
-                    )
-                elif frame["event"] == "mark":
-                    echo = {"event": "mark", "sequenceNumber": "9", "streamSid": STREAM_SID}
-                    await ws.send_str(json.dumps({**echo, "mark": frame["mark"]}))
+        await run_session(bridge.base_url, AUTH_TOKEN, mid_call=[press])
     finally:
         structlog.configure(**saved)
     lines = [json.loads(line) for line in buffer.getvalue().splitlines() if line.startswith("{")]
-    [dtmf] = [line for line in lines if line["event"] == "dtmf"]
-    assert dtmf["digit"] == "•"
+    [logged] = [line for line in lines if line["event"] == "dtmf"]
+    assert logged["digit"] == "•"

@@ -76,8 +76,12 @@ async def run_session(
     *,
     parameters: dict[str, str] | None = None,
     extra: list[str | bytes] | None = None,
+    mid_call: list[str] | None = None,
 ) -> SessionLog:
-    """Open a signed stream, send connected/start (+extra frames), echo marks until closed."""
+    """Open a signed stream, send connected/start (+extra frames), echo marks until closed.
+
+    ``mid_call`` frames go out once the first bot audio arrives, i.e. while the call is running.
+    """
     url = websocket_url(base_url, "/twilio/media")
     headers = {"X-Twilio-Signature": sign_request(auth_token, url)}
     result = SessionLog()
@@ -95,6 +99,9 @@ async def run_session(
             frame = json.loads(msg.data)
             result.frames.append(frame)
             if frame["event"] == "media":
+                if not result.audio:
+                    for pending in mid_call or []:
+                        await ws.send_str(pending)
                 result.audio.extend(base64.b64decode(frame["media"]["payload"]))
             elif frame["event"] == "mark":
                 await ws.send_str(
