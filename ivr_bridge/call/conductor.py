@@ -187,21 +187,29 @@ class CallConductor:
             log.exception("call failed; apologising and ending the call")
             outcome = CallOutcome("apologise", message=APOLOGY)
         finally:
-            for task in tasks:
-                task.cancel()
-            # Bounded: a task that ignores its cancellation must not keep the call open.
-            _, stuck = await asyncio.wait(tasks, timeout=TEARDOWN_S)
-            if stuck:
-                log.error("call tasks did not stop", tasks=[t.get_name() for t in stuck])
-            for task in tasks:  # mark late failures as seen; the call's outcome is decided
-                if task.done() and not task.cancelled():
-                    task.exception()
-            with contextlib.suppress(Exception):
-                await self._speech.close()
+            try:
+                await self._stop_tasks(tasks)
+            finally:
+                # Whatever happened above (a caller hang-up cancels this task mid-teardown),
+                # the speech session is closed: a session left open lives on forever.
+                with contextlib.suppress(Exception):
+                    await self._speech.close()
             if outcome is not None:
                 await self._outcomes.record(self.details.call_sid, outcome)
                 self.record_event("end", action=outcome.action, number=outcome.number)
                 await self._close_stream()
+
+    @staticmethod
+    async def _stop_tasks(tasks: list[asyncio.Task[Any]]) -> None:
+        for task in tasks:
+            task.cancel()
+        # Bounded: a task that ignores its cancellation must not keep the call open.
+        _, stuck = await asyncio.wait(tasks, timeout=TEARDOWN_S)
+        if stuck:
+            log.error("call tasks did not stop", tasks=[t.get_name() for t in stuck])
+        for task in tasks:  # mark late failures as seen; the call's outcome is decided
+            if task.done() and not task.cancelled():
+                task.exception()
 
     async def _run_dialog(self) -> CallOutcome:
         with contextlib.suppress(CallEnding):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 
@@ -614,3 +615,34 @@ async def test_reset_against_the_project_speech_server_drops_the_rest() -> None:
     assert 0 < len(before_ack) < 8000
     assert 800 < len(after_ack) < 2 * 8000
     assert not after_ack.startswith(b"RIFF")
+
+
+async def test_close_from_a_task_being_cancelled_still_closes_the_socket() -> None:
+    """A caller hanging up cancels the call, whose teardown closes the session: the socket
+    must close then too, or keepalive pings hold it (and its tasks) open forever."""
+    server_saw_close = asyncio.Event()
+
+    async def script(conn: ScriptedConnection) -> None:
+        await conn.ready()
+        await conn.ws.wait_closed()
+        server_saw_close.set()
+
+    async with FakeLmntServer(script) as server:
+        session = await open_session(server)
+        started = asyncio.Event()
+
+        async def call() -> None:
+            try:
+                started.set()
+                await asyncio.Event().wait()  # the call runs until the caller hangs up
+            finally:
+                await session.close()
+
+        task = asyncio.create_task(call())
+        await started.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        async with asyncio.timeout(5):
+            await server_saw_close.wait()
+        assert session._receiver.done()

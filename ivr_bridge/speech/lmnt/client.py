@@ -106,6 +106,7 @@ class LmntSession:
         voice: str,
         timestamp_mode: TimestampMode = TimestampMode.PER_CHUNK,
         on_first_audio_latency: Callable[[float], None] | None = None,
+        on_closed: Callable[[], None] | None = None,
     ) -> None:
         self.url = url
         self.voice = voice
@@ -120,6 +121,7 @@ class LmntSession:
         """Audio bytes received before a ``reset`` but not yet consumed: purged, never yielded."""
         self._ws = ws
         self._on_first_audio_latency = on_first_audio_latency
+        self._on_closed = on_closed
         self._send_lock = asyncio.Lock()
         self._nonce = 0
         self._pending_reset_nonce: int | None = None
@@ -192,18 +194,29 @@ class LmntSession:
         await self._send(FinishMessage())
 
     async def close(self) -> None:
-        """Stop receiving and close the socket; a pending ``events()`` then ends normally."""
+        """Stop receiving and close the socket; a pending ``events()`` then ends normally.
+
+        The socket is closed on every path, including when the task calling ``close`` is being
+        cancelled (a caller hanging up cancels the call mid-teardown): a session left open here
+        is kept alive by keepalive pings forever, with its fd and tasks on both ends. A second
+        cancellation during the close handshake aborts the TCP connection instead of waiting.
+        """
         if self._closed:
             return
         self._closed = True
         self._receiver.cancel()
         try:
-            await self._receiver
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
+            # ``wait`` never raises the receiver's own CancelledError, only ours.
+            await asyncio.wait({self._receiver})
+        finally:
+            try:
+                await self._ws.close()
+            except BaseException:
+                self._ws.transport.abort()
                 raise
-        await self._ws.close()
+            finally:
+                if self._on_closed is not None:
+                    self._on_closed()
 
     def _next_nonce(self) -> int:
         self._ensure_can_send()
@@ -368,6 +381,7 @@ async def connect_lmnt(
     open_timeout: float = 5.0,
     timestamp_mode: TimestampMode = TimestampMode.PER_CHUNK,
     on_first_audio_latency: Callable[[float], None] | None = None,
+    on_closed: Callable[[], None] | None = None,
 ) -> LmntSession:
     """Open a session and send init (µ-law, 8 kHz, API 1.1). Does not wait for ``ready``: like
     the SDK, text may be sent at once; ``SessionReady`` arrives as the first event.
@@ -400,10 +414,14 @@ async def connect_lmnt(
         raise SpeechSessionClosed(
             exc.rcvd.code if exc.rcvd else None, exc.rcvd.reason if exc.rcvd else "", None
         ) from exc
+    except BaseException:  # cancelled mid-open (the caller hung up): never leave the socket
+        ws.transport.abort()
+        raise
     return LmntSession(
         ws,
         url=url,
         voice=voice,
         timestamp_mode=timestamp_mode,
         on_first_audio_latency=on_first_audio_latency,
+        on_closed=on_closed,
     )
