@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+
+
+def add_process_metrics(registry: CollectorRegistry, prefix: str) -> None:
+    """What a leak shows up in: the process's fds, memory and CPU (``process_*``), and the
+    event loop's task count (``<prefix>_asyncio_tasks``), read at scrape time."""
+    ProcessCollector(registry=registry)
+    Gauge(
+        f"{prefix}_asyncio_tasks", "Tasks alive on the event loop", registry=registry
+    ).set_function(_task_count)
+
+
+def _task_count() -> float:
+    try:
+        return float(len(asyncio.all_tasks()))
+    except RuntimeError:  # scraped from outside the loop (e.g. a test's registry read)
+        return 0.0
 
 
 @dataclass
@@ -13,7 +30,13 @@ class BridgeMetrics:
 
     def __post_init__(self) -> None:
         r = self.registry
+        add_process_metrics(r, "ivr")
         self.active_calls = Gauge("ivr_active_calls", "Media streams currently open", registry=r)
+        self.speech_sessions_open = Gauge(
+            "ivr_speech_sessions_open",
+            "Speech-session sockets opened and not yet closed (one per live call)",
+            registry=r,
+        )
         self.calls_total = Counter(
             "ivr_calls_total", "Media streams ended, by how they ended", ["ending"], registry=r
         )

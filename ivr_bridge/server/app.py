@@ -115,13 +115,16 @@ async def start_bridge(
     metrics = BridgeMetrics()
 
     async def open_speech(voice: str) -> SpeechSession:
-        return await connect_lmnt(
+        session = await connect_lmnt(
             base_url=base_url,
             api_key=api_key,
             voice=voice,
             language=settings.language,
             on_first_audio_latency=metrics.tts_first_audio.observe,
+            on_closed=metrics.speech_sessions_open.dec,
         )
+        metrics.speech_sessions_open.inc()
+        return session
 
     state = BridgeState(
         settings=settings,

@@ -15,17 +15,23 @@ from dataclasses import dataclass
 
 import structlog
 from aiohttp import WSCloseCode, web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 
+from ivr_bridge.metrics import add_process_metrics
 from ivr_bridge.speechserver.config import (
     SpeechServerConfig,
     SpeechServerConfigError,
     check_bind,
 )
+from ivr_bridge.speechserver.keys import CONFIG_KEY, METRICS_KEY, SESSIONS_KEY, SYNTH_KEY
 from ivr_bridge.speechserver.rest import add_routes, envelope_middleware
 from ivr_bridge.speechserver.session import handle_stream
-from ivr_bridge.speechserver.synth import EspeakSynthesizer, get_synthesizer
+from ivr_bridge.speechserver.synth import get_synthesizer
 
 __all__ = [
+    "CONFIG_KEY",
+    "SESSIONS_KEY",
+    "SYNTH_KEY",
     "RunningSpeechServer",
     "SpeechServerConfig",
     "SpeechServerConfigError",
@@ -37,11 +43,6 @@ __all__ = [
 
 log = structlog.get_logger(__name__)
 
-CONFIG_KEY = web.AppKey("speech_config", SpeechServerConfig)
-SYNTH_KEY = web.AppKey("speech_synth", EspeakSynthesizer)
-SESSIONS_KEY: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("speech_sessions")
-"""Open session sockets (each removes itself when done), closed with 1001 on shutdown."""
-
 STREAM_PATH = "/v1/ai/speech/stream"
 
 
@@ -52,10 +53,22 @@ def build_app(config: SpeechServerConfig | None = None) -> web.Application:
     app[SYNTH_KEY] = get_synthesizer()
     sessions: set[web.WebSocketResponse] = set()
     app[SESSIONS_KEY] = sessions
+    registry = CollectorRegistry()
+    add_process_metrics(registry, "speech_server")
+    Gauge(
+        "speech_server_sessions_open", "Speech-session sockets open", registry=registry
+    ).set_function(lambda: len(sessions))
+    app[METRICS_KEY] = registry
     app.router.add_get(STREAM_PATH, handle_stream)
+    app.router.add_get("/metrics", _metrics)
     add_routes(app)
     app.on_shutdown.append(_close_sessions)
     return app
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[METRICS_KEY])
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 async def _close_sessions(app: web.Application) -> None:

@@ -18,6 +18,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ivr_bridge.speechserver.audio_format import encode, pcm_wav_file, ulaw_wav_header
+from ivr_bridge.speechserver.keys import CONFIG_KEY, SYNTH_KEY
 from ivr_bridge.speechserver.protocol import (
     SAMPLE_RATES,
     ErrorType,
@@ -102,7 +103,6 @@ def _error_response(
 
 
 def _check_key(request: web.Request) -> None:
-    from ivr_bridge.speechserver.app import CONFIG_KEY
 
     if not request.app[CONFIG_KEY].accepts_key(request.headers.get("X-API-Key", "")):
         raise ProtocolError("authentication_error", "invalid or missing X-API-Key")
@@ -162,7 +162,6 @@ def _sentences(text: str) -> list[str]:
 
 
 async def _synthesize(request: web.Request, body: SpeechRequest, text: str) -> Synthesis:
-    from ivr_bridge.speechserver.app import SYNTH_KEY
 
     return await request.app[SYNTH_KEY].synthesize(
         text, body.voice, body.effective_sample_rate(), speed=body.speed, language=body.language

@@ -29,6 +29,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from ivr_bridge.speechserver import protocol
 from ivr_bridge.speechserver.audio_format import encode, split_pcm, ulaw_wav_header
 from ivr_bridge.speechserver.config import SpeechServerConfig
+from ivr_bridge.speechserver.keys import CONFIG_KEY, SESSIONS_KEY, SYNTH_KEY
 from ivr_bridge.speechserver.protocol import ErrorType, InitMessage, ProtocolError
 from ivr_bridge.speechserver.synth import EspeakSynthesizer, SynthesisError, WordEvent
 from ivr_bridge.speechserver.text_buffer import TextBuffer
@@ -387,7 +388,6 @@ def _drain(queue: asyncio.Queue) -> list:  # type: ignore[type-arg]
 
 async def handle_stream(request: web.Request) -> web.WebSocketResponse:
     """aiohttp handler for ``/v1/ai/speech/stream``."""
-    from ivr_bridge.speechserver.app import CONFIG_KEY, SESSIONS_KEY, SYNTH_KEY
 
     ws = web.WebSocketResponse(max_msg_size=1 << 20, autoping=True)
     await ws.prepare(request)

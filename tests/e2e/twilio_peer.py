@@ -116,3 +116,34 @@ async def run_session(
                 )
         result.closed_by_server = ws.close_code is not None
     return result
+
+
+def stop() -> str:
+    return json.dumps(
+        {
+            "event": "stop",
+            "sequenceNumber": "99",
+            "streamSid": STREAM_SID,
+            "stop": {"accountSid": ACCOUNT_SID, "callSid": CALL_SID},
+        }
+    )
+
+
+async def hang_up_mid_prompt(
+    base_url: str, auth_token: str, *, how: str = "stop", parameters: dict[str, str] | None = None
+) -> None:
+    """Open a signed stream, wait for the first bot audio, then hang up as a caller does:
+    ``stop`` then close (Twilio's way), or drop the socket with no ``stop`` (a lost line)."""
+    url = websocket_url(base_url, "/twilio/media")
+    headers = {"X-Twilio-Signature": sign_request(auth_token, url)}
+    async with aiohttp.ClientSession() as http, http.ws_connect(url, headers=headers) as ws:
+        await ws.send_str(connected())
+        await ws.send_str(start(parameters))
+        async for msg in ws:
+            if msg.type == aiohttp.WSMsgType.TEXT and json.loads(msg.data)["event"] == "media":
+                break
+        else:
+            raise AssertionError("the bridge closed before any audio")
+        if how == "stop":
+            await ws.send_str(stop())
+        await ws.close()
