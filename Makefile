@@ -21,11 +21,15 @@ serve: $(STAMP)
 	$(BIN)/ivr-bridge serve
 
 lint: $(STAMP)
-	$(BIN)/ruff check ivr_bridge tests
-	$(BIN)/ruff format --check ivr_bridge tests
+	$(BIN)/ruff check ivr_bridge tests benchmarks
+	$(BIN)/ruff format --check ivr_bridge tests benchmarks
+	$(BIN)/lint-imports
+	$(BIN)/mypy ivr_bridge
 
 test: $(STAMP)
-	$(BIN)/ruff check ivr_bridge tests
+	$(BIN)/ruff check ivr_bridge tests benchmarks
+	$(BIN)/lint-imports
+	$(BIN)/mypy ivr_bridge
 	$(BIN)/python -m pytest
 
 clean:

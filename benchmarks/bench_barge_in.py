@@ -25,13 +25,12 @@ import time
 import wave
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import structlog
 
+from ivr_bridge.call.app import DialogApp
+from ivr_bridge.call.control import BargeInPolicy, CallControl
 from ivr_bridge.config import Settings
-from ivr_bridge.dialog.control import BargeInPolicy, CallControl
-from ivr_bridge.server import media_stream
 from ivr_bridge.server.app import start_bridge
 from ivr_bridge.sim import parse_script, run_call
 from ivr_bridge.sim.result import CallResult
@@ -71,7 +70,7 @@ class MenuDialog:
     def __init__(self) -> None:
         self.calls: dict[str, Any] = {}
 
-    async def __call__(self, flow: object, call: CallControl, **_: object) -> None:
+    async def __call__(self, call: CallControl) -> None:
         self.calls[call.details.call_sid] = call
         await call.say(MENU, barge_in=BargeInPolicy("any"))
         await call.hangup()
@@ -111,9 +110,12 @@ async def main(args: argparse.Namespace) -> None:
             lmnt_api_key="bench",
             port=0,
             log_level="error",
-        )
+        ),
+        apps={"bench-menu": lambda parameters: app},
+        default_app="bench-menu",
     )
     dialog = MenuDialog()
+    app = DialogApp(dialog, name="bench-menu")
     rng = random.Random(args.seed)
     jobs: list[tuple[str, str]] = []
     for index in range(args.calls):
@@ -126,13 +128,12 @@ async def main(args: argparse.Namespace) -> None:
     sem = asyncio.Semaphore(args.concurrency)
     started = time.perf_counter()
     try:
-        with mock.patch.object(media_stream, "run_flow", dialog):
-            results = await asyncio.gather(
-                *(
-                    _one_call(bridge.base_url, args.speed, steps + "  - wait_for_bot\n", sem)
-                    for _, steps in jobs
-                )
+        results = await asyncio.gather(
+            *(
+                _one_call(bridge.base_url, args.speed, steps + "  - wait_for_bot\n", sem)
+                for _, steps in jobs
             )
+        )
     finally:
         await bridge.stop()
         await speech.stop()

@@ -14,13 +14,10 @@ from urllib.parse import urlsplit
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ivr_bridge.errors import ConfigError
 from ivr_bridge.speech.lmnt.url import DEFAULT_BASE_URL as DEFAULT_LMNT_BASE_URL
 
 DEFAULT_FLOWS_DIR = Path("flows")
-
-
-class ConfigError(Exception):
-    """Startup configuration is wrong; the message names the variable and the fix."""
 
 
 class Settings(BaseSettings):
@@ -83,6 +80,9 @@ class Settings(BaseSettings):
     """On SIGTERM, how long active calls may run on before they are closed."""
     outcome_ttl_s: float = Field(default=600.0, gt=0)
     """How long a finished call's outcome waits for Twilio's after-stream request."""
+    control_token: SecretStr | None = None
+    """Bearer token for ``POST /calls/{CallSid}/control`` (hang up or transfer a live call,
+    report an answering machine). Unset: the route is off."""
 
     @field_validator("public_url")
     @classmethod
@@ -98,6 +98,18 @@ class Settings(BaseSettings):
         if parts.query or parts.fragment:
             raise ValueError("must not carry a query string or fragment")
         return value.rstrip("/")
+
+    @field_validator("control_token")
+    @classmethod
+    def _check_control_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if len(value.get_secret_value()) < 16:
+            raise ValueError(
+                "must be at least 16 characters (it ends and transfers live calls); "
+                "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        return value
 
     @field_validator("lmnt_base_url")
     @classmethod
@@ -134,6 +146,9 @@ _ENV_NAMES = {
 }
 
 
+SECRET_FIELDS = frozenset({"twilio_auth_token", "lmnt_api_key", "control_token"})
+
+
 def env_name(field: str) -> str:
     return _ENV_NAMES.get(field, f"IVR_{field.upper()}")
 
@@ -148,7 +163,7 @@ def load_settings(**overrides: object) -> Settings:
             field = str(err["loc"][0]) if err["loc"] else "?"
             message = err["msg"].removeprefix("Value error, ")
             shown = err.get("input")
-            secret = field in ("twilio_auth_token", "lmnt_api_key")
+            secret = field in SECRET_FIELDS
             value = "" if secret or shown is None else f" (got {shown!r})"
             lines.append(f"{env_name(field)}{value}: {message}")
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None

@@ -112,6 +112,12 @@ class BridgeMetrics:
             "Total length of those dry spells (from Twilio's last echo to the next frame sent)",
             registry=r,
         )
+        self.control_requests = Counter(
+            "ivr_control_requests_total",
+            "Requests to the control route, by result",
+            ["result"],
+            registry=r,
+        )
         self.playback_stale_frames = Counter(
             "ivr_playback_stale_frames",
             "Media frames of a cleared prompt sent after its 'clear' (should stay 0)",

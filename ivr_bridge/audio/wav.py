@@ -19,6 +19,8 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from ivr_bridge.errors import AudioFormatError
+
 WAVE_FORMAT_PCM = 0x0001
 WAVE_FORMAT_MULAW = 0x0007
 WAVE_FORMAT_EXTENSIBLE = 0xFFFE
@@ -33,7 +35,7 @@ MAX_HEADER_BYTES = 64 * 1024
 """A header longer than this is not a streaming header: treat the bytes as audio, not silence."""
 
 
-class WavFormatError(ValueError):
+class WavFormatError(AudioFormatError):
     """The stream's WAV header announces a format the caller cannot play."""
 
 

@@ -26,10 +26,10 @@ import structlog
 
 from ivr_bridge.audio.codec import ulaw_duration_ms
 from ivr_bridge.call.clock import CallClock
+from ivr_bridge.call.control import BargeInPolicy
 from ivr_bridge.call.heard import heard_text
 from ivr_bridge.call.playback import Playback
 from ivr_bridge.call.utterance import Utterance
-from ivr_bridge.dialog.control import BargeInPolicy
 from ivr_bridge.metrics import BridgeMetrics
 
 log = structlog.get_logger(__name__)

@@ -1,10 +1,12 @@
 """The call conductor: one per call, the only place that decides who speaks and when it ends.
 
 It owns four tasks — the dialog, the playback release loop, the speech-session pump and the
-barge-in controller — and cancels all of them when the call ends, whichever way it ends.
-Mechanics live below it: ``Listener`` (VAD, endpointing), ``BargeInController`` (pause, clear,
-reset, resume), ``Playback`` (frames, marks, clear), the speech session (LMNT), the dialog (flow
-steps or LLM), which talks to the call only through the ``CallControl`` API implemented here.
+barge-in controller — and cancels all of them when the call ends, whichever way it ends: the
+dialog finishes, the caller hangs up, the speech path fails, or an event from outside the socket
+(``on_event``: an operator's "hang up now") ends it. Mechanics live below it: ``Listener`` (VAD,
+endpointing), ``CallerInputs`` (type-ahead, finish keys), ``BargeInController`` (pause, clear,
+reset, resume), ``Playback`` (frames, marks, clear), the speech session (LMNT), and the call's
+app, which talks to the call only through the ``CallControl`` contract implemented here.
 """
 
 from __future__ import annotations
@@ -13,16 +15,20 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
 from ivr_bridge.audio.codec import ulaw_duration_ms
+from ivr_bridge.call.app import DEFAULT_FAILURE, FailurePolicy
 from ivr_bridge.call.bargein import BargeInController, Prompt
 from ivr_bridge.call.clock import CallClock
+from ivr_bridge.call.control import BargeInPolicy, CallControl, CallDetails, SayResult
+from ivr_bridge.call.event_log import CallEventLog
 from ivr_bridge.call.heard import heard_text
+from ivr_bridge.call.input_queue import CallerInputs
 from ivr_bridge.call.inputs import (
+    AnsweredBy,
     CallerInput,
     DtmfInput,
     SpeechAbandoned,
@@ -31,11 +37,12 @@ from ivr_bridge.call.inputs import (
 )
 from ivr_bridge.call.listener import Listener, ListenerSettings
 from ivr_bridge.call.outcomes import HANGUP, CallOutcome, OutcomeStore
-from ivr_bridge.call.playback import Playback, SendText
+from ivr_bridge.call.playback import Playback, PlaybackSettings, SendText
+from ivr_bridge.call.registry import CallEvent, HangUpNow, MachineDetected, TransferNow
 from ivr_bridge.call.speech_feed import SpeechFeed
 from ivr_bridge.call.text_stream import TextFeed, first_piece, single
 from ivr_bridge.call.utterance import Utterance
-from ivr_bridge.dialog.control import BargeInPolicy, CallDetails, SayResult
+from ivr_bridge.errors import CallEnding
 from ivr_bridge.metrics import BridgeMetrics
 from ivr_bridge.speech.session import (
     SpeechSession,
@@ -45,27 +52,13 @@ from ivr_bridge.speech.session import (
 
 log = structlog.get_logger(__name__)
 
-APOLOGY = "We're sorry, we are having technical difficulties. Please call again later. Goodbye."
-MAX_EVENTS = 5000
 TEARDOWN_S = 5.0
-MAX_PENDING_INPUTS = 64
 PLAY_PIECE_BYTES = 8000
 """Recorded audio is queued a second at a time so an interruption stops the rest at once."""
 
-Dialog = Callable[["CallConductor"], Awaitable[None]]
-"""Runs the conversation; returns (or calls ``hangup``/``transfer``) when it is over."""
-
-
-class CallEnding(Exception):
-    """Raised inside the dialog by ``hangup``/``transfer`` so no step runs after the end."""
-
-
-@dataclass(frozen=True, slots=True)
-class PlaybackSettings:
-    chunk_ms: int = 100
-    lead_ms: int = 300
-    grace_ms: int = 1000
-    start_ms: int = 200
+Dialog = Callable[[CallControl], Awaitable[None]]
+"""Runs the conversation (a call app's ``run``); returns, or calls ``hangup``/``transfer``,
+when it is over."""
 
 
 class CallConductor:
@@ -83,16 +76,18 @@ class CallConductor:
         started_at: float,
         default_barge_in: BargeInPolicy | None = None,
         listening: ListenerSettings | None = None,
+        failure: FailurePolicy = DEFAULT_FAILURE,
     ) -> None:
         self.details = details
         self.clock = CallClock()
-        self.events: list[dict[str, Any]] = []
+        self.event_log = CallEventLog(self.clock)
         self._dialog = dialog
         self._speech = speech
         self._close_stream = close_stream
         self._outcomes = outcomes
         self._metrics = metrics
         self._started_at = started_at
+        self._failure = failure
         self.default_barge_in = default_barge_in or BargeInPolicy()
         self.playback = Playback(
             send,
@@ -107,8 +102,11 @@ class CallConductor:
         )
         self.speech_feed = SpeechFeed(speech, self.playback, self.record_event)
         self._utterance_ids = 0
-        self._inputs: asyncio.Queue[CallerInput] = asyncio.Queue(MAX_PENDING_INPUTS)
+        self.inputs = CallerInputs(self.clock)
         self._outcome: CallOutcome | None = None
+        self._ended_from_outside: asyncio.Future[CallOutcome] = (
+            asyncio.get_running_loop().create_future()
+        )
         self.start_to_first_media_s: float | None = None
         self._caller_talking_since: float | None = None
         """Onset (call ms) of confirmed caller speech not yet delivered as an utterance."""
@@ -129,15 +127,33 @@ class CallConductor:
 
     def on_dtmf(self, digit: str) -> None:
         at = self.clock.now_ms()
+        if self.inputs.swallows(digit, at):  # the finish key after a full-length entry
+            self.record_event("dtmf_swallowed", digit=digit, at_ms=at)
+            return
         self.record_event("dtmf", digit=digit, at_ms=at)
-        self._push_input(DtmfInput(digit, at))
+        self.inputs.push(DtmfInput(digit, at))
         self.barge_in.on_dtmf(at)
+
+    def on_event(self, event: CallEvent) -> None:
+        """An event from outside the socket (``ivr_bridge.call.registry``)."""
+        if isinstance(event, MachineDetected):
+            self.record_event("answered_by", answered_by=event.answered_by)
+            self.inputs.push(AnsweredBy(event.answered_by, self.clock.now_ms()))
+            return
+        if self._ended_from_outside.done():
+            return
+        if isinstance(event, TransferNow):
+            self.record_event("ended_from_outside", action="dial", reason=event.reason)
+            self._ended_from_outside.set_result(CallOutcome("dial", number=event.number))
+        elif isinstance(event, HangUpNow):
+            self.record_event("ended_from_outside", action="hangup", reason=event.reason)
+            self._ended_from_outside.set_result(HANGUP)
 
     # Listener events (ListenerSink): the caller's speech, on the call clock.
 
     def on_speech_onset(self, at_ms: float) -> None:
         self.barge_in.on_onset(at_ms)
-        self._push_input(SpeechStarted(at_ms))
+        self.inputs.push(SpeechStarted(at_ms))
 
     def on_speech_confirmed(self, onset_ms: float, at_ms: float) -> None:
         self._caller_talking_since = onset_ms
@@ -145,20 +161,15 @@ class CallConductor:
 
     def on_speech_abandoned(self, onset_ms: float, at_ms: float) -> None:
         self.barge_in.on_abandoned(onset_ms, at_ms)
-        self._push_input(SpeechAbandoned(at_ms))
+        self.inputs.push(SpeechAbandoned(at_ms))
 
     def on_speech_input(self, speech: SpeechInput) -> None:
         self._caller_talking_since = None
         self.record_event("caller_speech", start_ms=speech.start_ms, end_ms=speech.end_ms)
-        self._push_input(speech)
+        self.inputs.push(speech)
 
     def on_mark(self, name: str) -> None:
         self.playback.on_mark(name)
-
-    def _push_input(self, item: CallerInput) -> None:
-        if self._inputs.full():  # bounded: a caller mashing keys drops its oldest input
-            self._inputs.get_nowait()
-        self._inputs.put_nowait(item)
 
     # --- The call's life ----------------------------------------------------------------------
 
@@ -173,8 +184,11 @@ class CallConductor:
         dialog = tasks[0]
         outcome: CallOutcome | None = None
         try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            if dialog in done:
+            waiters: list[asyncio.Future[Any]] = [*tasks, self._ended_from_outside]
+            done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            if self._ended_from_outside in done:  # an operator or a campaign ended the call
+                outcome = self._ended_from_outside.result()
+            elif dialog in done:
                 outcome = dialog.result()
             else:  # playback or the speech pump stopped mid-call: never leave dead air
                 failed = done.pop()
@@ -182,10 +196,10 @@ class CallConductor:
         except SpeechSessionError as exc:
             self._metrics.speech_errors.labels(type=exc.error_type).inc()
             log.error("speech session failed; apologising and ending the call", error=str(exc))
-            outcome = CallOutcome("apologise", message=APOLOGY)
+            outcome = self._failure.outcome()
         except Exception:
             log.exception("call failed; apologising and ending the call")
-            outcome = CallOutcome("apologise", message=APOLOGY)
+            outcome = self._failure.outcome()
         finally:
             try:
                 await self._stop_tasks(tasks)
@@ -226,7 +240,7 @@ class CallConductor:
     async def say_stream(
         self, chunks: AsyncIterator[str], *, barge_in: BargeInPolicy | None = None
     ) -> SayResult:
-        """Speak text as it arrives, as one utterance (``ivr_bridge.llm.speak.SpeakStream``).
+        """Speak text as it arrives, as one utterance (``CallControl.say_stream``).
 
         Each piece goes to the speech session at once; one flush when ``chunks`` ends; returns
         after the final mark echoed, or on barge-in (interruptible from the first piece sent),
@@ -238,6 +252,9 @@ class CallConductor:
         policy (nothing, or a few ms, plays; ``heard_text`` is empty) rather than talking over
         them.
         """
+        policy = barge_in or self.default_barge_in
+        if self._keys_answer_it(policy):
+            return await self._skipped(chunks)
         pieces = aiter(chunks)
         first = await first_piece(pieces)
         if first is None:
@@ -246,7 +263,7 @@ class CallConductor:
         self.speech_feed.start(utterance)
         await self._speech.send_text(first)
         # Interruptible only now: a speech ``reset`` must follow this text on the wire.
-        prompt = self.barge_in.begin(utterance, barge_in or self.default_barge_in)
+        prompt = self.barge_in.begin(utterance, policy)
         self._interrupt_if_caller_talking()
         feed = TextFeed(
             utterance, self._speech, lambda: _cut(prompt), self.speech_feed.register_flush
@@ -275,12 +292,28 @@ class CallConductor:
             self.barge_in.on_onset(now)
             self.barge_in.on_confirmed(now)
 
+    def _keys_answer_it(self, policy: BargeInPolicy) -> bool:
+        """Keys typed ahead would cut this prompt at its first frame: do not start it."""
+        return (
+            policy.mode in ("any", "dtmf")
+            and policy.ignore_first_ms <= 0
+            and self.inputs.keys_waiting()
+        )
+
+    async def _skipped(self, chunks: AsyncIterator[str]) -> SayResult:
+        text = "".join([piece async for piece in chunks])
+        self.record_event("prompt_skipped", reason="keys typed ahead", text=text)
+        return SayResult(text, "", 0.0, interrupted=True, interrupted_by="dtmf")
+
     async def play(
         self, ulaw: bytes, *, label: str, barge_in: BargeInPolicy | None = None
     ) -> SayResult:
+        policy = barge_in or self.default_barge_in
+        if self._keys_answer_it(policy):
+            return await self._skipped(single(label))
         utterance = self._new_utterance(label)
         self.record_event("bot_plays", utterance=utterance.id, label=label, ms=len(ulaw) // 8)
-        prompt = self.barge_in.begin(utterance, barge_in or self.default_barge_in)
+        prompt = self.barge_in.begin(utterance, policy)
         for offset in range(0, len(ulaw), PLAY_PIECE_BYTES):
             if utterance.interrupted:
                 break
@@ -307,29 +340,20 @@ class CallConductor:
         )
 
     async def next_input(self, timeout_ms: float | None) -> CallerInput | None:
-        if not self._inputs.empty() or timeout_ms is None:
-            return await self._inputs.get()
-        getter = asyncio.ensure_future(self._inputs.get())
-        timer = asyncio.ensure_future(self.clock.sleep(timeout_ms))
-        try:
-            await asyncio.wait({getter, timer}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            timer.cancel()
-            if not getter.done():
-                getter.cancel()
-        if getter.done() and not getter.cancelled():
-            return getter.result()
-        return None
+        return await self.inputs.next(timeout_ms)
 
-    def discard_inputs(self) -> None:
-        while not self._inputs.empty():
-            self._inputs.get_nowait()
+    def discard_inputs(self, *, keys: bool = True) -> None:
+        self.inputs.discard(keys=keys)
+
+    def swallow_key(self, digit: str, within_ms: float) -> None:
+        self.inputs.swallow_key(digit, within_ms)
 
     def record_event(self, kind: str, **fields: Any) -> None:
-        call_ms = round(self.clock.now_ms())
-        if len(self.events) < MAX_EVENTS:
-            self.events.append({"kind": kind, "call_ms": call_ms, **fields})
-        log.info(kind.replace("_", " "), call_ms=call_ms, **_mask_keypad(fields))
+        self.event_log.record(kind, **fields)
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        return self.event_log.events
 
     async def transfer(self, number: str) -> None:
         self._outcome = CallOutcome("dial", number=number)
@@ -363,17 +387,3 @@ class CallConductor:
 def _cut(prompt: Prompt) -> bool:
     """The prompt's interruption was decided (the utterance may not be marked yet)."""
     return prompt.interrupted_by is not None or prompt.utterance.interrupted
-
-
-_KEYPAD = frozenset("0123456789*#")
-
-
-def _mask_keypad(fields: dict[str, Any]) -> dict[str, Any]:
-    """Keys pressed are PINs and card numbers as often as menu choices: the call's own event
-    list keeps them, log lines show only how many were pressed."""
-    masked = dict(fields)
-    for name in ("digit", "value"):
-        value = masked.get(name)
-        if isinstance(value, str) and value and set(value) <= _KEYPAD:
-            masked[name] = "•" * len(value)
-    return masked

@@ -1,4 +1,8 @@
-"""What the caller does, as the dialog sees it: digits and utterances, on the call clock."""
+"""What the caller does, as the dialog sees it: digits and utterances, on the call clock.
+
+Also what is learned about the caller from outside the line (``AnsweredBy``: an answering-machine
+detection result), delivered in the same queue so a dialog waiting for the caller hears of it.
+"""
 
 from __future__ import annotations
 
@@ -35,4 +39,18 @@ class SpeechInput:
     end_ms: float
 
 
-CallerInput = DtmfInput | SpeechStarted | SpeechAbandoned | SpeechInput
+@dataclass(frozen=True, slots=True)
+class AnsweredBy:
+    """Who answered, as answering-machine detection decided (Twilio's ``AnsweredBy`` values:
+    ``human``, ``machine_start``, ``machine_end_beep``, ``machine_end_silence``,
+    ``machine_end_other``, ``fax``, ``unknown``). Dialogs that do not care may ignore it."""
+
+    answered_by: str
+    at_ms: float
+
+    @property
+    def machine(self) -> bool:
+        return self.answered_by.startswith("machine") or self.answered_by == "fax"
+
+
+CallerInput = DtmfInput | SpeechStarted | SpeechAbandoned | SpeechInput | AnsweredBy

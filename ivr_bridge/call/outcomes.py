@@ -19,6 +19,9 @@ class CallOutcome:
     """Transfer target for ``dial``."""
     message: str | None = None
     """For ``apologise``: said with Twilio's own voice when our speech path failed."""
+    say_voice: str | None = None
+    """For ``apologise``: Twilio ``<Say voice>``; None: Twilio's default."""
+    say_language: str | None = None
 
 
 HANGUP = CallOutcome("hangup")

@@ -21,6 +21,7 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import structlog
 
@@ -44,6 +45,16 @@ SendText = Callable[[str, str], Awaitable[None]]
 
 OnUnderrun = Callable[[float], None]
 """Told the length (seconds) of each dry spell inside an utterance, when its audio resumes."""
+
+
+@dataclass(frozen=True, slots=True)
+class PlaybackSettings:
+    """``IVR_PLAYBACK_*`` and ``IVR_MARK_GRACE_MS``, as one call's playback uses them."""
+
+    chunk_ms: int = 100
+    lead_ms: int = 300
+    grace_ms: int = 1000
+    start_ms: int = 200
 
 
 class Playback:

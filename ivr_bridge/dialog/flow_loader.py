@@ -33,6 +33,7 @@ from ivr_bridge.dialog.flow_model import (
 )
 from ivr_bridge.dialog.prompt_audio import load_prompt_audio
 from ivr_bridge.dialog.templates import expression_syntax_error, strings_in, template_syntax_error
+from ivr_bridge.errors import DialogError
 from ivr_bridge.recognition.grammar import build_jsgf
 from ivr_bridge.recognition.models import GrammarChoice, GrammarError
 
@@ -54,7 +55,7 @@ class FlowProblem:
         return f"{self.source}:{self.line}:{where} {self.message}"
 
 
-class FlowError(Exception):
+class FlowError(DialogError):
     """A flow cannot be used; ``str()`` lists every problem as ``file:line: where: what``."""
 
     def __init__(self, message: str, problems: Iterable[FlowProblem] = ()) -> None:

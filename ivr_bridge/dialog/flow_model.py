@@ -314,6 +314,9 @@ class Flow(_Model):
     description: str | None = None
     voice: str | None = None
     """Bot voice for this flow (default: ``IVR_VOICE``)."""
+    apology: str | None = Field(default=None, min_length=1, max_length=1000)
+    """What the caller hears (in Twilio's own voice) when the call cannot go on, e.g. the
+    speech service failed; default: a generic apology."""
     env: dict[Annotated[str, Field(pattern=r"^IVR_[A-Z0-9_]+$")], str] = Field(default_factory=dict)
     """Environment variables the flow reads, with defaults; templates see them as ``env.X``.
     Only names listed here are visible (and only ``IVR_*``), so secrets never reach templates."""

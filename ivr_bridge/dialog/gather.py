@@ -1,8 +1,11 @@
 """The gather step: a prompt, then digits or a spoken choice, with escalating reprompts.
 
 Timing is call time (``CallControl.next_input``), so a simulated caller at any speed gets the
-same timeouts. Digits typed (or words spoken) while the prompt plays count: inputs are only
-discarded before the prompt starts, so callers who know the menu can answer early.
+same timeouts. Callers who know the menu answer early: keys typed before the gather (type-ahead)
+answer it and its prompt is not spoken, and digits or words during the prompt count; speech from
+before the gather, or over a prompt it could not interrupt, is dropped. A finish
+key pressed after an entry already reached its maximum length belongs to that entry, not to
+whatever the flow asks next.
 """
 
 from __future__ import annotations
@@ -11,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ivr_bridge.call.control import BargeInPolicy, CallControl
 from ivr_bridge.call.inputs import DtmfInput, SpeechAbandoned, SpeechInput, SpeechStarted
-from ivr_bridge.dialog.control import BargeInPolicy, CallControl
 from ivr_bridge.dialog.flow_model import DigitRules, GatherSpec
 from ivr_bridge.dialog.services import FlowServices, GrammarChoice, RecognizerUnavailable
 from ivr_bridge.dialog.templates import render
@@ -52,13 +55,13 @@ async def run_gather(
     policy = BargeInPolicy(spec.barge_in)
     prompt = render(spec.prompt, scope) if spec.prompt is not None else None
     counts = {"no_input": 0, "no_match": 0}
-    call.discard_inputs()
+    call.discard_inputs(keys=False)  # old speech does not answer this menu; typed-ahead keys do
     say_next = prompt
     for attempt in range(1, spec.max_attempts + 1):
         if say_next:
             await call.say(say_next, barge_in=policy)
-            if spec.barge_in == "none":
-                call.discard_inputs()
+            if spec.barge_in == "none":  # talking over legal text is no answer either
+                call.discard_inputs(keys=False)
         heard = await listen(spec, label, call, services)
         call.record_event(
             "gather",
@@ -112,6 +115,10 @@ async def listen(spec: GatherSpec, label: str, call: CallControl, services: Flow
             if rules.finish_on is not None and item.digit == rules.finish_on:
                 break
             digits += item.digit
+            if len(digits) >= rules.max and not spec.options and rules.finish_on is not None:
+                # A full-length entry is over; the finish key pressed out of habit is its own.
+                call.swallow_key(rules.finish_on, rules.inter_digit_timeout_ms)
+                break
             if len(digits) >= rules.max or _unique_menu_digits(spec, digits):
                 break
             deadline = quiet_deadline = now() + rules.inter_digit_timeout_ms

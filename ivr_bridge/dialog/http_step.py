@@ -18,7 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
-from ivr_bridge.dialog.control import CallControl
+from ivr_bridge.call.control import CallControl
 from ivr_bridge.dialog.flow_model import HttpSpec
 from ivr_bridge.dialog.templates import render, render_value
 from ivr_bridge.http_util import read_limited

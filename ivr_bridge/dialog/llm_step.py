@@ -18,13 +18,13 @@ from typing import Any
 
 import structlog
 
+from ivr_bridge.call.control import BargeInPolicy, CallControl
 from ivr_bridge.config import ConfigError
-from ivr_bridge.dialog.control import BargeInPolicy, CallControl
 from ivr_bridge.dialog.flow_model import Flow, LlmStep
+from ivr_bridge.dialog.llm_dialog import LlmDialogConfig, run_llm_dialog
 from ivr_bridge.dialog.llm_spec import LlmSpec
 from ivr_bridge.dialog.services import FlowServices, RecognizerUnavailable
 from ivr_bridge.dialog.templates import render, render_value
-from ivr_bridge.llm.dialog import LlmDialogConfig, run_llm_dialog
 from ivr_bridge.llm.factory import check_provider_config
 from ivr_bridge.llm.history import Conversation
 from ivr_bridge.llm.prompt import build_system_prompt

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ivr_bridge.call.control import BargeInPolicy, CallControl
 from ivr_bridge.call.inputs import DtmfInput, SpeechAbandoned, SpeechInput, SpeechStarted
-from ivr_bridge.dialog.control import BargeInPolicy, CallControl
 from ivr_bridge.dialog.flow_model import RecordSpec
 from ivr_bridge.dialog.services import FlowServices, RecognizerUnavailable
 from ivr_bridge.dialog.templates import render

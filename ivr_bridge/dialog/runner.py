@@ -12,7 +12,7 @@ from typing import Any
 
 import structlog
 
-from ivr_bridge.dialog.control import BargeInPolicy, CallControl
+from ivr_bridge.call.control import BargeInPolicy, CallControl
 from ivr_bridge.dialog.flow_model import (
     BranchStep,
     Flow,
@@ -34,6 +34,7 @@ from ivr_bridge.dialog.llm_step import run_llm_step
 from ivr_bridge.dialog.record import run_record
 from ivr_bridge.dialog.services import FlowServices
 from ivr_bridge.dialog.templates import TemplateRuntimeError, evaluate, render, render_value
+from ivr_bridge.errors import DialogError
 from ivr_bridge.llm.history import Conversation
 
 log = structlog.get_logger(__name__)
@@ -42,7 +43,7 @@ _NOTICE = BargeInPolicy("none")
 """Transfer notices and goodbyes are heard in full."""
 
 
-class FlowRuntimeError(Exception):
+class FlowRuntimeError(DialogError):
     """The flow cannot go on (bad variable, endless loop); the message names the step."""
 
 

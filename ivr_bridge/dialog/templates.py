@@ -16,10 +16,12 @@ from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError
 from jinja2.environment import Template
 from jinja2.sandbox import SandboxedEnvironment
 
+from ivr_bridge.errors import DialogError
+
 _ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
 
 
-class TemplateRuntimeError(Exception):
+class TemplateRuntimeError(DialogError):
     """A template or expression failed while the call ran (missing variable, bad filter...)."""
 
 

@@ -1,5 +1,7 @@
-"""The LLM dialog: providers (OpenAI-compatible, Anthropic), heard-only memory, tools, turn loop.
+"""LLM plumbing: providers (OpenAI-compatible, Anthropic), heard-only memory, tools, settings.
 
-Import from the submodules (``ivr_bridge.llm.dialog``, ``.factory``, ...); this package imports
-nothing itself so a flow without an ``llm`` step never loads aiohttp clients or the Anthropic SDK.
+Nothing here knows about calls: the dialog that drives a call with a model lives with the other
+dialogs (``ivr_bridge.dialog.llm_dialog``). Import from the submodules (``.factory``,
+``.history``, ...); this package imports nothing itself, so a flow without an ``llm`` step never
+loads aiohttp clients or the Anthropic SDK.
 """

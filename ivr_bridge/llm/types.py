@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ivr_bridge.errors import IvrBridgeError
+
 
 @dataclass(frozen=True, slots=True)
 class ToolSpec:
@@ -123,7 +125,7 @@ ErrorKind = Literal[
 ]
 
 
-class LLMError(Exception):
+class LLMError(IvrBridgeError):
     """A provider failed; ``retryable`` says whether the same request may succeed if re-sent."""
 
     def __init__(

@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from ivr_bridge.errors import LoadTestError
 
-class ProcessStartError(RuntimeError):
+
+class ProcessStartError(LoadTestError):
     """A process under test did not come up; the message carries its last output."""
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ivr_bridge.errors import RecognitionError
+
 
 @dataclass(frozen=True, slots=True)
 class GrammarChoice:
@@ -42,9 +44,9 @@ class Transcription:
     elapsed_ms: float
 
 
-class RecognizerUnavailable(RuntimeError):
+class RecognizerUnavailable(RecognitionError):
     """The recogniser cannot run here; the message says what to install or set."""
 
 
-class GrammarError(ValueError):
+class GrammarError(RecognitionError, ValueError):
     """A grammar cannot be built: no phrases, or words the recogniser cannot pronounce."""

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
 import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from ivr_bridge.call.app import AppFactory
 from ivr_bridge.call.outcomes import MemoryOutcomeStore
 from ivr_bridge.config import Settings
 from ivr_bridge.dialog.flow import load_flows_dir
 from ivr_bridge.dialog.llm_step import llm_configuration_problem
 from ivr_bridge.metrics import BridgeMetrics
 from ivr_bridge.recognition import warm_up_recognizers
+from ivr_bridge.server.control import add_control_routes
 from ivr_bridge.server.loop_lag import loop_lag_probe_ctx
 from ivr_bridge.server.media_stream import media_stream
+from ivr_bridge.server.readiness import SpeechPathHealth
 from ivr_bridge.server.state import STATE, BridgeState
 from ivr_bridge.server.twilio_webhooks import (
     AFTER_STREAM_PATH,
@@ -27,7 +31,8 @@ from ivr_bridge.server.twilio_webhooks import (
     voice_webhook,
 )
 from ivr_bridge.speech.lmnt.client import connect_lmnt
-from ivr_bridge.speech.session import SpeechSession
+from ivr_bridge.speech.lmnt.url import session_url
+from ivr_bridge.speech.session import SpeechSession, SpeechSessionError
 from ivr_bridge.telephony.twilio.signature import TwilioSignatureChecker
 
 log = structlog.get_logger(__name__)
@@ -43,6 +48,19 @@ async def healthz(request: web.Request) -> web.Response:
     )
 
 
+async def readyz(request: web.Request) -> web.Response:
+    """503 while draining or while the speech path is down: send new calls elsewhere."""
+    state = request.app[STATE]
+    speech = state.speech_health
+    problems = []
+    if state.draining:
+        problems.append("draining: shutting down, not answering new calls")
+    if speech is not None and not speech.up:
+        problems.append(f"speech path down: {speech.reason}")
+    body = {"ready": not problems, "problems": problems, "active_calls": len(state.active_calls)}
+    return web.json_response(body, status=503 if problems else 200)
+
+
 async def metrics(request: web.Request) -> web.Response:
     body = generate_latest(request.app[STATE].metrics.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -55,9 +73,21 @@ def build_app(state: BridgeState) -> web.Application:
     app.router.add_post(AFTER_STREAM_PATH, after_stream_webhook)
     app.router.add_get(MEDIA_PATH, media_stream)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    add_control_routes(app)
     app.cleanup_ctx.append(loop_lag_probe_ctx)
+    app.cleanup_ctx.append(_speech_probe_ctx)
     return app
+
+
+async def _speech_probe_ctx(app: web.Application) -> AsyncIterator[None]:
+    health = app[STATE].speech_health
+    if health is None:
+        yield
+        return
+    async with health.probing():
+        yield
 
 
 @dataclass
@@ -88,9 +118,17 @@ class RunningBridge:
 
 
 async def start_bridge(
-    settings: Settings, host: str | None = None, port: int | None = None
+    settings: Settings,
+    host: str | None = None,
+    port: int | None = None,
+    *,
+    apps: Mapping[str, AppFactory] | None = None,
+    default_app: str | None = None,
 ) -> RunningBridge:
-    """Start the bridge (and the embedded speech server when no LMNT endpoint is configured)."""
+    """Start the bridge (and the embedded speech server when no LMNT endpoint is configured).
+
+    ``apps`` adds call apps by name (a call picks one with its ``app`` parameter, e.g.
+    ``/twilio/voice?app=NAME``); ``default_app`` runs when a call names none (else: flows)."""
     host = host or settings.host
     port = settings.port if port is None else port
     flows = load_flows_dir(settings.flows_dir, settings.flow)  # any broken flow stops startup
@@ -113,16 +151,23 @@ async def start_bridge(
         )
 
     metrics = BridgeMetrics()
+    speech_health = SpeechPathHealth(session_url(base_url))
 
     async def open_speech(voice: str) -> SpeechSession:
-        session = await connect_lmnt(
-            base_url=base_url,
-            api_key=api_key,
-            voice=voice,
-            language=settings.language,
-            on_first_audio_latency=metrics.tts_first_audio.observe,
-            on_closed=metrics.speech_sessions_open.dec,
-        )
+        try:
+            session = await connect_lmnt(
+                base_url=base_url,
+                api_key=api_key,
+                voice=voice,
+                language=settings.language,
+                on_first_audio_latency=metrics.tts_first_audio.observe,
+                on_closed=metrics.speech_sessions_open.dec,
+            )
+        except SpeechSessionError as exc:
+            if exc.error_type == "connection_error":
+                speech_health.report(False, exc.message)
+            raise
+        speech_health.report(True)
         metrics.speech_sessions_open.inc()
         return session
 
@@ -134,7 +179,12 @@ async def start_bridge(
         open_speech=open_speech,
         default_flow=flows[settings.flow],
         flows=flows,
+        speech_health=speech_health,
     )
+    for name, factory in (apps or {}).items():
+        state.apps.add(name, factory)
+    if default_app is not None:
+        state.apps.default = default_app
     runner = web.AppRunner(build_app(state), handle_signals=False, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)

@@ -1,7 +1,10 @@
 """The media-stream WebSocket: Twilio frames in, a conductor per call, JSON frames out.
 
 The receive loop never waits on anything slow (Twilio discards audio from a slow consumer):
-opening the speech session and running the dialog happen in the call's own task.
+choosing the call's app, opening its speech session and running it happen in the call's own
+task. Nothing the caller does is lost meanwhile: media, keys and out-of-band events that arrive
+between ``start`` and the conductor are kept (bounded) and handed to it in order, so on an
+outbound call the callee's first "Hello?" is what the app hears first.
 """
 
 from __future__ import annotations
@@ -9,16 +12,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from functools import partial
+from collections import deque
 from typing import Any
 
 import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from ivr_bridge.call.conductor import APOLOGY, CallConductor
-from ivr_bridge.call.outcomes import CallOutcome
-from ivr_bridge.dialog.control import CallDetails
-from ivr_bridge.dialog.flow import FlowError, run_flow
+from ivr_bridge.call.app import DEFAULT_FAILURE, AppUnavailable, CallApp, FailurePolicy
+from ivr_bridge.call.conductor import CallConductor
+from ivr_bridge.call.control import CallDetails
+from ivr_bridge.call.registry import CallEvent
 from ivr_bridge.server.state import STATE, BridgeState
 from ivr_bridge.server.twilio_webhooks import SIGNATURE_HEADER
 from ivr_bridge.speech.session import SpeechSessionError
@@ -39,6 +42,12 @@ MAX_FRAME_BYTES = 1 << 20
 RECEIVE_TIMEOUT_S = 10.0
 CLOSE_WAIT_S = 5.0
 """How long a stream the bridge is closing may take to finish its close handshake."""
+EARLY_INPUT_MAX = 600
+"""Frames, keys and events kept between ``start`` and the conductor: 12 s of caller audio,
+more than the speech session's open timeout, so nothing is dropped before the app runs."""
+
+_Early = tuple[int, bytes] | str | CallEvent
+"""Waiting for the conductor: a media frame (timestamp, µ-law), a key, an out-of-band event."""
 
 
 async def media_stream(request: web.Request) -> web.StreamResponse:
@@ -72,6 +81,7 @@ class MediaStream:
         self._call_task: asyncio.Task[None] | None = None
         self._stopped = False
         self._closed_by_bridge = False
+        self._early: deque[_Early] = deque(maxlen=EARLY_INPUT_MAX)
         self._counted: dict[tuple[bool, str], Any] = {}
         """Labelled frame counters, looked up once per event name (``labels()`` per frame was
         a measurable share of the per-frame cost under load)."""
@@ -101,20 +111,26 @@ class MediaStream:
         self._count(inbound=True, event=event.event)
         conductor = self.conductor
         if isinstance(event, MediaEvent):
+            if self._call_task is None:
+                return  # no call yet (media before start): nothing to hand it to
+            try:
+                audio = event.media.audio()
+            except MalformedFrame as exc:  # bad base64: lose one frame, not the call
+                self._metrics.malformed_frames.labels(kind=exc.kind).inc()
+                log.warning("malformed Twilio frame skipped", reason=exc.reason)
+                return
             if conductor is not None:
-                try:
-                    audio = event.media.audio()
-                except MalformedFrame as exc:  # bad base64: lose one frame, not the call
-                    self._metrics.malformed_frames.labels(kind=exc.kind).inc()
-                    log.warning("malformed Twilio frame skipped", reason=exc.reason)
-                    return
                 conductor.on_media(event.media.timestamp_ms, audio)
+            else:
+                self._early.append((event.media.timestamp_ms, audio))
         elif isinstance(event, MarkEvent):
             if conductor is not None:
                 conductor.on_mark(event.mark.name)
         elif isinstance(event, DtmfEvent):
             if conductor is not None:
                 conductor.on_dtmf(event.dtmf.digit)
+            elif self._call_task is not None:
+                self._early.append(event.dtmf.digit)
         elif isinstance(event, StartEvent):
             self._on_start(event)
         elif isinstance(event, StopEvent):
@@ -136,23 +152,40 @@ class MediaStream:
         self._call_task = asyncio.create_task(self._run_call(call, started_at), name="call")
         self._state.active_calls.add(self._call_task)
 
+    def on_event(self, event: CallEvent) -> None:
+        """An event for this call from outside its socket (via the live-call registry)."""
+        if self.conductor is not None:
+            self.conductor.on_event(event)
+        else:
+            self._early.append(event)
+
     async def _run_call(self, call: CallDetails, started_at: float) -> None:
-        state = self._state
+        calls = self._state.calls
+        await calls.register(call.call_sid, self)
         try:
-            flow = state.flow_for(call.parameters.get("flow"))
-            speech = await state.open_speech(flow.voice or state.settings.voice)
+            await self._run_app(call, started_at)
+        finally:
+            await calls.unregister(call.call_sid, self)
+
+    async def _run_app(self, call: CallDetails, started_at: float) -> None:
+        state = self._state
+        app: CallApp | None = None
+        try:
+            app = state.apps.resolve(call.parameters)
+            speech = await state.open_speech(app.voice or state.settings.voice)
         except Exception as exc:  # whatever it is, the caller must not sit on a silent line
             state.metrics.speech_errors.labels(type=type(exc).__name__).inc()
-            expected = isinstance(exc, FlowError | SpeechSessionError | OSError)
+            expected = isinstance(exc, AppUnavailable | SpeechSessionError | OSError)
             log.error(
-                "cannot start the call's dialog; apologising", error=str(exc), exc_info=not expected
+                "cannot start the call's app; apologising", error=str(exc), exc_info=not expected
             )
-            await state.outcomes.record(call.call_sid, CallOutcome("apologise", message=APOLOGY))
-            await self._close_by_bridge()
+            await self._apologise(call, app.failure if app is not None else DEFAULT_FAILURE)
             return
+        log.info("call app", app=app.name)
         self.conductor = CallConductor(
             details=call,
-            dialog=partial(run_flow, flow, services=state.flow_services),
+            dialog=app.run,
+            failure=app.failure,
             speech=speech,
             send=self._send,
             close_stream=self._close_by_bridge,
@@ -163,6 +196,7 @@ class MediaStream:
             default_barge_in=state.barge_in,
             listening=state.listening,
         )
+        self._hand_over_early_input(self.conductor)
         try:
             await self.conductor.run()
         except asyncio.CancelledError:
@@ -172,6 +206,22 @@ class MediaStream:
                 with contextlib.suppress(Exception):
                     await asyncio.shield(self._ws.close(code=WSCloseCode.GOING_AWAY))
             raise
+
+    def _hand_over_early_input(self, conductor: CallConductor) -> None:
+        """What arrived while the call was starting, in arrival order (no await in between,
+        so nothing new can slip ahead of it)."""
+        while self._early:
+            item = self._early.popleft()
+            if isinstance(item, tuple):
+                conductor.on_media(*item)
+            elif isinstance(item, str):
+                conductor.on_dtmf(item)
+            else:
+                conductor.on_event(item)
+
+    async def _apologise(self, call: CallDetails, failure: FailurePolicy) -> None:
+        await self._state.outcomes.record(call.call_sid, failure.outcome())
+        await self._close_by_bridge()
 
     async def _send(self, event: str, text: str) -> None:
         await self._ws.send_str(text)

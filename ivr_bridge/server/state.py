@@ -9,13 +9,17 @@ from pathlib import Path
 
 from aiohttp import web
 
-from ivr_bridge.call.conductor import PlaybackSettings
+from ivr_bridge.call.app import AppRegistry
+from ivr_bridge.call.control import BargeInPolicy
 from ivr_bridge.call.listener import ListenerSettings
 from ivr_bridge.call.outcomes import OutcomeStore
+from ivr_bridge.call.playback import PlaybackSettings
+from ivr_bridge.call.registry import CallRegistry, MemoryCallRegistry
 from ivr_bridge.config import Settings
-from ivr_bridge.dialog.control import BargeInPolicy
 from ivr_bridge.dialog.flow import Flow, FlowError, FlowServices, load_flow, resolve_flow_path
+from ivr_bridge.dialog.flow_app import FLOW_APP, flow_app_factory
 from ivr_bridge.metrics import BridgeMetrics
+from ivr_bridge.server.readiness import SpeechPathHealth
 from ivr_bridge.speech.session import SpeechSession
 from ivr_bridge.telephony.twilio.signature import TwilioSignatureChecker
 
@@ -36,10 +40,20 @@ class BridgeState:
     flow_services: FlowServices = field(default_factory=FlowServices)
     """Recognisers and environment the flows use (tests inject fakes)."""
     active_calls: set[asyncio.Task[None]] = field(default_factory=set)
+    calls: CallRegistry = field(default_factory=MemoryCallRegistry)
+    """Live calls by CallSid, for events from outside their socket (the control route)."""
+    speech_health: SpeechPathHealth | None = None
+    """Whether the speech path is up (``/readyz``); None: not tracked."""
+    apps: AppRegistry = field(init=False)
+    """What runs on each call; the flow runner is registered as ``flow``, the default."""
     public_url: str = ""
     """The base URL Twilio reaches (``IVR_PUBLIC_URL``, or this server's own address)."""
     draining: bool = False
     """Set on SIGTERM: no new calls are answered; active ones run on (bounded)."""
+
+    def __post_init__(self) -> None:
+        self.apps = AppRegistry(default=FLOW_APP)
+        self.apps.add(FLOW_APP, flow_app_factory(self.flow_for, lambda: self.flow_services))
 
     @property
     def barge_in(self) -> BargeInPolicy:
@@ -72,13 +86,6 @@ class BridgeState:
             return self.default_flow
         path = resolve_flow_path(self.settings.flows_dir, name)
         return self.flows.get(self._flow_key(path)) or load_flow(path)
-
-    def check_flow_name(self, name: str) -> Path:
-        """A caller-named flow must be a file inside the flows dir that exists."""
-        path = resolve_flow_path(self.settings.flows_dir, name)
-        if self._flow_key(path) not in self.flows and not path.is_file():
-            raise FlowError(f"flow {name!r} does not exist in {self.settings.flows_dir}")
-        return path
 
     def _flow_key(self, path: Path) -> str:
         """Startup-loaded flows are keyed by file name (top level of the flows dir only)."""

@@ -9,8 +9,8 @@ from __future__ import annotations
 import structlog
 from aiohttp import web
 
+from ivr_bridge.call.app import AppUnavailable
 from ivr_bridge.call.outcomes import HANGUP
-from ivr_bridge.dialog.flow import FlowError
 from ivr_bridge.server.state import STATE, BridgeState
 from ivr_bridge.telephony.twilio import twiml
 from ivr_bridge.telephony.twilio.signature import websocket_url
@@ -51,14 +51,14 @@ async def voice_webhook(request: web.Request) -> web.Response:
     call_sid = params.get("CallSid", "")
     query = dict(request.query)
     flow_name = query.pop("flow", state.settings.flow)
-    try:
-        state.check_flow_name(flow_name)
-    except FlowError as exc:
-        log.error("voice webhook named an unusable flow", call_sid=call_sid, error=str(exc))
-        return _twiml_response(twiml.say_and_hangup("Sorry, this number is not set up correctly."))
     parameters = {"flow": flow_name}
     parameters.update({k: params[k] for k in PASSED_THROUGH if params.get(k)})
-    parameters.update(query)  # e.g. ?name=Ann&time=3pm for an outbound reminder
+    parameters.update(query)  # ?app=NAME picks the call's app; ?name=Ann&time=3pm for a reminder
+    try:
+        state.apps.check(parameters)
+    except AppUnavailable as exc:
+        log.error("voice webhook named an unusable app or flow", call_sid=call_sid, error=str(exc))
+        return _twiml_response(twiml.say_and_hangup("Sorry, this number is not set up correctly."))
     public = state.public_url
     try:
         body = twiml.connect_stream(
@@ -89,5 +89,9 @@ async def after_stream_webhook(request: web.Request) -> web.Response:
             log.error("cannot transfer the call", call_sid=call_sid, error=str(exc))
             return _twiml_response(twiml.say_and_hangup(TRANSFER_FAILED))
     if outcome.action == "apologise" and outcome.message:
-        return _twiml_response(twiml.say_and_hangup(outcome.message))
+        return _twiml_response(
+            twiml.say_and_hangup(
+                outcome.message, voice=outcome.say_voice, language=outcome.say_language
+            )
+        )
     return _twiml_response(twiml.hangup())

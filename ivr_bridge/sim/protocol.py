@@ -16,6 +16,8 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from ivr_bridge.errors import TwilioProtocolError
+
 PROTOCOL = "Call"
 VERSION = "1.0.0"
 MEDIA_FORMAT: dict[str, Any] = {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}
@@ -120,7 +122,7 @@ class ServerClear:
 ServerMessage = ServerMedia | ServerMark | ServerClear
 
 
-class ProtocolViolation(Exception):
+class ProtocolViolation(TwilioProtocolError):
     """A server message Twilio would answer with a warning (and then ignore)."""
 
     def __init__(self, code: int, reason: str) -> None:

@@ -21,6 +21,8 @@ from pydantic import (
     model_validator,
 )
 
+from ivr_bridge.errors import SimulationError
+
 DEFAULT_CALLER_VOICE = "brandon"
 """A male voice, distinct from the bot's default ``leah``."""
 SHIPPED_SCRIPTS = Path(__file__).with_name("scripts")
@@ -173,7 +175,7 @@ class CallerScript(_Model):
         return candidate
 
 
-class ScriptError(ValueError):
+class ScriptError(SimulationError, ValueError):
     """A caller script that cannot run; the message names file and line."""
 
 

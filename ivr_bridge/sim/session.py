@@ -21,6 +21,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from ivr_bridge.audio.codec import ULAW_BYTES_PER_MS
+from ivr_bridge.errors import SimulationError
 from ivr_bridge.sim import protocol
 from ivr_bridge.sim.clock import VirtualClock
 from ivr_bridge.sim.jitter import PlayoutBuffer, UnderrunCounter
@@ -29,7 +30,7 @@ from ivr_bridge.sim.recording import CallRecorder
 log = structlog.get_logger(__name__)
 
 
-class CallEnded(Exception):
+class CallEnded(SimulationError):
     """The stream ended while the caller was waiting for something."""
 
 

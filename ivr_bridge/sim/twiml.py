@@ -10,10 +10,12 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from urllib.parse import urljoin
 
+from ivr_bridge.errors import SimulationError
+
 _PASSIVE_VERBS = frozenset({"Say", "Play", "Pause"})
 
 
-class TwimlError(ValueError):
+class TwimlError(SimulationError, ValueError):
     """The document is not TwiML Twilio could run."""
 
 

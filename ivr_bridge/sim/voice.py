@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from ivr_bridge.audio.codec import SAMPLE_RATE, pcm16_to_ulaw, resample_pcm16
+from ivr_bridge.errors import SimulationError
 
 CallerSpeech = Callable[[str, str], Awaitable[bytes]]
 """(text, voice id) → 8 kHz µ-law of the caller saying it."""
@@ -37,7 +38,7 @@ async def synthesize_caller_speech(text: str, voice: str) -> bytes:
     return ulaw
 
 
-class AudioFileError(ValueError):
+class AudioFileError(SimulationError, ValueError):
     """A ``play`` file the phone line cannot carry."""
 
 

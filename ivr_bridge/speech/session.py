@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ivr_bridge.errors import SpeechError
+
 
 @dataclass(frozen=True, slots=True)
 class SessionReady:
@@ -50,7 +52,7 @@ class ResetComplete:
 SpeechEvent = SessionReady | SpeechAudio | SpeechTimestamps | FlushComplete | ResetComplete
 
 
-class SpeechSessionError(Exception):
+class SpeechSessionError(SpeechError):
     """The speech service refused or failed the session (LMNT's error envelope, typed)."""
 
     def __init__(self, error_type: str, message: str, request_id: str | None = None) -> None:

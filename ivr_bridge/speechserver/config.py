@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from ivr_bridge.errors import ConfigError
 from ivr_bridge.speechserver.protocol import ErrorType
 
 WavHeaderPlacement = Literal["first", "every_flush", "none"]
@@ -60,7 +61,7 @@ class SpeechServerConfig(BaseSettings):
         return any(hmac.compare_digest(key.encode(), known.encode()) for known in self.api_keys)
 
 
-class SpeechServerConfigError(ValueError):
+class SpeechServerConfigError(ConfigError, ValueError):
     """The server cannot start as configured; the message says how to fix it."""
 
 

@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ivr_bridge.errors import LmntProtocolError
+
 SUPPORTED_VERSIONS = ("1.1", "1.2")
 SESSION_FORMATS = ("ulaw", "pcm_s16le", "pcm_f32le")
 SAMPLE_RATES = (8000, 16000, 24000)
@@ -27,13 +29,12 @@ ErrorType = Literal[
 ]
 
 
-class ProtocolError(Exception):
-    """A request we refuse; carries the LMNT error type for the envelope."""
+class LmntRequestRefused(LmntProtocolError):
+    """A client request the speech server refuses; carries the LMNT error type for the envelope."""
 
     def __init__(self, error_type: ErrorType, message: str) -> None:
-        super().__init__(message)
+        super().__init__(message, error_type)
         self.error_type: ErrorType = error_type
-        self.message = message
 
 
 class InitMessage(BaseModel):
@@ -94,9 +95,11 @@ def _load_object(raw: str) -> dict[str, Any]:
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise ProtocolError("invalid_request_error", f"message is not valid JSON: {exc}") from exc
+        raise LmntRequestRefused(
+            "invalid_request_error", f"message is not valid JSON: {exc}"
+        ) from exc
     if not isinstance(data, dict):
-        raise ProtocolError("invalid_request_error", "message must be a JSON object")
+        raise LmntRequestRefused("invalid_request_error", "message must be a JSON object")
     return data
 
 
@@ -110,11 +113,13 @@ def parse_init(raw: str) -> InitMessage:
     """Validate the init frame: version, format, sample rate. Key and voice are checked later."""
     data = _load_object(raw)
     if data.get("type", "init") != "init":
-        raise ProtocolError("invalid_request_error", "the first message must be the init message")
+        raise LmntRequestRefused(
+            "invalid_request_error", "the first message must be the init message"
+        )
     version = data.get("lmnt-version")
     if version not in SUPPORTED_VERSIONS:
         got = "missing" if version is None else f"{version!r}"
-        raise ProtocolError(
+        raise LmntRequestRefused(
             "invalid_request_error",
             f"lmnt-version {got} is not supported; this server speaks "
             f"{' and '.join(SUPPORTED_VERSIONS)}",
@@ -122,14 +127,14 @@ def parse_init(raw: str) -> InitMessage:
     try:
         init = InitMessage.model_validate(data)
     except ValidationError as exc:
-        raise ProtocolError("invalid_request_error", _describe(exc)) from exc
+        raise LmntRequestRefused("invalid_request_error", _describe(exc)) from exc
     if init.format not in SESSION_FORMATS:
-        raise ProtocolError(
+        raise LmntRequestRefused(
             "invalid_request_error",
             f"format {init.format!r} is not supported; use one of {', '.join(SESSION_FORMATS)}",
         )
     if init.effective_sample_rate not in SAMPLE_RATES:
-        raise ProtocolError(
+        raise LmntRequestRefused(
             "invalid_request_error",
             f"sample_rate {init.sample_rate} is not supported; use one of "
             f"{', '.join(map(str, SAMPLE_RATES))}",
@@ -141,11 +146,13 @@ def parse_client_message(raw: str) -> ClientMessage:
     data = _load_object(raw)
     model = _BY_TYPE.get(str(data.get("type")))
     if model is None:
-        raise ProtocolError("invalid_request_error", f"unknown message type {data.get('type')!r}")
+        raise LmntRequestRefused(
+            "invalid_request_error", f"unknown message type {data.get('type')!r}"
+        )
     try:
         return model.model_validate(data)  # type: ignore[return-value]
     except ValidationError as exc:
-        raise ProtocolError("invalid_request_error", _describe(exc)) from exc
+        raise LmntRequestRefused("invalid_request_error", _describe(exc)) from exc
 
 
 def new_request_id() -> str:

@@ -22,7 +22,7 @@ from ivr_bridge.speechserver.keys import CONFIG_KEY, SYNTH_KEY
 from ivr_bridge.speechserver.protocol import (
     SAMPLE_RATES,
     ErrorType,
-    ProtocolError,
+    LmntRequestRefused,
     new_request_id,
     rest_error,
 )
@@ -80,7 +80,7 @@ async def envelope_middleware(request: web.Request, handler: Handler) -> web.Str
     request[REQUEST_ID_KEY] = request_id
     try:
         response = await handler(request)
-    except ProtocolError as exc:
+    except LmntRequestRefused as exc:
         response = _error_response(exc.error_type, exc.message, request_id)
     except SynthesisError as exc:
         log.error("rest_synthesis_failed", request_id=request_id, error=str(exc))
@@ -105,7 +105,7 @@ def _error_response(
 def _check_key(request: web.Request) -> None:
 
     if not request.app[CONFIG_KEY].accepts_key(request.headers.get("X-API-Key", "")):
-        raise ProtocolError("authentication_error", "invalid or missing X-API-Key")
+        raise LmntRequestRefused("authentication_error", "invalid or missing X-API-Key")
 
 
 async def list_voices_handler(request: web.Request) -> web.Response:
@@ -120,7 +120,7 @@ async def voice_info_handler(request: web.Request) -> web.Response:
     _check_key(request)
     voice = get_voice(request.match_info["voice_id"])
     if voice is None:
-        raise ProtocolError(
+        raise LmntRequestRefused(
             "not_found_error", f"voice {request.match_info['voice_id']!r} not found"
         )
     return web.json_response(voice.to_api())
@@ -138,19 +138,19 @@ async def _parse_speech_request(request: web.Request) -> SpeechRequest:
         if isinstance(exc, ValidationError):
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
-            raise ProtocolError("invalid_request_error", f"{where}: {first['msg']}") from exc
-        raise ProtocolError("invalid_request_error", "body must be JSON") from exc
+            raise LmntRequestRefused("invalid_request_error", f"{where}: {first['msg']}") from exc
+        raise LmntRequestRefused("invalid_request_error", "body must be JSON") from exc
     if body.format not in REST_FORMATS:
-        raise ProtocolError(
+        raise LmntRequestRefused(
             "invalid_request_error",
             f"format {body.format!r} is not supported; use one of {', '.join(REST_FORMATS)}",
         )
     if body.effective_sample_rate() not in SAMPLE_RATES:
-        raise ProtocolError(
+        raise LmntRequestRefused(
             "invalid_request_error", f"sample_rate {body.sample_rate} not supported"
         )
     if get_voice(body.voice) is None:
-        raise ProtocolError("not_found_error", f"voice {body.voice!r} not found")
+        raise LmntRequestRefused("not_found_error", f"voice {body.voice!r} not found")
     return body
 
 

@@ -26,11 +26,12 @@ from dataclasses import dataclass, field
 import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from ivr_bridge.errors import SpeechError
 from ivr_bridge.speechserver import protocol
 from ivr_bridge.speechserver.audio_format import encode, split_pcm, ulaw_wav_header
 from ivr_bridge.speechserver.config import SpeechServerConfig
 from ivr_bridge.speechserver.keys import CONFIG_KEY, SESSIONS_KEY, SYNTH_KEY
-from ivr_bridge.speechserver.protocol import ErrorType, InitMessage, ProtocolError
+from ivr_bridge.speechserver.protocol import ErrorType, InitMessage, LmntRequestRefused
 from ivr_bridge.speechserver.synth import EspeakSynthesizer, SynthesisError, WordEvent
 from ivr_bridge.speechserver.text_buffer import TextBuffer
 from ivr_bridge.speechserver.voices import get_voice
@@ -68,7 +69,7 @@ _Work = _Segment | _FlushMark | _FinishMark
 _Out = _AudioChunk | _FlushMark | _FinishMark
 
 
-class _SessionEnded(Exception):
+class _SessionEnded(SpeechError):
     """The session closed itself (fault injection, error); stop the pipeline."""
 
 
@@ -105,7 +106,7 @@ class StreamSession:
             if await self._handshake():
                 self._start_pipeline()
                 await self._receive_until_ended()
-        except ProtocolError as exc:
+        except LmntRequestRefused as exc:
             await self._fail(exc.error_type, exc.message)
         finally:
             await self._stop_pipeline()
@@ -114,7 +115,10 @@ class StreamSession:
             if self._ended.is_set() and not self._ws.closed:
                 with contextlib.suppress(ConnectionError, RuntimeError, TimeoutError):
                     await self._ws.close(code=self._close_code)
-            self._log.info("session_closed", audio_s=round(self._session_audio_s, 3))
+            # A socket closed before init is a health probe: not worth an info line each time.
+            (self._log.info if self._init else self._log.debug)(
+                "session_closed", audio_s=round(self._session_audio_s, 3)
+            )
 
     async def _receive_until_ended(self) -> None:
         receiver = asyncio.create_task(self._receive_loop(), name=f"{self.request_id}-recv")
@@ -138,18 +142,18 @@ class StreamSession:
         try:
             msg = await self._ws.receive(timeout=INIT_TIMEOUT_S)
         except TimeoutError as exc:
-            raise ProtocolError("invalid_request_error", "no init message received") from exc
+            raise LmntRequestRefused("invalid_request_error", "no init message received") from exc
         if msg.type != WSMsgType.TEXT:
             if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
                 return False
-            raise ProtocolError(
+            raise LmntRequestRefused(
                 "invalid_request_error", "the init message must be a JSON text frame"
             )
         init = protocol.parse_init(msg.data)
         if not self._config.accepts_key(init.api_key):
-            raise ProtocolError("authentication_error", "invalid or missing X-API-Key")
+            raise LmntRequestRefused("authentication_error", "invalid or missing X-API-Key")
         if get_voice(init.voice) is None:
-            raise ProtocolError("not_found_error", f"voice {init.voice!r} not found")
+            raise LmntRequestRefused("not_found_error", f"voice {init.voice!r} not found")
         self._init = init
         self._log = self._log.bind(voice=init.voice, format=init.format, version=init.lmnt_version)
         await self._send_json(protocol.ready(self.request_id))
@@ -159,7 +163,7 @@ class StreamSession:
     async def _receive_loop(self) -> None:
         async for msg in self._ws:
             if msg.type == WSMsgType.BINARY:
-                raise ProtocolError("invalid_request_error", "binary frames are not accepted")
+                raise LmntRequestRefused("invalid_request_error", "binary frames are not accepted")
             if msg.type != WSMsgType.TEXT:
                 continue
             message = protocol.parse_client_message(msg.data)
@@ -185,7 +189,7 @@ class StreamSession:
 
     def _enqueue(self, item: _Work) -> None:
         if self._work.qsize() >= self._config.max_buffered_segments:
-            raise ProtocolError("rate_limit_error", "too much text waiting to be spoken")
+            raise LmntRequestRefused("rate_limit_error", "too much text waiting to be spoken")
         self._work.put_nowait(item)
 
     async def _reset(self, nonce: int | None) -> None:

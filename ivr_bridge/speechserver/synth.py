@@ -19,6 +19,7 @@ from typing import Any
 import structlog
 
 from ivr_bridge.audio.codec import resample_pcm16
+from ivr_bridge.errors import SpeechError
 from ivr_bridge.speechserver import espeak_lib
 from ivr_bridge.speechserver.voices import VoiceProfile, get_voice, resolve_espeak_voice
 
@@ -48,11 +49,11 @@ class Synthesis:
         return len(self.pcm16) / 2 / self.sample_rate
 
 
-class SynthesisError(RuntimeError):
+class SynthesisError(SpeechError):
     """espeak refused the request (unknown voice, library failure)."""
 
 
-class SynthesisAborted(Exception):
+class SynthesisAborted(SpeechError):
     """Raised on the worker thread when the awaiting task was cancelled."""
 
 

@@ -20,6 +20,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus, WebSocketException
 
 from ivr_bridge.audio.codec import pcm16_to_ulaw, resample_pcm16
+from ivr_bridge.errors import RecognitionError
 from ivr_bridge.recognition.models import Transcription
 
 log = structlog.get_logger(__name__)
@@ -29,7 +30,7 @@ SEND_BYTES = 1600
 """200 ms of µ-law per binary frame: small enough for Deepgram, few enough frames."""
 
 
-class DeepgramError(RuntimeError):
+class DeepgramError(RecognitionError):
     """Deepgram refused or failed the stream; the message says why (never the key)."""
 
 

@@ -37,7 +37,10 @@ async def speech_server() -> AsyncIterator[Any]:
 async def make_bridge(speech_server: Any) -> AsyncIterator[Callable[..., Any]]:
     bridges: list[RunningBridge] = []
 
-    async def factory(**overrides: Any) -> RunningBridge:
+    async def factory(
+        *, apps: dict[str, Any] | None = None, default_app: str | None = None, **overrides: Any
+    ) -> RunningBridge:
+        """A bridge with these settings; ``apps`` adds call apps (name → factory)."""
         values: dict[str, Any] = {
             "twilio_auth_token": AUTH_TOKEN,
             "lmnt_base_url": speech_server.base_url,
@@ -47,7 +50,7 @@ async def make_bridge(speech_server: Any) -> AsyncIterator[Callable[..., Any]]:
             "port": 0,
         }
         values.update(overrides)
-        bridge = await start_bridge(Settings(**values))
+        bridge = await start_bridge(Settings(**values), apps=apps, default_app=default_app)
         bridges.append(bridge)
         return bridge
 

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
+from ivr_bridge.call.app import DialogApp
+from ivr_bridge.call.control import BargeInPolicy, CallControl, SayResult
 from ivr_bridge.call.heard import heard_words
 from ivr_bridge.call.inputs import DtmfInput, SpeechInput
-from ivr_bridge.dialog.control import BargeInPolicy, CallControl, SayResult
-from ivr_bridge.server import media_stream
 from ivr_bridge.server.app import RunningBridge
 from ivr_bridge.sim import parse_script, run_call
 from ivr_bridge.sim.result import CallResult
@@ -45,7 +45,10 @@ class DialogProbe:
         self.inputs: list[Any] = []
         self.call: Any = None
 
-    async def __call__(self, flow: object, call: CallControl, **services: object) -> None:
+    def app(self) -> DialogApp:
+        return DialogApp(self.run, name="barge-in-probe")
+
+    async def run(self, call: CallControl) -> None:
         self.call = call
         self.results.append(await call.say(MENU, barge_in=self.policy))
         if self.gather:
@@ -67,13 +70,11 @@ async def slow_speech(speech_server: Any) -> Any:
     return speech_server
 
 
-async def _call(
-    bridge: RunningBridge, monkeypatch: Any, probe: DialogProbe, steps: str
-) -> CallResult:
-    monkeypatch.setattr(media_stream, "run_flow", probe)
+async def _call(bridge: RunningBridge, probe: DialogProbe, steps: str) -> CallResult:
+    bridge.state.apps.add("probe", lambda parameters: probe.app())
     script = parse_script(f"steps:\n{steps}", "barge_in_test.yaml", Path(__file__).parent)
     return await run_call(
-        voice_url=bridge.base_url + "/twilio/voice",
+        voice_url=bridge.base_url + "/twilio/voice?app=probe",
         ws_url=None,
         script=script,
         auth_token=AUTH_TOKEN,
@@ -107,12 +108,11 @@ async def _word_timings(server: Any, text: str) -> list[WordTiming]:
 
 
 async def test_speech_barge_in_clears_at_once_and_the_words_still_count(
-    bridge: RunningBridge, slow_speech: Any, monkeypatch: Any
+    bridge: RunningBridge, slow_speech: Any
 ) -> None:
     probe = DialogProbe(BargeInPolicy("any"))
     result = await _call(
         bridge,
-        monkeypatch,
         probe,
         '  - barge_in: {after_ms: 1500, say: "billing please"}\n  - wait_for_bot\n',
     )
@@ -178,15 +178,14 @@ def _span_ms(result: CallResult) -> float:
 
 
 async def test_a_noise_burst_pauses_but_does_not_interrupt_and_the_prompt_resumes(
-    bridge: RunningBridge, slow_speech: Any, monkeypatch: Any, tmp_path: Path
+    bridge: RunningBridge, slow_speech: Any, tmp_path: Path
 ) -> None:
     _noise_wav(tmp_path / "noise.wav", 100)
     quiet = DialogProbe(BargeInPolicy("any"), gather=False)
-    baseline = await _call(bridge, monkeypatch, quiet, "  - wait_for_bot\n")
+    baseline = await _call(bridge, quiet, "  - wait_for_bot\n")
     probe = DialogProbe(BargeInPolicy("any"), gather=False)
     noisy = await _call(
         bridge,
-        monkeypatch,
         probe,
         f'  - barge_in: {{after_ms: 1500, play: "{tmp_path / "noise.wav"}"}}\n  - wait_for_bot\n',
     )
@@ -205,12 +204,11 @@ async def test_a_noise_burst_pauses_but_does_not_interrupt_and_the_prompt_resume
 
 
 async def test_policy_none_lets_the_prompt_finish_while_the_caller_talks(
-    bridge: RunningBridge, slow_speech: Any, monkeypatch: Any
+    bridge: RunningBridge, slow_speech: Any
 ) -> None:
     probe = DialogProbe(BargeInPolicy("none"))
     result = await _call(
         bridge,
-        monkeypatch,
         probe,
         '  - barge_in: {after_ms: 800, say: "billing please"}\n  - wait_for_bot\n',
     )
@@ -224,11 +222,11 @@ async def test_policy_none_lets_the_prompt_finish_while_the_caller_talks(
 
 @pytest.mark.parametrize(("mode", "interrupts"), [("any", True), ("dtmf", True), ("speech", False)])
 async def test_dtmf_interrupts_under_any_and_dtmf_not_under_speech(
-    bridge: RunningBridge, slow_speech: Any, monkeypatch: Any, mode: str, interrupts: bool
+    bridge: RunningBridge, slow_speech: Any, mode: str, interrupts: bool
 ) -> None:
     probe = DialogProbe(BargeInPolicy(mode))  # type: ignore[arg-type]
     result = await _call(
-        bridge, monkeypatch, probe, '  - barge_in: {after_ms: 1000, press: "1"}\n  - wait_for_bot\n'
+        bridge, probe, '  - barge_in: {after_ms: 1000, press: "1"}\n  - wait_for_bot\n'
     )
     menu, _ = probe.results
     clears = [e for e in result.events if e["event"] == "clear"]

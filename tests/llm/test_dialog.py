@@ -10,12 +10,14 @@ import pytest
 from aiohttp import web
 
 from ivr_bridge.call.inputs import DtmfInput
-from ivr_bridge.llm.dialog import LlmDialogConfig, LlmOutcome, run_llm_dialog
+from ivr_bridge.call.testing import ScriptedCall, utterance
+from ivr_bridge.dialog.llm_dialog import LlmDialogConfig, LlmOutcome, run_llm_dialog
+from ivr_bridge.errors import CallEnding
 from ivr_bridge.llm.history import INTERRUPTION_NOTE
 from ivr_bridge.llm.openai_compat import OpenAICompatibleProvider
 from ivr_bridge.llm.settings import LLMSettings
 from ivr_bridge.llm.tools import HttpTool, ToolConfig
-from tests.llm.fake_call import CallEnded, EchoTranscriber, FakeLlmCall, utterance
+from tests.llm.fake_call import EchoTranscriber
 from tests.llm.standin_llm import OpenAIStandIn, Reply
 
 ANSWER = ["Your bal", "ance is twelve", " dollars and", " fifty cents."]
@@ -34,7 +36,7 @@ def settings(**overrides: Any) -> LLMSettings:
 
 
 async def run(
-    server: OpenAIStandIn, call: FakeLlmCall, *, tools: ToolConfig | None = None, **kw: Any
+    server: OpenAIStandIn, call: ScriptedCall, *, tools: ToolConfig | None = None, **kw: Any
 ) -> LlmOutcome:
     provider = OpenAICompatibleProvider(base_url=server.openai_base_url, model="stand-in-1")
     config = LlmDialogConfig(settings(**kw), tools or ToolConfig(), max_no_input=0)
@@ -52,11 +54,11 @@ def roles(body: dict[str, Any]) -> list[tuple[str, Any]]:
 
 async def test_answer_streams_into_the_call_and_is_remembered(openai_server: OpenAIStandIn) -> None:
     openai_server.script(Reply(text=ANSWER, chunk_delay_s=0.02), Reply(text=["Bye now."]))
-    call = FakeLlmCall([utterance("what's my balance"), utterance("thanks")])
-    with pytest.raises(CallEnded):
+    call = ScriptedCall([utterance("what's my balance"), utterance("thanks")])
+    with pytest.raises(CallEnding):
         await run(openai_server, call)
-    answer = call.utterances[0]
-    assert answer.streamed and answer.text == "".join(ANSWER)
+    answer = call.spoken[0]
+    assert answer.kind == "stream" and answer.text == "".join(ANSWER)
     assert len(answer.pieces) > 1, "text must reach the speech session as it streams"
     second = openai_server.bodies[1]
     assert second["messages"][0]["role"] == "system"
@@ -73,13 +75,13 @@ async def test_barge_in_keeps_only_the_heard_words_flagged_interrupted(
 ) -> None:
     long_answer = ["Your balance", " is twelve dollars", " and fifty cents,", " due on", " May 3."]
     openai_server.script(Reply(text=long_answer, chunk_delay_s=0.05), Reply(text=["Sure."]))
-    call = FakeLlmCall(
+    call = ScriptedCall(
         [utterance("what's my balance"), utterance("wait, which account")], interrupt={0: 24}
     )
-    with pytest.raises(CallEnded):
+    with pytest.raises(CallEnding):
         await run(openai_server, call)
-    assert call.utterances[0].interrupted
-    assert call.utterances[0].heard == "Your balance is twelve"
+    assert call.spoken[0].interrupted
+    assert call.spoken[0].heard == "Your balance is twelve"
     second = openai_server.bodies[1]
     assert roles(second)[1:] == [
         ("user", "what's my balance"),
@@ -90,8 +92,8 @@ async def test_barge_in_keeps_only_the_heard_words_flagged_interrupted(
 
 
 async def test_dtmf_reaches_the_model_as_a_keypress(openai_server: OpenAIStandIn) -> None:
-    call = FakeLlmCall([DtmfInput("5", 10.0)])
-    with pytest.raises(CallEnded):
+    call = ScriptedCall([DtmfInput("5", 10.0)])
+    with pytest.raises(CallEnding):
         await run(openai_server, call)
     assert roles(openai_server.bodies[0])[1] == ("user", "(The caller pressed 5 on the keypad.)")
 
@@ -100,8 +102,8 @@ async def test_transfer_tool_dials_the_allowed_number(openai_server: OpenAIStand
     openai_server.script(
         Reply(text=["Connecting you now."], tool_calls=[("call_1", "transfer_call", ["{}"])])
     )
-    call = FakeLlmCall([utterance("get me a human")])
-    with pytest.raises(CallEnded):
+    call = ScriptedCall([utterance("get me a human")])
+    with pytest.raises(CallEnding):
         await run(openai_server, call, tools=ToolConfig(transfer_to="+15550002222"))
     assert call.said == ["Connecting you now."]
     assert call.ended == ("dial", "+15550002222")
@@ -116,8 +118,8 @@ async def test_transfer_to_a_number_the_flow_does_not_allow_is_refused(
         Reply(tool_calls=[("call_1", "transfer_call", ['{"number": "+19000000000"}'])]),
         Reply(text=["I can't transfer you there."]),
     )
-    call = FakeLlmCall([utterance("call my friend")])
-    with pytest.raises(CallEnded):
+    call = ScriptedCall([utterance("call my friend")])
+    with pytest.raises(CallEnding):
         await run(openai_server, call, tools=ToolConfig(transfer_to="+15550002222"))
     assert call.ended == ("hangup", None)
     tool_message = openai_server.bodies[1]["messages"][-1]
@@ -132,8 +134,8 @@ async def test_end_call_hangs_up_after_the_models_goodbye(openai_server: OpenAIS
             tool_calls=[("c1", "end_call", ['{"reason": "done"}'])],
         )
     )
-    call = FakeLlmCall([utterance("that's all")])
-    with pytest.raises(CallEnded):
+    call = ScriptedCall([utterance("that's all")])
+    with pytest.raises(CallEnding):
         await run(openai_server, call)
     assert call.said == ["Glad I could help. Bye!"]
     assert call.ended == ("hangup", None)
@@ -141,8 +143,8 @@ async def test_end_call_hangs_up_after_the_models_goodbye(openai_server: OpenAIS
 
 async def test_end_call_without_words_says_goodbye_first(openai_server: OpenAIStandIn) -> None:
     openai_server.script(Reply(tool_calls=[("c1", "end_call", ['{"reason": "done"}'])]))
-    call = FakeLlmCall([utterance("bye")])
-    with pytest.raises(CallEnded):
+    call = ScriptedCall([utterance("bye")])
+    with pytest.raises(CallEnding):
         await run(openai_server, call)
     assert call.said == ["Thanks for calling. Goodbye."]
 
@@ -154,7 +156,7 @@ async def test_goto_step_returns_to_the_flow(openai_server: OpenAIStandIn) -> No
             tool_calls=[("c1", "goto_step", ['{"step_id": "menu"}'])],
         )
     )
-    call = FakeLlmCall([utterance("main menu please")])
+    call = ScriptedCall([utterance("main menu please")])
     outcome = await run(openai_server, call, tools=ToolConfig(goto_steps=("menu", "billing")))
     assert outcome == LlmOutcome("goto", step_id="menu")
     assert call.ended is None
@@ -201,8 +203,8 @@ async def test_http_tool_result_is_fed_back_to_the_model(
         Reply(tool_calls=[("c1", "lookup_order", [f'{{"order_id": "{order_id}"}}'])]),
         Reply(text=["Here's what I found."]),
     )
-    call = FakeLlmCall([utterance("where's my order")])
-    with pytest.raises(CallEnded):
+    call = ScriptedCall([utterance("where's my order")])
+    with pytest.raises(CallEnding):
         await run(openai_server, call, tools=ToolConfig(http_tools=(tool,)))
     assert seen == [{"order_id": order_id}]
     result = openai_server.bodies[1]["messages"][-1]
@@ -213,16 +215,16 @@ async def test_http_tool_result_is_fed_back_to_the_model(
 
 async def test_slow_first_token_gets_a_filler_then_the_answer(openai_server: OpenAIStandIn) -> None:
     openai_server.script(Reply(text=["It's sunny."], first_delay_s=0.5))
-    call = FakeLlmCall([utterance("weather?")])
-    with pytest.raises(CallEnded):
+    call = ScriptedCall([utterance("weather?")])
+    with pytest.raises(CallEnding):
         await run(openai_server, call, filler_after_ms=100, max_dead_air_ms=3000)
     assert call.said[:2] == ["One moment.", "It's sunny."]
 
 
 async def test_no_first_token_at_all_gets_the_fallback_line(openai_server: OpenAIStandIn) -> None:
     openai_server.script(Reply(text=["Too late."], first_delay_s=3.0), Reply(text=["Okay."]))
-    call = FakeLlmCall([utterance("hello"), utterance("hello again")])
-    with pytest.raises(CallEnded):
+    call = ScriptedCall([utterance("hello"), utterance("hello again")])
+    with pytest.raises(CallEnding):
         await run(openai_server, call, filler_after_ms=100, max_dead_air_ms=200)
     fallback = settings().fallback_text
     assert call.said[:3] == ["One moment.", fallback, "Okay."]
@@ -232,8 +234,8 @@ async def test_no_first_token_at_all_gets_the_fallback_line(openai_server: OpenA
 
 async def test_retryable_error_before_first_token_is_retried(openai_server: OpenAIStandIn) -> None:
     openai_server.script(Reply(status=500), Reply(status=429), Reply(text=["Hello!"]))
-    call = FakeLlmCall([utterance("hi")])
-    with pytest.raises(CallEnded):
+    call = ScriptedCall([utterance("hi")])
+    with pytest.raises(CallEnding):
         await run(openai_server, call, max_retries=2)
     assert call.said[0] == "Hello!"
     assert len(openai_server.bodies) == 3
@@ -242,8 +244,8 @@ async def test_retryable_error_before_first_token_is_retried(openai_server: Open
 
 async def test_auth_error_is_not_retried(openai_server: OpenAIStandIn) -> None:
     openai_server.script(Reply(status=401, error_message="bad key"))
-    call = FakeLlmCall([utterance("hi")])
-    with pytest.raises(CallEnded):
+    call = ScriptedCall([utterance("hi")])
+    with pytest.raises(CallEnding):
         await run(openai_server, call, max_retries=3)
     assert call.said[0] == settings().fallback_text
     assert len(openai_server.bodies) == 1
@@ -253,8 +255,8 @@ async def test_mid_stream_failure_never_respeaks_text(openai_server: OpenAIStand
     openai_server.script(
         Reply(text=["Your order", " shipped on", " Monday"], disconnect_after=2, chunk_delay_s=0.02)
     )
-    call = FakeLlmCall([utterance("order status")])
-    with pytest.raises(CallEnded):
+    call = ScriptedCall([utterance("order status")])
+    with pytest.raises(CallEnding):
         await run(openai_server, call, max_retries=3)
     assert call.said[:2] == ["Your order shipped on", settings().fallback_text]
     assert len(openai_server.bodies) == 1
@@ -262,8 +264,8 @@ async def test_mid_stream_failure_never_respeaks_text(openai_server: OpenAIStand
 
 async def test_repeated_failures_end_the_call_politely(openai_server: OpenAIStandIn) -> None:
     openai_server.script(*[Reply(status=503) for _ in range(4)])
-    call = FakeLlmCall([utterance("a"), utterance("b"), utterance("c")])
-    with pytest.raises(CallEnded):
+    call = ScriptedCall([utterance("a"), utterance("b"), utterance("c")])
+    with pytest.raises(CallEnding):
         await run(openai_server, call, max_retries=0, max_failed_turns=2)
     fallback = settings().fallback_text
     assert call.said == [fallback, fallback, LlmDialogConfig(settings()).failure_goodbye_text]
@@ -282,8 +284,8 @@ async def test_malformed_chunk_mid_stream_gets_the_fallback_not_silence(
     openai_server: OpenAIStandIn, raw: str
 ) -> None:
     openai_server.script(Reply(text=["Hello", " there", " friend"], raw_after=1, raw_data=raw))
-    call = FakeLlmCall([utterance("hi")])
-    with pytest.raises(CallEnded):  # bounded: a dead stream task used to hang here forever
+    call = ScriptedCall([utterance("hi")])
+    with pytest.raises(CallEnding):  # bounded: a dead stream task used to hang here forever
         await asyncio.wait_for(run(openai_server, call, max_retries=3), timeout=5)
     assert call.said[:2] == ["Hello", settings().fallback_text]
     assert len(openai_server.bodies) == 1, "a protocol error after text is never re-sent"

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from ivr_bridge.call.testing import ScriptedCall, utterance
+from ivr_bridge.dialog.llm_dialog import LlmDialogConfig, run_llm_dialog
+from ivr_bridge.errors import CallEnding
 from ivr_bridge.llm.anthropic_provider import AnthropicProvider
-from ivr_bridge.llm.dialog import LlmDialogConfig, run_llm_dialog
 from ivr_bridge.llm.settings import LLMSettings
 from ivr_bridge.llm.tools import ToolConfig
-from tests.llm.fake_call import CallEnded, EchoTranscriber, FakeLlmCall, utterance
+from tests.llm.fake_call import EchoTranscriber
 from tests.llm.standin_llm import AnthropicStandIn, Reply
 
 
@@ -20,7 +22,7 @@ async def test_interrupted_reply_reaches_claude_as_heard_words(
         Reply(text=["Sure,", " let's move it."]),
         Reply(tool_calls=[("toolu_9", "transfer_call", ["{}"])]),
     )
-    call = FakeLlmCall(
+    call = ScriptedCall(
         [utterance("when is it"), utterance("can I move it"), utterance("a person please")],
         interrupt={0: 20},
     )
@@ -30,7 +32,7 @@ async def test_interrupted_reply_reaches_claude_as_heard_words(
     )
     config = LlmDialogConfig(settings, ToolConfig(transfer_to="+15550003333"), max_no_input=0)
     try:
-        with pytest.raises(CallEnded):
+        with pytest.raises(CallEnding):
             await run_llm_dialog(call, provider, EchoTranscriber(), config, system_prompt="Hi.")
     finally:
         await provider.close()

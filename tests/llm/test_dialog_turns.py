@@ -5,14 +5,16 @@ from __future__ import annotations
 import pytest
 
 from ivr_bridge.call.inputs import SpeechAbandoned, SpeechStarted
-from ivr_bridge.llm.dialog import LlmDialogConfig, LlmOutcome, run_llm_dialog
+from ivr_bridge.call.testing import ScriptedCall, utterance
+from ivr_bridge.dialog.llm_dialog import LlmDialogConfig, LlmOutcome, run_llm_dialog
+from ivr_bridge.errors import CallEnding
 from ivr_bridge.llm.history import Conversation
 from ivr_bridge.llm.openai_compat import OpenAICompatibleProvider
 from ivr_bridge.llm.settings import LLMSettings
 from ivr_bridge.llm.tools import ToolConfig
 from ivr_bridge.llm.types import ToolResultMessage
 from ivr_bridge.recognition.models import Transcription
-from tests.llm.fake_call import CallEnded, EchoTranscriber, FakeLlmCall, utterance
+from tests.llm.fake_call import EchoTranscriber
 from tests.llm.standin_llm import OpenAIStandIn, Reply
 
 SETTINGS = LLMSettings(model="stand-in-1", api_key="sk-test", retry_backoff_ms=0)
@@ -26,7 +28,7 @@ class BrokenTranscriber:
 
 
 async def _run(
-    server: OpenAIStandIn, call: FakeLlmCall, transcriber: object, **config: object
+    server: OpenAIStandIn, call: ScriptedCall, transcriber: object, **config: object
 ) -> LlmOutcome:
     provider = OpenAICompatibleProvider(base_url=server.openai_base_url, model="stand-in-1")
     settings = LLMSettings(**{**SETTINGS.model_dump(), "max_failed_turns": 2})
@@ -45,8 +47,8 @@ async def _run(
 
 
 async def test_noise_does_not_restart_the_no_input_timer(openai_server: OpenAIStandIn) -> None:
-    call = FakeLlmCall([SpeechStarted(1000.0), SpeechAbandoned(1200.0), None])
-    with pytest.raises(CallEnded):
+    call = ScriptedCall([SpeechStarted(1000.0), SpeechAbandoned(1200.0), None])
+    with pytest.raises(CallEnding):
         await _run(openai_server, call, EchoTranscriber(), no_input_timeout_ms=8000, max_no_input=0)
     # talking pushes the deadline out; the cough ends that, back to the original 8 s
     assert call.timeouts == [8000, 8000, 6800]
@@ -55,8 +57,8 @@ async def test_noise_does_not_restart_the_no_input_timer(openai_server: OpenAISt
 
 
 async def test_a_recogniser_that_keeps_failing_ends_the_call(openai_server: OpenAIStandIn) -> None:
-    call = FakeLlmCall([utterance("hello"), utterance("hello?"), utterance("anyone?")])
-    with pytest.raises(CallEnded):
+    call = ScriptedCall([utterance("hello"), utterance("hello?"), utterance("anyone?")])
+    with pytest.raises(CallEnding):
         await _run(openai_server, call, BrokenTranscriber())
     fallback = SETTINGS.fallback_text
     goodbye = LlmDialogConfig(SETTINGS).failure_goodbye_text
@@ -75,7 +77,7 @@ async def test_tool_calls_after_goto_step_get_skipped_results(openai_server: Ope
         )
     )
     conversation = Conversation("You answer phones.")
-    call = FakeLlmCall([utterance("menu please")])
+    call = ScriptedCall([utterance("menu please")])
     outcome = await _run(
         openai_server,
         call,

@@ -10,9 +10,9 @@ import pytest
 
 from ivr_bridge.call.bargein import BargeInController, Prompt
 from ivr_bridge.call.clock import CallClock
+from ivr_bridge.call.control import BargeInMode, BargeInPolicy
 from ivr_bridge.call.playback import Playback
 from ivr_bridge.call.utterance import Utterance
-from ivr_bridge.dialog.control import BargeInMode, BargeInPolicy
 from ivr_bridge.metrics import BridgeMetrics
 
 

@@ -5,15 +5,10 @@ from __future__ import annotations
 import pytest
 
 from ivr_bridge.call.inputs import SpeechStarted
+from ivr_bridge.call.testing import ScriptedCall, digits, utterance
 from ivr_bridge.dialog.flow import FlowRuntimeError, parse_flow, run_flow
-from tests.unit.flow_fakes import (
-    FakeCall,
-    FakeGrammar,
-    digits,
-    services,
-    speech,
-    unavailable,
-)
+from ivr_bridge.errors import CallEnding
+from tests.unit.flow_fakes import FakeGrammar, services, unavailable
 
 MENU = """
 name: menu
@@ -39,18 +34,17 @@ steps:
 """
 
 
-async def _run(text: str, call: FakeCall, **kw: object) -> FakeCall:
-    from tests.unit.flow_fakes import CallEnded
+async def _run(text: str, call: ScriptedCall, **kw: object) -> ScriptedCall:
 
     try:
         await run_flow(parse_flow(text), call, services(**kw))  # type: ignore[arg-type]
-    except CallEnded:
+    except CallEnding:
         pass
     return call
 
 
 async def test_digit_chooses_the_option_and_its_goto() -> None:
-    call = await _run(MENU, FakeCall(digits("2")))
+    call = await _run(MENU, ScriptedCall(digits("2")))
     assert call.said == ["Press 1 or say billing. Press 2 or say support.", "Support."]
     assert call.ended == ("hangup", None)
     assert call.timeouts == [4000]  # the no-input timeout, on the call clock
@@ -62,7 +56,9 @@ async def test_digit_chooses_the_option_and_its_goto() -> None:
 
 async def test_spoken_synonym_chooses_the_option_and_records_the_recognition() -> None:
     grammar = FakeGrammar(confidence=0.82)
-    call = await _run(MENU, FakeCall([SpeechStarted(10.0), speech("bills")]), grammar=grammar)
+    call = await _run(
+        MENU, ScriptedCall([SpeechStarted(10.0), utterance("bills")]), grammar=grammar
+    )
     assert call.said[-1] == "Billing, via speech."
     [(rate, choices)] = grammar.calls
     assert rate == 8000
@@ -80,15 +76,15 @@ async def test_spoken_synonym_chooses_the_option_and_records_the_recognition() -
 async def test_a_decode_the_grammar_rejected_is_a_no_match_even_if_it_names_an_option() -> None:
     # "support please" is not a phrase of the fake grammar, so it returns no choice: the words
     # inside it must not be matched behind the recogniser's back.
-    call = await _run(MENU, FakeCall([speech("support please")]))
+    call = await _run(MENU, ScriptedCall([utterance("support please")]))
     assert call.said[1] == "No match one."
     [rec] = call.events_of("recognition")
     assert rec["choice"] is None and rec["accepted"] is False
 
 
 async def test_no_input_and_no_match_escalate_then_the_failure_branch_runs() -> None:
-    inputs = [None, speech("pizza"), digits("7")[0], None]
-    call = await _run(MENU, FakeCall(inputs))
+    inputs = [None, utterance("pizza"), digits("7")[0], None]
+    call = await _run(MENU, ScriptedCall(inputs))
     assert call.said == [
         "Press 1 or say billing. Press 2 or say support.",
         "No input one.",
@@ -114,13 +110,15 @@ steps:
       max_attempts: 2
   - say: "got {{ q }}"
 """
-    call = await _run(flow, FakeCall([None, digits("1")[0]]))
+    call = await _run(flow, ScriptedCall([None, digits("1")[0]]))
     assert call.said == ["Pick one.", "Pick one.", "got a"]
 
 
 async def test_low_confidence_is_a_no_match() -> None:
     flow = MENU.replace("max_attempts: 4", "max_attempts: 1\n      min_confidence: 0.5")
-    call = await _run(flow, FakeCall([speech("billing")]), grammar=FakeGrammar(confidence=0.3))
+    call = await _run(
+        flow, ScriptedCall([utterance("billing")]), grammar=FakeGrammar(confidence=0.3)
+    )
     assert call.said[-1] == "Failed with None."
     assert call.events_of("recognition")[0]["accepted"] is False
 
@@ -129,10 +127,9 @@ async def test_unavailable_recogniser_counts_as_no_match_and_is_recorded() -> No
     from ivr_bridge.dialog.flow import FlowServices
 
     flow = parse_flow(MENU.replace("max_attempts: 4", "max_attempts: 1"))
-    call = FakeCall([speech("billing")])
-    from tests.unit.flow_fakes import CallEnded
+    call = ScriptedCall([utterance("billing")])
 
-    with pytest.raises(CallEnded):
+    with pytest.raises(CallEnding):
         await run_flow(flow, call, FlowServices(grammar=unavailable, environ={}))
     assert call.said[-1] == "Failed with None."
     assert call.events_of("recognition_unavailable")[0]["error"] == "not installed here"
@@ -152,20 +149,20 @@ steps:
 
 
 async def test_digit_entry_ends_on_the_finish_key_and_uses_inter_digit_timeouts() -> None:
-    call = await _run(ENTRY, FakeCall(digits("1234#")))
+    call = await _run(ENTRY, ScriptedCall(digits("1234#")))
     assert call.said[-1] == "Account 1234."
     assert call.timeouts == [5000, 2500, 2500, 2500, 2500]
 
 
 async def test_digit_entry_ends_at_max_digits_or_after_a_pause() -> None:
-    call = await _run(ENTRY, FakeCall(digits("123456")))
+    call = await _run(ENTRY, ScriptedCall(digits("123456")))
     assert call.said[-1] == "Account 123456."
-    call = await _run(ENTRY, FakeCall([*digits("98765"), None]))
+    call = await _run(ENTRY, ScriptedCall([*digits("98765"), None]))
     assert call.said[-1] == "Account 98765."
 
 
 async def test_too_few_digits_is_a_no_match_with_its_reprompt() -> None:
-    call = await _run(ENTRY, FakeCall([*digits("12#"), *digits("4321#")]))
+    call = await _run(ENTRY, ScriptedCall([*digits("12#"), *digits("4321#")]))
     assert call.said == [
         "Enter your account number, then pound.",
         "Four to six digits, please.",
@@ -174,13 +171,13 @@ async def test_too_few_digits_is_a_no_match_with_its_reprompt() -> None:
 
 
 async def test_speech_is_ignored_by_a_digits_only_gather() -> None:
-    call = await _run(ENTRY, FakeCall([speech("hello"), *digits("5555#")]))
+    call = await _run(ENTRY, ScriptedCall([utterance("hello"), *digits("5555#")]))
     assert call.said[-1] == "Account 5555."
 
 
 async def test_a_missing_variable_in_a_template_is_a_clear_runtime_error() -> None:
     flow = "name: t\nsteps:\n  - id: s\n    say: 'Hi {{ params.name }}'\n"
-    call = FakeCall()
+    call = ScriptedCall()
     with pytest.raises(
         FlowRuntimeError, match=r"step s: template .*'dict object' has no attribute 'name'"
     ):

@@ -9,24 +9,18 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from ivr_bridge.call.control import BargeInPolicy
 from ivr_bridge.call.inputs import SpeechStarted
-from ivr_bridge.dialog.control import BargeInPolicy
+from ivr_bridge.call.testing import ScriptedCall, digits, utterance
 from ivr_bridge.dialog.flow import FlowRuntimeError, FlowServices, parse_flow, run_flow
-from tests.unit.flow_fakes import (
-    CallEnded,
-    FakeCall,
-    FakeTranscriber,
-    digits,
-    services,
-    speech,
-    unavailable,
-)
+from ivr_bridge.errors import CallEnding
+from tests.unit.flow_fakes import FakeTranscriber, services, unavailable
 
 
-async def _run(text: str, call: FakeCall, svc: FlowServices | None = None) -> FakeCall:
+async def _run(text: str, call: ScriptedCall, svc: FlowServices | None = None) -> ScriptedCall:
     try:
         await run_flow(parse_flow(text), call, svc or services())
-    except CallEnded:
+    except CallEnding:
         pass
     return call
 
@@ -39,10 +33,10 @@ variables: {clinic: Riverside}
 steps:
   - say: "{{ env.IVR_GREETING }} {{ params.name }} from {{ caller }} to {{ callee }}, {{ clinic }}."
 """
-    call = FakeCall(parameters={"name": "Ann", "From": "+15550001", "To": "+15550002"})
+    call = ScriptedCall(parameters={"name": "Ann", "From": "+15550001", "To": "+15550002"})
     await _run(flow, call, services(environ={"IVR_GREETING": "Good morning", "SECRET": "x"}))
     assert call.said == ["Good morning Ann from +15550001 to +15550002, Riverside."]
-    call = FakeCall(parameters={"name": "Bo"})
+    call = ScriptedCall(parameters={"name": "Bo"})
     await _run(flow, call, services(environ={}))
     assert call.said == ["Hello Bo from  to , Riverside."]
 
@@ -50,7 +44,7 @@ steps:
 async def test_undeclared_environment_is_invisible_to_templates() -> None:
     flow = "name: t\nsteps:\n  - say: '{{ env.LMNT_API_KEY }}'\n"
     with pytest.raises(FlowRuntimeError, match="has no attribute 'LMNT_API_KEY'"):
-        await run_flow(parse_flow(flow), FakeCall(), services(environ={"LMNT_API_KEY": "k"}))
+        await run_flow(parse_flow(flow), ScriptedCall(), services(environ={"LMNT_API_KEY": "k"}))
 
 
 async def test_set_branch_and_goto_loop_until_a_condition() -> None:
@@ -68,7 +62,7 @@ steps:
   - id: done
     hangup: {say: "done after {{ n }}"}
 """
-    call = await _run(flow, FakeCall())
+    call = await _run(flow, ScriptedCall())
     assert call.said == ["round 1", "round 2", "done after 3"]
     assert call.ended == ("hangup", None)
     assert call.policies[-1] == BargeInPolicy("none")  # the goodbye is heard in full
@@ -79,7 +73,7 @@ steps:
 
 async def test_an_endless_loop_is_stopped_by_max_steps() -> None:
     flow = "name: t\nmax_steps: 50\nsteps:\n  - id: a\n    say: again\n    next: a\n"
-    call = FakeCall()
+    call = ScriptedCall()
     with pytest.raises(FlowRuntimeError, match="more than 50 steps ran"):
         await run_flow(parse_flow(flow), call, services())
     assert len(call.said) == 50
@@ -87,7 +81,7 @@ async def test_an_endless_loop_is_stopped_by_max_steps() -> None:
 
 
 async def test_falling_off_the_end_just_returns() -> None:
-    call = await _run("name: t\nsteps:\n  - say: one\n", FakeCall())
+    call = await _run("name: t\nsteps:\n  - say: one\n", ScriptedCall())
     assert call.said == ["one"] and call.ended is None
     assert call.events_of("flow_end")
 
@@ -100,7 +94,7 @@ steps:
   - transfer: {to: "{{ env.IVR_AGENT }}", say: "Connecting you."}
   - say: never
 """
-    call = await _run(flow, FakeCall(), services(environ={}))
+    call = await _run(flow, ScriptedCall(), services(environ={}))
     assert call.said == ["Connecting you."]
     assert call.ended == ("dial", "+15005550100")
     assert call.events_of("flow_transfer")[0]["to"] == "+15005550100"
@@ -114,8 +108,8 @@ steps:
   - say: "You said {{ when }}."
 """
     transcriber = FakeTranscriber()
-    inputs = [SpeechStarted(1.0), speech("next tuesday|"), speech("at three"), None]
-    call = await _run(flow, FakeCall(inputs), services(transcriber=transcriber))
+    inputs = [SpeechStarted(1.0), utterance("next tuesday|"), utterance("at three"), None]
+    call = await _run(flow, ScriptedCall(inputs), services(transcriber=transcriber))
     assert call.said == ["Say when suits you.", "You said next tuesday at three."]
     assert transcriber.heard == [b"next tuesday|at three"]
     [event] = call.events_of("recording")
@@ -126,10 +120,12 @@ steps:
 
 async def test_record_with_no_speech_or_no_transcriber() -> None:
     flow = "name: t\nsteps:\n  - record: {into: msg}\n  - say: 'got [{{ msg }}]'\n"
-    call = await _run(flow, FakeCall([None]))
+    call = await _run(flow, ScriptedCall([None]))
     assert call.said == ["got []"]
     call = await _run(
-        flow, FakeCall([speech("hi"), None]), FlowServices(transcriber=unavailable, environ={})
+        flow,
+        ScriptedCall([utterance("hi"), None]),
+        FlowServices(transcriber=unavailable, environ={}),
     )
     assert call.said == ["got []"]
     assert call.events_of("transcription_unavailable")
@@ -182,7 +178,7 @@ steps:
 
 async def test_http_result_goes_into_variables(backend: tuple[str, list[Any]]) -> None:
     url, seen = backend
-    call = FakeCall(parameters={"account": "1234", "From": "+1555"})
+    call = ScriptedCall(parameters={"account": "1234", "From": "+1555"})
     await _run(HTTP_FLOW, call, services(environ={"IVR_BALANCE_URL": url}))
     assert call.said == ["Balance 12.50."]
     assert seen == [{"query": {"account": "1234"}, "body": '{"caller": "+1555", "fixed": 3}'}]
@@ -198,14 +194,14 @@ async def test_http_failures_take_the_failure_branch(
     backend: tuple[str, list[Any]], account: str, error: str
 ) -> None:
     url, _ = backend
-    call = FakeCall(parameters={"account": account})
+    call = ScriptedCall(parameters={"account": account})
     await _run(HTTP_FLOW, call, services(environ={"IVR_BALANCE_URL": url}))
     assert call.said == [f"Unavailable ({error})."]
     assert call.events_of("http")[0]["ok"] is False
 
 
 async def test_http_connection_refused_takes_the_failure_branch() -> None:
-    call = FakeCall(parameters={"account": "1"})
+    call = ScriptedCall(parameters={"account": "1"})
     await _run(HTTP_FLOW, call, services(environ={}))
     assert call.said[0].startswith("Unavailable (ClientConnectorError")
 
@@ -225,15 +221,15 @@ steps:
   - id: bad
     hangup: {say: "Wrong PIN."}
 """
-    assert (await _run(flow, FakeCall(digits("4321")))).said == ["PIN?", "Welcome."]
-    assert (await _run(flow, FakeCall(digits("1111")))).said == ["PIN?", "Wrong PIN."]
+    assert (await _run(flow, ScriptedCall(digits("4321")))).said == ["PIN?", "Welcome."]
+    assert (await _run(flow, ScriptedCall(digits("1111")))).said == ["PIN?", "Wrong PIN."]
 
 
 async def test_arithmetic_error_in_a_template_names_the_step() -> None:
     flow = (
         "name: t\nvariables: {a: 1, b: 0}\nsteps:\n  - id: ratio\n    say: 'Ratio {{ a / b }}.'\n"
     )
-    call = FakeCall()
+    call = ScriptedCall()
     with pytest.raises(FlowRuntimeError, match=r"step ratio: template .*division by zero"):
         await run_flow(parse_flow(flow), call, services())
     assert call.events_of("flow_error")[0]["step"] == "ratio"
@@ -244,7 +240,7 @@ async def test_empty_transfer_number_is_a_runtime_error_naming_the_step() -> Non
         'name: t\nenv: {IVR_DESK: ""}\nsteps:\n'
         "  - id: desk\n    transfer: {to: '{{ env.IVR_DESK }}'}\n"
     )
-    call = FakeCall()
+    call = ScriptedCall()
     with pytest.raises(FlowRuntimeError, match=r"step desk: transfer number .* rendered empty"):
         await run_flow(parse_flow(flow), call, services(environ={}))
     assert call.ended is None

@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
+from ivr_bridge.call.testing import ScriptedCall
 from ivr_bridge.dialog.flow_model import HttpSpec
 from ivr_bridge.dialog.http_step import run_http
 from ivr_bridge.llm.tools import HttpTool, run_http_tool
-from tests.unit.flow_fakes import FakeCall
 
 BODY = {"items": [f"item {i} " + "x" * 40 for i in range(1500)]}  # ~75 KB of JSON
 
@@ -43,14 +43,14 @@ async def chunked_url() -> AsyncIterator[str]:
 
 async def test_http_step_reads_a_body_sent_in_many_chunks(chunked_url: str) -> None:
     spec = HttpSpec(url=chunked_url, into="x", on_failure="f")
-    outcome = await run_http(spec, "lookup", FakeCall(), {}, 1 << 20)
+    outcome = await run_http(spec, "lookup", ScriptedCall(), {}, 1 << 20)
     assert outcome.error is None
     assert outcome.ok and outcome.data == BODY
 
 
 async def test_http_step_still_refuses_a_body_over_the_limit(chunked_url: str) -> None:
     spec = HttpSpec(url=chunked_url, into="x", on_failure="f")
-    outcome = await run_http(spec, "lookup", FakeCall(), {}, 10_000)
+    outcome = await run_http(spec, "lookup", ScriptedCall(), {}, 10_000)
     assert not outcome.ok and outcome.error == "response larger than 10000 bytes"
 
 
@@ -63,7 +63,7 @@ async def test_http_tool_reads_a_body_sent_in_many_chunks(chunked_url: str) -> N
 
 @pytest.mark.parametrize("url", ["http://[bad/x?acct=12345", "ftp://h/x?acct=12345"])
 async def test_http_step_errors_never_carry_the_url_query(url: str) -> None:
-    call = FakeCall()
+    call = ScriptedCall()
     spec = HttpSpec(url=url, into="x", on_failure="f")
     outcome = await run_http(spec, "lookup", call, {}, 1 << 20)
     assert not outcome.ok and outcome.error

@@ -38,7 +38,7 @@ from ivr_bridge.speech.lmnt.protocol import (
     FlushCompleteMessage,
     FlushMessage,
     InitMessage,
-    ProtocolError,
+    LmntProtocolError,
     ReadyMessage,
     ResetCompleteMessage,
     ResetMessage,
@@ -336,7 +336,7 @@ class LmntSession:
     async def _on_text(self, text: str) -> None:
         try:
             message = parse_server_message(text)
-        except ProtocolError as exc:
+        except LmntProtocolError as exc:
             raise SpeechSessionError("protocol_error", str(exc), self.request_id) from exc
         match message:
             case ReadyMessage(request_id=request_id):

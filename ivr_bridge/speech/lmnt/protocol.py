@@ -13,11 +13,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
+from ivr_bridge.errors import LmntProtocolError
+
 LMNT_API_VERSION = "1.1"
-
-
-class ProtocolError(ValueError):
-    """A server message we cannot make sense of (bad JSON, or a known type with bad fields)."""
 
 
 # ---------------------------------------------------------------- client -> server
@@ -156,9 +154,9 @@ def parse_server_message(text: str) -> ServerMessage:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ProtocolError(f"server sent invalid JSON: {exc.msg}") from exc
+        raise LmntProtocolError(f"server sent invalid JSON: {exc.msg}") from exc
     if not isinstance(data, dict):
-        raise ProtocolError("server sent a JSON value that is not an object")
+        raise LmntProtocolError("server sent a JSON value that is not an object")
     msg_type = data.get("type")
     if msg_type in (None, "error") and isinstance(data.get("error"), str):
         request_id = data.get("request_id")
@@ -172,4 +170,4 @@ def parse_server_message(text: str) -> ServerMessage:
     try:
         return model.model_validate(data)  # type: ignore[return-value]
     except ValidationError as exc:
-        raise ProtocolError(f"malformed {msg_type!r} message from server: {exc}") from exc
+        raise LmntProtocolError(f"malformed {msg_type!r} message from server: {exc}") from exc

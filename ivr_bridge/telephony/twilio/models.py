@@ -20,6 +20,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
+from ivr_bridge.errors import TwilioProtocolError
+
 __all__ = [
     "ConnectedEvent",
     "DtmfEvent",
@@ -201,7 +203,7 @@ InboundEvent = Annotated[
 _INBOUND_ADAPTER: TypeAdapter[InboundEvent] = TypeAdapter(InboundEvent)
 
 
-class MalformedFrame(Exception):
+class MalformedFrame(TwilioProtocolError):
     """A frame we cannot use. ``reason`` is for logs, ``kind`` is a low-cardinality metric label."""
 
     def __init__(self, reason: str, kind: str) -> None:

@@ -91,7 +91,7 @@ def dial(number: str, *, caller_id: str | None = None, timeout_s: int | None = N
     return str(response.to_xml())
 
 
-def say_and_hangup(text: str) -> str:
+def say_and_hangup(text: str, *, voice: str | None = None, language: str | None = None) -> str:
     """Apologise with Twilio's own ``<Say>`` and hang up.
 
     Only for when the bridge cannot serve a call at all (speech server down, overload): the
@@ -102,7 +102,7 @@ def say_and_hangup(text: str) -> str:
     if len(text) > SAY_MAX_CHARS:
         raise ValueError(f"text is {len(text)} chars; <Say> accepts at most {SAY_MAX_CHARS}")
     response = VoiceResponse()
-    response.say(text)
+    response.say(text, voice=voice, language=language)
     response.hangup()
     return str(response.to_xml())
 

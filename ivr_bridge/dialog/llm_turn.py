@@ -20,10 +20,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ivr_bridge.dialog.control import BargeInPolicy, CallControl, SayResult
+from ivr_bridge.call.control import BargeInPolicy, CallControl, SayResult
 from ivr_bridge.llm.provider import LLMProvider
 from ivr_bridge.llm.settings import LLMSettings
-from ivr_bridge.llm.speak import SpeakStream
 from ivr_bridge.llm.types import (
     ChatRequest,
     Done,
@@ -153,7 +152,6 @@ class RoundResult:
 
 async def run_round(
     call: CallControl,
-    speaker: SpeakStream,
     provider: LLMProvider,
     request: ChatRequest,
     settings: LLMSettings,
@@ -178,7 +176,7 @@ async def run_round(
         if stream.first_event_at is not None:
             result.first_token_ms = (stream.first_event_at - started_at) * 1000
         if stream.has_text or not stream.saw_tool_call:
-            result.spoken = await speaker.say_stream(stream.text(), barge_in=barge_in)
+            result.spoken = await call.say_stream(stream.text(), barge_in=barge_in)
             if result.spoken.interrupted:
                 result.status = "interrupted"
                 return result

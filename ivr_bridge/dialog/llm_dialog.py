@@ -1,6 +1,6 @@
 """The LLM dialog: listen, transcribe, stream the model's answer, run its tools, repeat.
 
-It drives the call only through ``CallControl`` plus ``SpeakStream`` (streamed text), so the
+It drives the call only through ``CallControl`` (``say_stream`` for the model's text), so the
 flow runner's ``llm`` step can hand it the call and get back where to continue (``goto_step``),
 and unit tests can drive it with a scripted fake call and a stand-in model server.
 """
@@ -11,12 +11,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from ivr_bridge.call.control import BargeInPolicy, CallControl
 from ivr_bridge.call.inputs import DtmfInput, SpeechInput, SpeechStarted
-from ivr_bridge.dialog.control import BargeInPolicy, CallControl
+from ivr_bridge.dialog.llm_turn import RoundResult, run_round
 from ivr_bridge.llm.history import Conversation
 from ivr_bridge.llm.provider import LLMProvider
 from ivr_bridge.llm.settings import LLMSettings
-from ivr_bridge.llm.speak import SpeakStream, speaker_for
 from ivr_bridge.llm.tools import (
     END_CALL,
     GOTO_STEP,
@@ -30,7 +30,6 @@ from ivr_bridge.llm.tools import (
     run_http_tool,
     tool_specs,
 )
-from ivr_bridge.llm.turn import RoundResult, run_round
 from ivr_bridge.recognition.models import Transcription
 
 _NOTICE = BargeInPolicy("none")
@@ -75,15 +74,12 @@ class LlmDialog:
         transcriber: Transcriber,
         config: LlmDialogConfig,
         conversation: Conversation,
-        *,
-        speaker: SpeakStream | None = None,
     ) -> None:
         self.call = call
         self.provider = provider
         self.transcriber = transcriber
         self.config = config
         self.conversation = conversation
-        self.speaker = speaker or speaker_for(call)
         self._tools = tool_specs(config.tools)
         self._failed_turns = 0
 
@@ -170,7 +166,6 @@ class LlmDialog:
             started = time.monotonic()
             result = await run_round(
                 self.call,
-                self.speaker,
                 self.provider,
                 request,
                 settings,

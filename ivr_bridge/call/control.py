@@ -1,11 +1,13 @@
-"""What a dialog (scripted flow or LLM) may ask of the call: the conductor's public API.
+"""The call contract: what a dialog (a flow, the LLM dialog, any call app) may ask of the call.
 
-Dialogs depend on this protocol only, so they can be tested against a scripted fake and the
-conductor stays the one place that owns turn-taking.
+It lives with the call, below every dialog: the conductor implements it, dialogs program against
+it and nothing else, so they run unchanged against the scripted fake in
+``ivr_bridge.call.testing`` and the conductor stays the one place that owns turn-taking.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -50,6 +52,22 @@ class CallControl(Protocol):
         """Speak and wait until it was heard in full or interrupted."""
         ...
 
+    async def say_stream(
+        self, chunks: AsyncIterator[str], *, barge_in: BargeInPolicy | None = None
+    ) -> SayResult:
+        """Speak text as it arrives (a model's reply), as ONE utterance.
+
+        - Each piece goes to the speech session as soon as it is yielded; the speech service
+          buffers until it has enough context, so no sentence splitting is needed here.
+        - The utterance is interruptible (per ``barge_in``) from its first piece on.
+        - When ``chunks`` ends: flush once, return after the final mark echoed.
+        - On barge-in: stop pulling from ``chunks`` (so the producer can be cancelled), reset
+          the speech session as for ``say``, return ``interrupted=True`` with ``heard_text``.
+        - ``SayResult.text`` is everything sent; when ``chunks`` yields nothing, return at once
+          with empty text and nothing spoken. ``chunks`` must not raise.
+        """
+        ...
+
     async def play(
         self, ulaw: bytes, *, label: str, barge_in: BargeInPolicy | None = None
     ) -> SayResult:
@@ -63,8 +81,18 @@ class CallControl(Protocol):
         ``SpeechAbandoned`` when that onset turned out to be noise (no utterance follows)."""
         ...
 
-    def discard_inputs(self) -> None:
-        """Forget inputs that arrived before now (e.g. before a menu is offered)."""
+    def discard_inputs(self, *, keys: bool = True) -> None:
+        """Forget inputs that arrived before now (e.g. before a recording starts);
+        ``keys=False`` keeps keys typed ahead (a menu drops old speech, never the keys).
+
+        Inputs not discarded wait for the next listening step: keys typed ahead answer the next
+        menu, and a prompt they may interrupt is then not spoken at all."""
+        ...
+
+    def swallow_key(self, digit: str, within_ms: float) -> None:
+        """The caller's next press of ``digit`` within ``within_ms`` is the finish key of an
+        entry that already ended (it reached its maximum length): it neither interrupts a
+        prompt nor reaches the dialog."""
         ...
 
     def record_event(self, kind: str, **fields: Any) -> None:

@@ -1,0 +1,78 @@
+"""Live calls by CallSid, so an event from outside a call's socket reaches the call.
+
+A call's WebSocket is one request; an answering-machine result, an operator's "transfer now" or
+a campaign's "hang up" arrive as others (and, with several replicas, at another process). The
+registry maps CallSid → the running call behind a small async interface: ``MemoryCallRegistry``
+serves one process; a Redis-backed one (pub/sub per CallSid) can replace it without touching
+the calls or the routes that post events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class HangUpNow:
+    """End the call at once (what is playing stops)."""
+
+    reason: str = "operator"
+
+
+@dataclass(frozen=True, slots=True)
+class TransferNow:
+    """Transfer the call at once to ``number`` (E.164 or a sip: URI)."""
+
+    number: str
+    reason: str = "operator"
+
+
+@dataclass(frozen=True, slots=True)
+class MachineDetected:
+    """An answering-machine detection result for the call (handed to its dialog)."""
+
+    answered_by: str
+
+
+CallEvent = HangUpNow | TransferNow | MachineDetected
+
+
+class LiveCall(Protocol):
+    def on_event(self, event: CallEvent) -> None:
+        """Act on an out-of-band event; must not block (it runs in the poster's request)."""
+        ...
+
+
+class CallRegistry(Protocol):
+    async def register(self, call_sid: str, call: LiveCall) -> None: ...
+
+    async def unregister(self, call_sid: str, call: LiveCall) -> None:
+        """Forget the call (only if ``call`` is still the one registered under the sid)."""
+        ...
+
+    async def deliver(self, call_sid: str, event: CallEvent) -> bool:
+        """Hand ``event`` to the live call; False when no call with that sid is live."""
+        ...
+
+
+class MemoryCallRegistry:
+    def __init__(self) -> None:
+        self._calls: dict[str, LiveCall] = {}
+
+    def __len__(self) -> int:
+        return len(self._calls)
+
+    async def register(self, call_sid: str, call: LiveCall) -> None:
+        self._calls[call_sid] = call
+
+    async def unregister(self, call_sid: str, call: LiveCall) -> None:
+        if self._calls.get(call_sid) is call:
+            del self._calls[call_sid]
+
+    async def deliver(self, call_sid: str, event: CallEvent) -> bool:
+        call = self._calls.get(call_sid)
+        if call is None:
+            return False
+        call.on_event(event)
+        return True

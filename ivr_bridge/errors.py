@@ -1,0 +1,96 @@
+"""Every error ivr-bridge raises, in one tree under ``IvrBridgeError``.
+
+``except IvrBridgeError`` catches anything the project itself raises and nothing else; each
+branch names what went wrong, not where. The modules that raise them re-export their own, so
+``from ivr_bridge.speech.session import SpeechSessionError`` keeps working; this module imports
+nothing from the project, so every layer can use it.
+
+    IvrBridgeError
+    ├── ConfigError                    a setting is missing or wrong (names the variable and fix)
+    ├── ProtocolError                  a peer broke a wire protocol
+    │   ├── TwilioProtocolError        Twilio Media Streams (frames in, messages judged by the sim)
+    │   └── LmntProtocolError          LMNT speech sessions (either side of the socket)
+    ├── AudioFormatError               audio we cannot play (WAV header, sample format)
+    ├── SpeechError                    the speech path failed (session, synthesis)
+    ├── RecognitionError               a recogniser is missing or failed
+    ├── LLMError                       a model request failed (``ivr_bridge.llm.types``)
+    ├── DialogError                    a flow file is broken (file:line) or failed at run time
+    ├── SimulationError                the simulated caller cannot go on (bad script, TwiML, audio)
+    └── LoadTestError                  the load test could not run
+
+Where the leaves live: ``config.ConfigError``; ``telephony.twilio.models.MalformedFrame`` and
+``sim.protocol.ProtocolViolation`` (Twilio); ``speech.lmnt.protocol`` and
+``speechserver.protocol.LmntRequestRefused`` (LMNT); ``audio.wav.WavFormatError``;
+``speech.session.SpeechSessionError`` / ``SpeechSessionClosed`` and
+``speechserver.synth.SynthesisError``; ``recognition.models.RecognizerUnavailable`` /
+``GrammarError`` and ``stt.deepgram.DeepgramError``; ``llm.types.LLMError`` / ``LLMTimeout``;
+``dialog.flow_loader.FlowError``, ``dialog.runner.FlowRuntimeError``,
+``dialog.templates.TemplateRuntimeError``; ``sim.script.ScriptError``, ``sim.twiml.TwimlError``,
+``sim.voice.AudioFileError``, ``sim.session.CallEnded``; ``loadtest.processes.ProcessStartError``.
+
+``CallEnding`` is not an error and not under the root: it is the signal ``hangup()`` and
+``transfer()`` raise inside a dialog so no step runs after the end. It derives from
+``BaseException`` (like ``asyncio.CancelledError``), so a dialog's ``except Exception`` around
+a step cannot swallow the end of the call.
+"""
+
+from __future__ import annotations
+
+
+class IvrBridgeError(Exception):
+    """Root of every error ivr-bridge raises."""
+
+
+class ConfigError(IvrBridgeError):
+    """A setting is missing or wrong; the message names the variable and the fix."""
+
+
+class ProtocolError(IvrBridgeError):
+    """A peer sent something its protocol does not allow."""
+
+
+class TwilioProtocolError(ProtocolError):
+    """Twilio Media Streams: a frame we cannot use, or a server message Twilio would reject."""
+
+
+class LmntProtocolError(ProtocolError):
+    """LMNT speech sessions: a message the protocol does not allow.
+
+    ``error_type`` is the LMNT error type a server answers it with (``invalid_request_error``
+    and friends); a client reading a bad server message leaves the default."""
+
+    def __init__(self, message: str, error_type: str = "protocol_error") -> None:
+        super().__init__(message)
+        self.message = message
+        self.error_type = error_type
+
+
+class AudioFormatError(IvrBridgeError, ValueError):
+    """Audio in a format the call cannot play."""
+
+
+class SpeechError(IvrBridgeError):
+    """The speech path failed: a speech session, or synthesis in the embedded server."""
+
+
+class RecognitionError(IvrBridgeError):
+    """A recogniser (grammar, transcription, a speech-to-text vendor) is missing or failed."""
+
+
+class DialogError(IvrBridgeError):
+    """A flow is broken: on load with ``file:line``, or at run time naming flow and step."""
+
+
+class SimulationError(IvrBridgeError):
+    """The simulated caller cannot go on: a script, TwiML answer or audio file it cannot use,
+    or the stream ended while it waited."""
+
+
+class LoadTestError(IvrBridgeError):
+    """The load test could not start or measure what it needs."""
+
+
+class CallEnding(BaseException):
+    """Raised inside a dialog by ``hangup()``/``transfer()``: the call is over, stop the dialog.
+
+    Not an ``Exception``, so ``except Exception`` in a dialog cannot swallow it."""
