@@ -29,6 +29,8 @@ class SpeechServerConfig(BaseSettings):
     wav_header: WavHeaderPlacement = "first"
     """Where µ-law sessions carry a WAV header: first audio frame, first frame after every
     flush/reset, or never."""
+    accept_delay_ms: int = Field(default=0, ge=0, le=60_000)
+    """Delay before a session's WebSocket is accepted (a distant or overloaded service)."""
     first_audio_delay_ms: int = Field(default=0, ge=0, le=60_000)
     """Extra latency before the first audio of each utterance (session start, after flush/reset)."""
     realtime_factor: float = Field(default=0.0, ge=0.0, le=10.0)

@@ -393,6 +393,9 @@ def _drain(queue: asyncio.Queue) -> list:  # type: ignore[type-arg]
 async def handle_stream(request: web.Request) -> web.WebSocketResponse:
     """aiohttp handler for ``/v1/ai/speech/stream``."""
 
+    delay_ms = request.app[CONFIG_KEY].accept_delay_ms
+    if delay_ms:
+        await asyncio.sleep(delay_ms / 1000)
     ws = web.WebSocketResponse(max_msg_size=1 << 20, autoping=True)
     await ws.prepare(request)
     session = StreamSession(ws, request.app[CONFIG_KEY], request.app[SYNTH_KEY])

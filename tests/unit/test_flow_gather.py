@@ -35,7 +35,6 @@ steps:
 
 
 async def _run(text: str, call: ScriptedCall, **kw: object) -> ScriptedCall:
-
     try:
         await run_flow(parse_flow(text), call, services(**kw))  # type: ignore[arg-type]
     except CallEnding:
@@ -159,6 +158,23 @@ async def test_digit_entry_ends_at_max_digits_or_after_a_pause() -> None:
     assert call.said[-1] == "Account 123456."
     call = await _run(ENTRY, ScriptedCall([*digits("98765"), None]))
     assert call.said[-1] == "Account 98765."
+
+
+async def test_a_full_length_entry_swallows_the_finish_key_pressed_out_of_habit() -> None:
+    call = await _run(ENTRY, ScriptedCall(digits("123456")))
+    assert call.swallowed == [("#", 2500)]  # '#' within the inter-digit time belongs to it
+    call = await _run(ENTRY, ScriptedCall(digits("1234#")))
+    assert call.swallowed == []  # the entry ended on its own finish key
+    call = await _run(MENU, ScriptedCall(digits("1")))
+    assert call.swallowed == []  # a menu choice has no finish key to swallow
+
+
+async def test_a_menu_drops_old_speech_but_never_keys_typed_ahead() -> None:
+    call = await _run(MENU, ScriptedCall(digits("2")))
+    assert call.discards == [False]
+    flow = MENU.replace("max_attempts: 4", "max_attempts: 4\n      barge_in: none")
+    call = await _run(flow, ScriptedCall(digits("2")))
+    assert call.discards == [False, False]  # and again after a prompt speech could not cut
 
 
 async def test_too_few_digits_is_a_no_match_with_its_reprompt() -> None:
