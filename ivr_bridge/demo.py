@@ -21,7 +21,7 @@ from ivr_bridge.logs import configure_logging
 from ivr_bridge.recognition import RecognizerUnavailable, get_transcriber
 from ivr_bridge.server.app import start_bridge
 from ivr_bridge.sim import load_script, run_call
-from ivr_bridge.sim.cli import print_result
+from ivr_bridge.sim.cli import exit_code, print_result
 
 DEMO_FLOW = "support_line.yaml"
 DEMO_SCRIPT = "support-line-demo"
@@ -105,4 +105,4 @@ async def run_demo(args: argparse.Namespace) -> int:
         else:
             os.environ["IVR_BALANCE_URL"] = previous_url
     print_result(result)
-    return 0 if result.passed else 1
+    return exit_code(result)

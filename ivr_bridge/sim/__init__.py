@@ -7,6 +7,7 @@ and the ``<Connect action>`` follow-up. Public API: :func:`run_call`, :func:`loa
 """
 
 from ivr_bridge.sim.call import run_call
+from ivr_bridge.sim.conclusive import until_conclusive
 from ivr_bridge.sim.result import CallResult, ExpectationResult
 from ivr_bridge.sim.script import CallerScript, ScriptError, load_script, parse_script
 from ivr_bridge.sim.twiml import Verdict
@@ -20,4 +21,5 @@ __all__ = [
     "load_script",
     "parse_script",
     "run_call",
+    "until_conclusive",
 ]

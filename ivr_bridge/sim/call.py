@@ -22,7 +22,7 @@ from yarl import URL
 from ivr_bridge.sim import protocol
 from ivr_bridge.sim.clock import VirtualClock
 from ivr_bridge.sim.recording import CallRecorder
-from ivr_bridge.sim.result import CallResult, check_expectations
+from ivr_bridge.sim.result import CallResult, check_expectations, timing_slack_ms
 from ivr_bridge.sim.runner import ScriptRunner, prepare_audio
 from ivr_bridge.sim.script import CallerScript
 from ivr_bridge.sim.session import StreamSession
@@ -161,7 +161,7 @@ async def run_call(
                     )
                     or verdict
                 )
-    recorder.event(clock.now_ms(), "verdict", kind=verdict.kind, target=verdict.target)
+    recorder.event(recorder.line_end_ms, "verdict", kind=verdict.kind, target=verdict.target)
     if transcriber is not None:
         for utterance in recorder.utterances:
             pcm = recorder.heard_pcm16(utterance.start_ms, utterance.end_ms)
@@ -174,7 +174,9 @@ async def run_call(
         recorder=recorder,
         stats=stats,
         speed=speed,
-        expectations=check_expectations(script.expect, verdict, recorder, stats),
+        expectations=check_expectations(
+            script.expect, verdict, recorder, stats, slack_ms=timing_slack_ms(stats, speed)
+        ),
     )
     if out_dir is not None:
         await asyncio.to_thread(result.write, out_dir)
@@ -252,7 +254,7 @@ async def _after_stream(
         return verdict_after_connect(twiml)
     url = instruction.action_url
     params = call_params(ids, script, "in-progress")
-    t = session.clock.now_ms()
+    t = session.line_ms  # the call's own clock stopped with the stream: stamp at its end
     try:
         if instruction.action_method == "GET":
             # A GET carries the parameters in the query, and the signature covers the full URL.

@@ -1,7 +1,8 @@
 """``ivr-bridge call``: place one simulated call from the command line.
 
 The lead's CLI adds these arguments to its ``call`` subcommand and awaits
-:func:`run_call_from_args`; the exit code is non-zero when an expectation fails.
+:func:`run_call_from_args`. Exit codes: 0 every expectation passed, 1 one failed, 2 bad usage,
+3 inconclusive (a timing limit the machine was too busy to judge: run again at a lower speed).
 """
 
 from __future__ import annotations
@@ -19,6 +20,14 @@ from ivr_bridge.sim.voice import AudioFileError
 EXIT_OK = 0
 EXIT_EXPECTATION_FAILED = 1
 EXIT_USAGE = 2
+EXIT_INCONCLUSIVE = 3
+"""Nothing failed, but a timing limit could not be judged: the caller's clock fell behind."""
+
+
+def exit_code(result: CallResult) -> int:
+    if result.passed:
+        return EXIT_OK
+    return EXIT_INCONCLUSIVE if result.inconclusive else EXIT_EXPECTATION_FAILED
 
 
 def add_call_arguments(parser: argparse.ArgumentParser) -> None:
@@ -85,7 +94,7 @@ async def run_call_from_args(args: argparse.Namespace) -> int:
         print(f"error: script {args.script}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     print_result(result)
-    return EXIT_OK if result.passed else EXIT_EXPECTATION_FAILED
+    return exit_code(result)
 
 
 def print_result(result: CallResult) -> None:

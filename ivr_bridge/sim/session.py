@@ -4,6 +4,11 @@ Every 20 ms of call time the line ticks: marks whose audio just finished are ech
 ``media`` frame goes out (caller audio, or µ-law silence like a real phone line), a queued DTMF
 digit follows, and the next 20 ms of bot audio starts playing. The receiver queues bot audio and
 marks and honours ``clear``. All sends share one lock so sequence numbers match wire order.
+
+Every event is stamped on one clock, the line's (``line_ms``: the call time up to which the line
+has sent and played), including what the server sends: a message is stamped with the line time
+at which the caller's side received it. The line's own lateness against its schedule is kept
+(``StreamStats.max_tick_lag_ms``) so a run whose caller fell behind can say so.
 """
 
 from __future__ import annotations
@@ -205,9 +210,7 @@ class StreamSession:
             receiver.cancel()
             self._cancel_pending()
         self.close_code = self.ws.close_code
-        self.recorder.event(
-            self.clock.now_ms(), "stream_closed", by=self.closed_by, code=self.close_code
-        )
+        self.recorder.event(self.line_ms, "stream_closed", by=self.closed_by, code=self.close_code)
 
     async def _line(self) -> None:
         t = float(self.first_media_ms)
@@ -277,7 +280,7 @@ class StreamSession:
             pass
 
     def _on_frame(self, frame: str | bytes) -> None:
-        now = self.clock.now_ms()
+        now = self.line_ms
         try:
             message = protocol.parse_server_message(frame, self.ids.stream_sid)
         except protocol.ProtocolViolation as violation:
@@ -320,7 +323,7 @@ class StreamSession:
     async def _flush_immediate_echoes(self) -> None:
         pending, self._immediate = self._immediate, []
         for name, cleared in pending:
-            await self._echo(name, self.clock.now_ms(), cleared=cleared)
+            await self._echo(name, self.line_ms, cleared=cleared)
 
     async def _echo(self, name: str, t: float, *, cleared: bool) -> None:
         if await self._send(protocol.mark(name)):

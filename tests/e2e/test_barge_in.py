@@ -133,22 +133,27 @@ async def test_speech_barge_in_clears_at_once_and_the_words_still_count(
     assert caller_end is not None and after[0]["t_ms"] > caller_end + 300
     assert result.utterances[0].interrupted and result.utterances[1].start_ms > caller_end
 
-    # Onset → clear: min speech (200 ms) plus a little, on the call clock.
+    # Onset → clear: min speech (200 ms) plus a little, on the bridge's call clock (the
+    # caller's media timestamps: no wall time in it). As the caller saw it, the clear arrives
+    # later by the bridge's real processing time, times the speed: the run's slack.
     barge = probe.events("barge_in")[0]
     assert barge["clear_sent"] and barge["onset_to_clear_ms"] <= 260
-    assert clear_t - result.turns[0].start_ms <= 400
+    assert clear_t - result.turns[0].start_ms <= 400 + result.slack_ms
 
     # Cleared marks never count as played: the bridge's played_ms is what the caller heard, to
     # within the chunk that was playing when the clear arrived.
     assert result.stats is not None
     heard_ms = result.stats.bot_bytes_heard / 8 - reply.played_ms
-    assert 0 <= heard_ms - menu.played_ms <= 120, (heard_ms, menu.played_ms)
+    assert 0 <= heard_ms - menu.played_ms <= 120 + result.slack_ms, (heard_ms, menu.played_ms)
     assert menu.played_ms < 3000
 
-    # The heard text is what the caller actually heard, ± one word.
-    truth = heard_words(await _word_timings(slow_speech, MENU), heard_ms)
+    # The heard text is what the caller actually heard: between the words acknowledged as
+    # played and the words audible at the clear, ± one word (a word counts once half played).
+    timings = await _word_timings(slow_speech, MENU)
+    acknowledged, audible = heard_words(timings, menu.played_ms), heard_words(timings, heard_ms)
     said = menu.heard_text.split()
-    assert said and abs(len(said) - len(truth)) <= 1, (said, truth)
+    assert said and len(acknowledged) - 1 <= len(said) <= len(audible) + 1, (said, audible)
+    truth = audible
     assert said[: min(len(said), len(truth))] == truth[: min(len(said), len(truth))]
     assert MENU.lower().replace(",", "").startswith(" ".join(said).lower().rstrip(",."))
 
@@ -199,8 +204,9 @@ async def test_a_noise_burst_pauses_but_does_not_interrupt_and_the_prompt_resume
     assert noisy.stats.bot_bytes_heard == noisy.stats.bot_bytes_received == menu.played_ms * 8
     assert noisy.stats.bot_bytes_cleared == 0
     assert abs(menu.played_ms - quiet.results[0].played_ms) < 20  # synthesis varies by a few ms
-    # No gap beyond the pause itself.
-    assert _span_ms(noisy) - _span_ms(baseline) <= abandoned["paused_ms"] + 40
+    # No gap beyond the pause itself (and the bridge's real reaction time at this speed).
+    slack = noisy.slack_ms + baseline.slack_ms
+    assert _span_ms(noisy) - _span_ms(baseline) <= abandoned["paused_ms"] + 40 + slack
 
 
 async def test_policy_none_lets_the_prompt_finish_while_the_caller_talks(
@@ -235,7 +241,7 @@ async def test_dtmf_interrupts_under_any_and_dtmf_not_under_speech(
     if interrupts:
         assert menu.interrupted_by == "dtmf"
         digit_t = next(e["t_ms"] for e in result.events if e["event"] == "digit")
-        assert clears[0]["t_ms"] - digit_t <= 60
+        assert clears[0]["t_ms"] - digit_t <= 60 + result.slack_ms
         assert menu.played_ms < 2000
     else:
         assert menu.heard_text == MENU

@@ -12,6 +12,7 @@ import structlog
 
 from ivr_bridge.audio.codec import rms_pcm16
 from ivr_bridge.demo import run_demo
+from ivr_bridge.sim.cli import EXIT_INCONCLUSIVE
 
 
 def _voiced_seconds(samples: array.array, rate: int) -> float:
@@ -28,6 +29,8 @@ async def test_demo_records_a_whole_support_call(tmp_path: Path) -> None:
     saved = structlog.get_config()  # the demo configures logging for a terminal; keep it local
     try:
         exit_code = await run_demo(argparse.Namespace(out=str(tmp_path), speed=8.0))
+        if exit_code == EXIT_INCONCLUSIVE:  # too busy to judge its timing at 8x: real time
+            exit_code = await run_demo(argparse.Namespace(out=str(tmp_path), speed=1.0))
     finally:
         structlog.configure(**saved)
     assert exit_code == 0, "the demo call did not meet its own expectations"
