@@ -17,6 +17,8 @@ class VirtualClock:
             raise ValueError("speed must be > 0")
         self.speed = speed
         self._origin: float | None = None
+        self.slipped_ms = 0.0
+        """Call time given up to stalls of this process (see ``slip``)."""
 
     def start(self) -> None:
         """Call time 0 is now (the moment the media stream opens)."""
@@ -31,6 +33,13 @@ class VirtualClock:
         if self._origin is None:
             return 0.0
         return (asyncio.get_running_loop().time() - self._origin) * 1000.0 * self.speed
+
+    def slip(self, call_ms: float) -> None:
+        """Move call time back by ``call_ms``: the caller fell behind (its machine stalled), and
+        rather than rush to catch up, call time resumes where the caller is."""
+        if self._origin is not None and call_ms > 0:
+            self._origin += self.real_seconds(call_ms)
+            self.slipped_ms += call_ms
 
     def real_seconds(self, call_ms: float) -> float:
         """How long ``call_ms`` of call time lasts in real time."""

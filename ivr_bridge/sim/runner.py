@@ -24,8 +24,20 @@ from ivr_bridge.sim.script import (
 from ivr_bridge.sim.session import CallEnded, StreamSession
 from ivr_bridge.sim.voice import CallerSpeech, load_wav_as_ulaw
 
+QUIET_REAL_FLOOR_MS = 200.0
+"""Real time the bot's silence must last before ``wait_for_bot`` ends (above real time)."""
+
 PreparedAudio = dict[tuple[str, str], bytes]
 """("say", voice + text) or ("play", path) → µ-law."""
+
+
+def quiet_for(quiet_ms: float, speed: float) -> float:
+    """The call time ``wait_for_bot`` waits for quiet at this speed: ``quiet_ms``, raised
+    towards ``QUIET_REAL_FLOOR_MS`` of real time, but never past twice ``quiet_ms`` (a caller
+    that waits much longer would run into the bot's own no-input timeouts)."""
+    if speed <= 1:
+        return quiet_ms
+    return max(quiet_ms, min(QUIET_REAL_FLOOR_MS * speed, 2 * quiet_ms))
 
 
 def _say_key(text: str, voice: str) -> tuple[str, str]:
@@ -117,10 +129,14 @@ class ScriptRunner:
         await self._wait_line(self.session.line_ms + step.silence)
 
     async def _wait_for_bot(self, step: Step) -> None:
-        """Until the bot spoke and then fell quiet: buffer drained, no new audio for quiet_ms."""
+        """Until the bot spoke and then fell quiet: buffer drained, no new audio for quiet_ms
+        (and, faster than real time, for ``QUIET_REAL_FLOOR_MS`` of real time too: a bot slowed
+        by a busy machine pauses in real time, which at 20x is twenty times as much call time,
+        and must not be taken for a bot that finished)."""
         assert isinstance(step, WaitForBotStep)
         options = step.wait_for_bot
         session = self.session
+        quiet_ms = quiet_for(options.quiet_ms, session.clock.speed)
         frames_before = session.bot_frames_heard
         already_speaking = session.buffer.playing or session.buffer.buffered_bytes > 0
 
@@ -131,7 +147,7 @@ class ScriptRunner:
                 spoke
                 and last is not None
                 and session.buffer.buffered_bytes == 0
-                and session.line_ms - last >= options.quiet_ms
+                and session.line_ms - last >= quiet_ms
             )
 
         if not await session.wait_for(finished, timeout_ms=options.timeout_ms):

@@ -7,8 +7,10 @@ marks and honours ``clear``. All sends share one lock so sequence numbers match 
 
 Every event is stamped on one clock, the line's (``line_ms``: the call time up to which the line
 has sent and played), including what the server sends: a message is stamped with the line time
-at which the caller's side received it. The line's own lateness against its schedule is kept
-(``StreamStats.max_tick_lag_ms``) so a run whose caller fell behind can say so.
+at which the caller's side received it. When the line falls behind its schedule (this process
+stalled) it does not rush to catch up, which would compress call time the server had no chance
+to use: call time slips instead, and the lateness is kept (``StreamStats.max_tick_lag_ms``) so a
+run whose caller fell behind can say so.
 """
 
 from __future__ import annotations
@@ -223,6 +225,9 @@ class StreamSession:
                 self.stats.max_tick_lag_ms = lag
             if lag > protocol.FRAME_MS:
                 self.stats.late_ticks += 1
+                # Never rush to catch up: a burst of frames would be call time in which the
+                # server (stalled with us) had no chance to answer, and would read as silence.
+                self.clock.slip(lag)
             if t >= self.max_duration_ms:
                 await self.hangup("max_duration")
                 return

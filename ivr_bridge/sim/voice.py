@@ -1,7 +1,8 @@
 """The caller's own audio: synthesised speech (a voice distinct from the bot's) and WAV files.
 
-espeak-ng is imported only when a script actually says something, so tests that need no speech
-never load it. Phrases are cached because a load run says the same lines thousands of times.
+Speech comes from ``caller_voice`` (espeak-ng in a helper process, a pristine state for every
+phrase), so a phrase sounds the same in every run; the helper starts only when a script actually
+says something. Phrases are cached because a load run says the same lines thousands of times.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from ivr_bridge.audio.codec import SAMPLE_RATE, pcm16_to_ulaw, resample_pcm16
 from ivr_bridge.errors import SimulationError
+from ivr_bridge.sim import caller_voice
 
 CallerSpeech = Callable[[str, str], Awaitable[bytes]]
 """(text, voice id) → 8 kHz µ-law of the caller saying it."""
@@ -28,10 +30,7 @@ async def synthesize_caller_speech(text: str, voice: str) -> bytes:
     if key in _cache:
         _cache.move_to_end(key)
         return _cache[key]
-    from ivr_bridge.speechserver.synth import get_synthesizer  # heavy: loads libespeak-ng
-
-    synthesis = await get_synthesizer().synthesize(text, voice, SAMPLE_RATE)
-    ulaw = pcm16_to_ulaw(synthesis.pcm16)
+    ulaw = pcm16_to_ulaw(await caller_voice.synthesize(text, voice, SAMPLE_RATE))
     _cache[key] = ulaw
     if len(_cache) > _CACHE_SIZE:
         _cache.popitem(last=False)

@@ -108,6 +108,15 @@ class EspeakSynthesizer:
             cancel.set()
             raise
 
+    def prepare(self) -> None:
+        """Load espeak-ng now, on the calling thread (a process that forks per synthesis)."""
+        self._ensure_initialised()
+
+    def synthesize_now(self, text: str, voice: str, sample_rate: int) -> bytes:
+        """Synthesise on the calling thread, blocking; 16-bit PCM at ``sample_rate``."""
+        result = self._run(text, voice, get_voice(voice), 1.0, None, sample_rate, threading.Event())
+        return result.pcm16
+
     def shutdown(self) -> None:
         """Stop the worker thread (tests and process exit only)."""
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -301,9 +301,10 @@ expect: {ended: hangup}
     )
     assert result.passed, result.summary_table()
     [recording] = _events(logs, "recording")
-    assert recording["audio_ms"] > 500
+    timeline = [(e.get("event"), e.get("call_ms"), e.get("text")) for e in logs if "call_ms" in e]
+    assert recording["audio_ms"] > 500, (recording, timeline)
     if recording["engine"] is not None:  # faster-whisper installed
-        assert "friday" in recording["text"].lower()
+        assert "friday" in recording["text"].lower(), (recording, timeline)
 
 
 async def test_a_recorded_prompt_and_a_goto_step_play_through_the_call(

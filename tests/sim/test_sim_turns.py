@@ -13,6 +13,7 @@ from ivr_bridge.audio.codec import rms_pcm16, ulaw_to_pcm16
 from ivr_bridge.sim import parse_script, run_call, until_conclusive
 from ivr_bridge.sim.cli import add_call_arguments, run_call_from_args
 from ivr_bridge.sim.result import REAL_TIME_FLOOR_MS
+from ivr_bridge.sim.runner import quiet_for
 
 
 def _dtmf_times(result) -> dict[str, float]:
@@ -59,9 +60,11 @@ expect:
     )
     greeting, menu = result.utterances
     digits = _dtmf_times(result)
-    # wait_for_bot returned once the greeting had played out and 400 ms of quiet followed.
-    assert digits["1"] >= greeting.end_ms + 400
-    assert digits["1"] - greeting.end_ms <= 460
+    # wait_for_bot returned once the greeting had played out and 400 ms of quiet followed
+    # (above real time: as much call time as its real-time floor asks for).
+    quiet_ms = quiet_for(400, result.speed)
+    assert digits["1"] >= greeting.end_ms + quiet_ms
+    assert digits["1"] - greeting.end_ms <= quiet_ms + 60
     barge = next(e for e in result.events if e["event"] == "barge_in")
     assert barge["into_utterance_ms"] == 500 and barge["bot_audible"] is True
     assert digits["9"] >= menu.start_ms + 500
