@@ -64,7 +64,7 @@ async def test_the_callees_first_word_before_the_speech_session_is_ready_reaches
 ) -> None:
     listener = FirstInputApp()
     bridge = await make_bridge(apps={"first-input": lambda parameters: listener.app()})
-    speech_server.config.accept_delay_ms = 1500  # 6 s of call time before the session opens
+    speech_server.config.accept_delay_ms = 1000  # 4 s of call time before the session opens
     result = await _call(
         bridge,
         'steps:\n  - say: "Hello? Who is this?"\n  - wait_for_bot\nexpect: {ended: hangup}\n',
