@@ -76,6 +76,17 @@ class Settings(BaseSettings):
     """webrtcvad mode: 0 calls most sounds speech, 3 is the strictest."""
     vad_energy_floor: int = Field(default=300, ge=0, le=32767)
     """Frames quieter than this RMS (16-bit PCM) are silence whatever the VAD says."""
+    tts_connect_timeout_ms: int = Field(default=1500, ge=100, le=30_000)
+    """Longest wait for a speech session's WebSocket to open (at pickup the caller is silent
+    meanwhile; past it the call apologises in Twilio's voice)."""
+    tts_stall_ms: int = Field(default=1000, ge=100, le=30_000)
+    """A speech session silent this long while audio is owed is replaced mid-call."""
+    tts_silence_ms: int = Field(default=1800, ge=200, le=60_000)
+    """Most silence a stalled speech path may cost the caller: a replacement that has not
+    delivered by then ends the call with an apology."""
+    tts_reconnect_s: float = Field(default=5.0, ge=0, le=60)
+    """How long a lost speech socket (a speech server restarting) is retried before the call
+    apologises; 0 never reconnects."""
     shutdown_grace_s: float = Field(default=30.0, ge=0, le=3600)
     """On SIGTERM, how long active calls may run on before they are closed."""
     outcome_ttl_s: float = Field(default=600.0, gt=0)

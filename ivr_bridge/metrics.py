@@ -112,6 +112,12 @@ class BridgeMetrics:
             "Total length of those dry spells (from Twilio's last echo to the next frame sent)",
             registry=r,
         )
+        self.speech_recoveries = Counter(
+            "ivr_speech_recoveries_total",
+            "Speech sessions that failed mid-call, by whether a replacement took over",
+            ["result"],
+            registry=r,
+        )
         self.control_requests = Counter(
             "ivr_control_requests_total",
             "Requests to the control route, by result",

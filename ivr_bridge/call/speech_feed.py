@@ -4,6 +4,9 @@ Audio arrives in the order the text was flushed, so the utterances still synthes
 queue: audio and timestamps belong to its head, and a ``flush_complete`` (matched by nonce) ends
 an utterance's synthesis. Audio of text discarded by a ``reset`` never arrives here: dropping it
 until the matching ``reset_complete`` is the speech session's promise (``SpeechSession``).
+A session that stalls or drops is mended below this (``ivr_bridge.speech.recovering``); when
+that fails, the session's events end in an error and every utterance still waiting fails with
+it, so the dialog never waits on dead air.
 """
 
 from __future__ import annotations
@@ -29,9 +32,6 @@ from ivr_bridge.speech.session import (
 
 log = structlog.get_logger(__name__)
 
-SYNTHESIS_STALL_S = 10.0
-"""Longest silence from the speech service while an utterance's audio is still owed."""
-
 
 class SpeechFeed:
     def __init__(
@@ -39,12 +39,8 @@ class SpeechFeed:
         speech: SpeechSession,
         playback: Playback,
         record_event: Callable[..., None],
-        *,
-        stall_s: float = SYNTHESIS_STALL_S,
     ) -> None:
         self._speech = speech
-        self._stall_s = stall_s
-        self._last_event = self._last_start = time.monotonic()
         self._playback = playback
         self._record_event = record_event
         self._synthesizing: deque[Utterance] = deque()
@@ -56,7 +52,7 @@ class SpeechFeed:
     def start(self, utterance: Utterance) -> None:
         """Its first text is about to be sent: its audio is next in line."""
         self._synthesizing.append(utterance)
-        self._first_text_at[utterance.id] = self._last_start = time.monotonic()
+        self._first_text_at[utterance.id] = time.monotonic()
 
     def register_flush(self, nonce: int, utterance: Utterance) -> None:
         self._flushes[nonce] = utterance
@@ -67,7 +63,6 @@ class SpeechFeed:
 
     async def run(self) -> None:
         """Owned by the conductor. Ending at all, before hang-up, is a speech-session failure."""
-        watchdog = asyncio.create_task(self._watch(), name="speech-watchdog")
         try:
             async for event in self._speech.events():
                 if isinstance(event, SpeechAudio):
@@ -77,30 +72,12 @@ class SpeechFeed:
                         self._synthesizing[0].words.extend(event.words)
                 elif isinstance(event, FlushComplete):
                     self._on_flush_complete(event.nonce)
-                # After handling: time spent waiting for playback room is not the service's.
-                self._last_event = time.monotonic()
         except SpeechSessionError as exc:
             self._fail_pending(exc)
             raise
-        finally:
-            watchdog.cancel()
-        raise SpeechSessionClosed(None, "speech session ended mid-call")
-
-    async def _watch(self) -> None:
-        """A live socket that stops answering while speech is owed would leave the caller in
-        dead air: fail what is waiting (the dialog then apologises and ends the call)."""
-        while True:
-            await asyncio.sleep(self._stall_s / 2)
-            if not self._synthesizing:
-                continue
-            quiet_s = time.monotonic() - max(self._last_event, self._last_start)
-            if quiet_s >= self._stall_s:
-                log.error("speech service went quiet mid-utterance", quiet_s=round(quiet_s, 1))
-                self._fail_pending(
-                    SpeechSessionError(
-                        "timeout", f"speech service sent nothing for {quiet_s:.1f} s mid-utterance"
-                    )
-                )
+        ended = SpeechSessionClosed(None, "speech session ended mid-call")
+        self._fail_pending(ended)
+        raise ended
 
     async def cancel(self, utterance: Utterance) -> None:
         """Barge-in: stop the speech service; the session drops its audio from here on."""

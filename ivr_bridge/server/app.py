@@ -162,6 +162,7 @@ async def start_bridge(
                 language=settings.language,
                 on_first_audio_latency=metrics.tts_first_audio.observe,
                 on_closed=metrics.speech_sessions_open.dec,
+                open_timeout=settings.tts_connect_timeout_ms / 1000,
             )
         except SpeechSessionError as exc:
             if exc.error_type == "connection_error":

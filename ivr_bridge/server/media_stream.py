@@ -24,7 +24,8 @@ from ivr_bridge.call.control import CallDetails
 from ivr_bridge.call.registry import CallEvent
 from ivr_bridge.server.state import STATE, BridgeState
 from ivr_bridge.server.twilio_webhooks import SIGNATURE_HEADER
-from ivr_bridge.speech.session import SpeechSessionError
+from ivr_bridge.speech.recovering import RecoveringSpeech
+from ivr_bridge.speech.session import SpeechSession, SpeechSessionError
 from ivr_bridge.telephony.twilio.models import (
     ConnectedEvent,
     DtmfEvent,
@@ -182,11 +183,12 @@ class MediaStream:
             await self._apologise(call, app.failure if app is not None else DEFAULT_FAILURE)
             return
         log.info("call app", app=app.name)
+        voice = app.voice or state.settings.voice
         self.conductor = CallConductor(
             details=call,
             dialog=app.run,
             failure=app.failure,
-            speech=speech,
+            speech=self._recovering(speech, voice),
             send=self._send,
             close_stream=self._close_by_bridge,
             outcomes=state.outcomes,
@@ -206,6 +208,24 @@ class MediaStream:
                 with contextlib.suppress(Exception):
                     await asyncio.shield(self._ws.close(code=WSCloseCode.GOING_AWAY))
             raise
+
+    def _recovering(self, speech: SpeechSession, voice: str) -> RecoveringSpeech:
+        """The call's speech path, mended mid-call when a session stalls or drops."""
+        state = self._state
+        s = state.settings
+        return RecoveringSpeech(
+            speech,
+            lambda: state.open_speech(voice),
+            stall_s=s.tts_stall_ms / 1000,
+            silence_s=s.tts_silence_ms / 1000,
+            reconnect_s=s.tts_reconnect_s,
+            record_event=lambda kind, **fields: self._record(kind, **fields),
+            on_recovery=lambda result: state.metrics.speech_recoveries.labels(result=result).inc(),
+        )
+
+    def _record(self, kind: str, **fields: Any) -> None:
+        if self.conductor is not None:
+            self.conductor.record_event(kind, **fields)
 
     def _hand_over_early_input(self, conductor: CallConductor) -> None:
         """What arrived while the call was starting, in arrival order (no await in between,

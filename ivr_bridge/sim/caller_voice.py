@@ -8,24 +8,28 @@ passed alone fails in the suite. So the caller's voice lives in a helper process
 which loads espeak-ng once and forks a child for every phrase: each child starts from the same
 untouched state, so a phrase is identical whatever was synthesised before, in any process.
 
-The helper is started on first use (spawned, so it inherits no threads) and serves one request
-at a time over a pipe; it exits with its parent.
+The helper (``serve`` in a fresh interpreter) is started on first use, so it inherits
+no threads, and serves one request at a time over its stdin/stdout; it exits with its parent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
-import multiprocessing
+import json
 import os
+import struct
+import subprocess
+import sys
 import threading
-from multiprocessing.connection import Connection
-from typing import Any
+from typing import IO, Any
 
 from ivr_bridge.errors import SimulationError
 
 _lock = threading.Lock()
-_helper: tuple[Any, Connection] | None = None
+_helper: subprocess.Popen[bytes] | None = None
+_HEADER = struct.Struct("!cI")
+"""Reply framing: status (``1`` ok, ``0`` error), payload length."""
 
 
 class CallerVoiceError(SimulationError):
@@ -41,70 +45,83 @@ async def synthesize(text: str, voice: str, sample_rate: int) -> bytes:
 
 def _request(text: str, voice: str, sample_rate: int) -> bytes:
     with _lock:
-        conn = _connection()
-        conn.send((text, voice, sample_rate))
-        ok, payload = conn.recv()
+        helper = _running()
+        assert helper.stdin is not None and helper.stdout is not None
+        helper.stdin.write(json.dumps([text, voice, sample_rate]).encode() + b"\n")
+        helper.stdin.flush()
+        ok, payload = _read_reply(helper.stdout)
     if not ok:
-        raise CallerVoiceError(f"caller voice {voice!r} cannot say {text[:40]!r}: {payload}")
-    assert isinstance(payload, bytes)
+        raise CallerVoiceError(f"caller voice {voice!r} cannot say {text[:40]!r}: {payload!r}")
     return payload
 
 
-def _connection() -> Connection:
+def _read_reply(stream: IO[bytes]) -> tuple[bool, bytes]:
+    header = stream.read(_HEADER.size)
+    if len(header) < _HEADER.size:
+        raise CallerVoiceError("the caller voice helper exited")
+    status, length = _HEADER.unpack(header)
+    return status == b"1", stream.read(length)
+
+
+def _running() -> subprocess.Popen[bytes]:
+    """The helper process (a plain subprocess: load-test workers are daemonic and may not
+    start multiprocessing children)."""
     global _helper
-    if _helper is None or not _helper[0].is_alive():
-        context = multiprocessing.get_context("spawn")
-        parent, child = context.Pipe()
-        process = context.Process(target=_serve, args=(child,), name="caller-voice", daemon=True)
-        process.start()
-        child.close()
-        _helper = (process, parent)
-        atexit.register(_stop)
-    return _helper[1]
+    if _helper is None or _helper.poll() is not None:
+        _helper = subprocess.Popen(
+            [sys.executable, "-c", "from ivr_bridge.sim.caller_voice import serve; serve()"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        atexit.register(_stop, _helper)
+    return _helper
 
 
-def _stop() -> None:
-    if _helper is not None:
-        process, conn = _helper
-        conn.close()
-        process.join(timeout=2)
-        if process.is_alive():
-            process.kill()
+def _stop(helper: subprocess.Popen[bytes]) -> None:
+    if helper.stdin is not None:
+        helper.stdin.close()
+    try:
+        helper.wait(timeout=2)
+    except subprocess.TimeoutExpired:
+        helper.kill()
 
 
 # --- in the helper process -----------------------------------------------------------------
 
 
-def _serve(conn: Connection) -> None:
+def serve() -> None:
+    """The helper's main loop: requests on stdin, replies on the original stdout."""
+    # Replies get the real stdout; anything printed or logged goes to stderr instead, so a
+    # log line can never corrupt a reply.
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
     from ivr_bridge.speechserver.synth import EspeakSynthesizer
 
     synth = EspeakSynthesizer()
     synth.prepare()  # load espeak-ng before any fork: every child starts from this state
-    while True:
-        try:
-            text, voice, sample_rate = conn.recv()
-        except (EOFError, OSError):
-            return
-        conn.send(_in_child(synth, text, voice, sample_rate))
+    for line in sys.stdin.buffer:
+        text, voice, sample_rate = json.loads(line)
+        ok, payload = _in_child(synth, text, voice, sample_rate)
+        out.write(_HEADER.pack(b"1" if ok else b"0", len(payload)) + payload)
+        out.flush()
 
 
-def _in_child(synth: Any, text: str, voice: str, sample_rate: int) -> tuple[bool, object]:
+def _in_child(synth: Any, text: str, voice: str, sample_rate: int) -> tuple[bool, bytes]:
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: synthesise from the pristine state, hand back, leave at once
         os.close(read)
         try:
-            pcm = synth.synthesize_now(text, voice, sample_rate)
-            message = b"1" + pcm
+            message = b"1" + synth.synthesize_now(text, voice, sample_rate)
         except Exception as exc:
             message = b"0" + repr(exc).encode()
-        with os.fdopen(write, "wb") as out:
-            out.write(message)
+        with os.fdopen(write, "wb") as pipe:
+            pipe.write(message)
         os._exit(0)
     os.close(write)
-    with os.fdopen(read, "rb") as source:
-        data = source.read()
+    with os.fdopen(read, "rb") as pipe:
+        data = pipe.read()
     os.waitpid(pid, 0)
     if data[:1] == b"1":
         return True, data[1:]
-    return False, data[1:].decode(errors="replace") or "the child died"
+    return False, data[1:] or b"the child died"

@@ -23,7 +23,13 @@ from ivr_bridge.speechserver.config import (
     SpeechServerConfigError,
     check_bind,
 )
-from ivr_bridge.speechserver.keys import CONFIG_KEY, METRICS_KEY, SESSIONS_KEY, SYNTH_KEY
+from ivr_bridge.speechserver.keys import (
+    CONFIG_KEY,
+    METRICS_KEY,
+    SESSION_COUNT_KEY,
+    SESSIONS_KEY,
+    SYNTH_KEY,
+)
 from ivr_bridge.speechserver.rest import add_routes, envelope_middleware
 from ivr_bridge.speechserver.session import handle_stream
 from ivr_bridge.speechserver.synth import get_synthesizer
@@ -59,6 +65,7 @@ def build_app(config: SpeechServerConfig | None = None) -> web.Application:
         "speech_server_sessions_open", "Speech-session sockets open", registry=registry
     ).set_function(lambda: len(sessions))
     app[METRICS_KEY] = registry
+    app[SESSION_COUNT_KEY] = [0]
     app.router.add_get(STREAM_PATH, handle_stream)
     app.router.add_get("/metrics", _metrics)
     add_routes(app)

@@ -46,6 +46,12 @@ class SpeechServerConfig(BaseSettings):
     """Send an error envelope (then close) once this much session audio has been sent."""
     fault_error_type: ErrorType = "internal_server_error"
     fault_error_message: str = "injected fault"
+    fault_stall_after_ms: int | None = Field(default=None, ge=0)
+    """Go silent for good (socket open, pings answered) once this much audio has been sent."""
+    fault_ignore_reset: bool = False
+    """Drop text and audio on ``reset`` but never acknowledge it."""
+    fault_first_sessions: int | None = Field(default=None, ge=0)
+    """Faults hit only the first N sessions this server opens; None: every session."""
 
     @field_validator("api_keys", mode="before")
     @classmethod

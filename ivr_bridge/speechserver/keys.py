@@ -17,3 +17,5 @@ SYNTH_KEY = web.AppKey("speech_synth", EspeakSynthesizer)
 SESSIONS_KEY: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("speech_sessions")
 """Open session sockets (each removes itself when done), closed with 1001 on shutdown."""
 METRICS_KEY = web.AppKey("speech_metrics", CollectorRegistry)
+SESSION_COUNT_KEY: web.AppKey[list[int]] = web.AppKey("speech_session_count")
+"""Sessions opened so far (a one-item list, so handlers can count in place)."""

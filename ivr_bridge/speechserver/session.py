@@ -21,18 +21,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from dataclasses import dataclass, field
 
 import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from ivr_bridge.errors import SpeechError
 from ivr_bridge.speechserver import protocol
-from ivr_bridge.speechserver.audio_format import encode, split_pcm, ulaw_wav_header
+from ivr_bridge.speechserver.audio_format import encode, ulaw_wav_header
 from ivr_bridge.speechserver.config import SpeechServerConfig
-from ivr_bridge.speechserver.keys import CONFIG_KEY, SESSIONS_KEY, SYNTH_KEY
+from ivr_bridge.speechserver.faults import Faults
+from ivr_bridge.speechserver.keys import CONFIG_KEY, SESSION_COUNT_KEY, SESSIONS_KEY, SYNTH_KEY
+from ivr_bridge.speechserver.pipeline import (
+    AudioChunk,
+    FinishMark,
+    FlushMark,
+    Out,
+    Segment,
+    Work,
+    chunk_audio,
+)
 from ivr_bridge.speechserver.protocol import ErrorType, InitMessage, LmntRequestRefused
-from ivr_bridge.speechserver.synth import EspeakSynthesizer, SynthesisError, WordEvent
+from ivr_bridge.speechserver.synth import EspeakSynthesizer, SynthesisError
 from ivr_bridge.speechserver.text_buffer import TextBuffer
 from ivr_bridge.speechserver.voices import get_voice
 
@@ -40,33 +49,6 @@ log = structlog.get_logger(__name__)
 
 INIT_TIMEOUT_S = 30.0
 OUTBOX_CHUNKS = 64
-
-
-@dataclass(frozen=True, slots=True)
-class _Segment:
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class _FlushMark:
-    nonce: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class _FinishMark:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class _AudioChunk:
-    pcm16: bytes
-    duration_s: float
-    words: list[tuple[str, float, float]] = field(default_factory=list)
-    """(text, start relative to this chunk, duration)."""
-
-
-_Work = _Segment | _FlushMark | _FinishMark
-_Out = _AudioChunk | _FlushMark | _FinishMark
 
 
 class _SessionEnded(SpeechError):
@@ -77,21 +59,27 @@ class StreamSession:
     """Owns one socket; every task it starts is cancelled when the socket goes away."""
 
     def __init__(
-        self, ws: web.WebSocketResponse, config: SpeechServerConfig, synth: EspeakSynthesizer
+        self,
+        ws: web.WebSocketResponse,
+        config: SpeechServerConfig,
+        synth: EspeakSynthesizer,
+        session_number: int = 1,
     ) -> None:
         self._ws = ws
         self._config = config
+        self._faults = Faults.for_session(config, session_number)
+        self._stalled = False
         self._synth = synth
         self.request_id = protocol.new_request_id()
         self._log = log.bind(request_id=self.request_id)
         self._init: InitMessage | None = None
         self._text = TextBuffer()
-        self._work: asyncio.Queue[_Work] = asyncio.Queue()
-        self._outbox: asyncio.Queue[_Out] = asyncio.Queue(maxsize=OUTBOX_CHUNKS)
+        self._work: asyncio.Queue[Work] = asyncio.Queue()
+        self._outbox: asyncio.Queue[Out] = asyncio.Queue(maxsize=OUTBOX_CHUNKS)
         self._send_lock = asyncio.Lock()
         self._producer: asyncio.Task[None] | None = None
         self._sender: asyncio.Task[None] | None = None
-        self._in_hand: dict[str, _Work | _Out | None] = {"producer": None, "sender": None}
+        self._in_hand: dict[str, Work | Out | None] = {"producer": None, "sender": None}
         self._session_audio_s = 0.0
         self._turn_audio_s = 0.0
         self._header_due = config.wav_header != "none"
@@ -171,23 +159,23 @@ class StreamSession:
                 continue  # after finish only the close matters
             if isinstance(message, protocol.TextMessage):
                 for segment in self._text.append(message.text):
-                    self._enqueue(_Segment(segment))
+                    self._enqueue(Segment(segment))
             elif isinstance(message, protocol.FlushMessage):
                 self._enqueue_rest()
-                self._enqueue(_FlushMark(message.nonce))
+                self._enqueue(FlushMark(message.nonce))
             elif isinstance(message, protocol.ResetMessage):
                 await self._reset(message.nonce)
             else:
                 self._finished = True
                 self._enqueue_rest()
-                self._enqueue(_FinishMark())
+                self._enqueue(FinishMark())
 
     def _enqueue_rest(self) -> None:
         rest = self._text.flush()
         if rest:
-            self._enqueue(_Segment(rest))
+            self._enqueue(Segment(rest))
 
-    def _enqueue(self, item: _Work) -> None:
+    def _enqueue(self, item: Work) -> None:
         if self._work.qsize() >= self._config.max_buffered_segments:
             raise LmntRequestRefused("rate_limit_error", "too much text waiting to be spoken")
         self._work.put_nowait(item)
@@ -200,9 +188,10 @@ class StreamSession:
             await self._stop_pipeline()
             pending = [*self._in_hand.values(), *_drain(self._work), *_drain(self._outbox)]
             for item in pending:
-                if isinstance(item, _FlushMark):
+                if isinstance(item, FlushMark):
                     await self._send_json(protocol.flush_complete(item.nonce))
-            await self._send_json(protocol.reset_complete(nonce))
+            if not self._faults.ignores_reset:
+                await self._send_json(protocol.reset_complete(nonce))
             self._new_turn()
         self._start_pipeline()
         self._log.debug("reset_acknowledged", ms=round((time.perf_counter() - started) * 1000, 2))
@@ -255,7 +244,7 @@ class StreamSession:
         while True:
             item = await self._work.get()
             self._in_hand["producer"] = item
-            if isinstance(item, _Segment):
+            if isinstance(item, Segment):
                 if not turn_started and self._config.first_audio_delay_ms:
                     await asyncio.sleep(self._config.first_audio_delay_ms / 1000)
                 turn_started = True
@@ -266,14 +255,14 @@ class StreamSession:
                 except SynthesisError as exc:
                     await self._fail("internal_server_error", f"synthesis failed: {exc}")
                     raise _SessionEnded from exc
-                for chunk in _chunks(result.pcm16, rate, result.words, self._config.chunk_ms):
+                for chunk in chunk_audio(result.pcm16, rate, result.words, self._config.chunk_ms):
                     await self._outbox.put(chunk)
             else:
-                if isinstance(item, _FlushMark):
+                if isinstance(item, FlushMark):
                     turn_started = False
                 await self._outbox.put(item)
             self._in_hand["producer"] = None
-            if isinstance(item, _FinishMark):
+            if isinstance(item, FinishMark):
                 return
 
     async def _send_audio(self) -> None:
@@ -282,7 +271,9 @@ class StreamSession:
         while True:
             item = await self._outbox.get()
             self._in_hand["sender"] = item
-            if isinstance(item, _AudioChunk):
+            if self._stalled or self._faults.stall_due(self._session_audio_s * 1000):
+                await self._stall()
+            if isinstance(item, AudioChunk):
                 factor = self._config.realtime_factor
                 now = time.monotonic()
                 next_due = max(next_due, now)
@@ -292,7 +283,7 @@ class StreamSession:
                 async with self._send_lock:
                     await self._emit_chunk(item)
                 await self._maybe_inject_fault()
-            elif isinstance(item, _FlushMark):
+            elif isinstance(item, FlushMark):
                 async with self._send_lock:
                     await self._send_json(protocol.flush_complete(item.nonce))
                     self._new_turn()
@@ -301,7 +292,7 @@ class StreamSession:
                 raise _SessionEnded
             self._in_hand["sender"] = None
 
-    async def _emit_chunk(self, chunk: _AudioChunk) -> None:
+    async def _emit_chunk(self, chunk: AudioChunk) -> None:
         init = self._require_init()
         if self._ended.is_set() or self._ws.closed:
             raise _SessionEnded
@@ -321,14 +312,21 @@ class StreamSession:
         """Called without ``_send_lock`` held: ``_fail`` takes it."""
         sent_ms = self._session_audio_s * 1000
         config = self._config
-        if config.fault_error_after_ms is not None and sent_ms >= config.fault_error_after_ms:
+        if self._faults.error_due(sent_ms):
             self._log.warning("fault_injected", kind="error", after_ms=round(sent_ms))
             await self._fail(config.fault_error_type, config.fault_error_message)
             raise _SessionEnded
-        if config.fault_close_after_ms is not None and sent_ms >= config.fault_close_after_ms:
+        if self._faults.close_due(sent_ms):
             self._log.warning("fault_injected", kind="close", code=config.fault_close_code)
             self._end(config.fault_close_code)
             raise _SessionEnded
+
+    async def _stall(self) -> None:
+        """A hung synthesiser: nothing more is ever sent (a reset restarts this wait)."""
+        if not self._stalled:
+            self._log.warning("fault_injected", kind="stall")
+        self._stalled = True
+        await asyncio.Event().wait()
 
     def _new_turn(self) -> None:
         self._turn_audio_s = 0.0
@@ -361,28 +359,6 @@ class StreamSession:
             self._ended.set()
 
 
-def _chunks(pcm16: bytes, rate: int, words: list[WordEvent], chunk_ms: int) -> list[_AudioChunk]:
-    """Cut one synthesis into frames, giving each word to the frame its start falls in."""
-    pieces = split_pcm(pcm16, rate, chunk_ms)
-    out: list[_AudioChunk] = []
-    position = 0.0
-    pending = list(words)
-    for index, piece in enumerate(pieces):
-        duration = len(piece) / 2 / rate
-        last = index == len(pieces) - 1
-        mine = [w for w in pending if w.start_s < position + duration or last]
-        pending = pending[len(mine) :]
-        out.append(
-            _AudioChunk(
-                piece,
-                duration,
-                [(w.text, max(w.start_s - position, 0.0), w.duration_s) for w in mine],
-            )
-        )
-        position += duration
-    return out
-
-
 def _drain(queue: asyncio.Queue) -> list:  # type: ignore[type-arg]
     items = []
     while not queue.empty():
@@ -398,7 +374,9 @@ async def handle_stream(request: web.Request) -> web.WebSocketResponse:
         await asyncio.sleep(delay_ms / 1000)
     ws = web.WebSocketResponse(max_msg_size=1 << 20, autoping=True)
     await ws.prepare(request)
-    session = StreamSession(ws, request.app[CONFIG_KEY], request.app[SYNTH_KEY])
+    counter = request.app[SESSION_COUNT_KEY]
+    counter[0] += 1
+    session = StreamSession(ws, request.app[CONFIG_KEY], request.app[SYNTH_KEY], counter[0])
     request.app[SESSIONS_KEY].add(ws)
     try:
         await session.run()
