@@ -3,7 +3,9 @@
 Why pace at all: Twilio buffers whatever we send. A deep buffer means the caller keeps hearing
 the bot after an interruption unless ``clear`` works perfectly, and "what was heard" drifts from
 "what was sent". So audio is released only while it is at most ``lead_ms`` ahead of acknowledged
-playback (mark echoes), with a wall-clock fallback so a lost echo never stalls the call.
+playback (mark echoes) and of where the wall clock says Twilio's playback must be, whichever is
+nearer: a lost echo never slows the release below real time, and a mark whose echo never comes is
+credited as played ``grace_ms`` after its audio should have ended.
 
 Only this class writes media/mark/clear frames; the bot is *audible* exactly while Twilio holds
 audio we sent and it has not confirmed as played.
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -204,6 +207,13 @@ class Playback:
                 continue
             deadline = self.ledger.oldest_deadline()
             timeout = None if deadline is None else max(0.005, deadline + self._grace_s - now)
+            if self._queue and not self._paused:
+                # Echoes may be late or lost: the clock alone frees room at this moment.
+                room_at = self._play_end - (self._lead_bytes - MIN_FRAME_BYTES) / (
+                    ULAW_BYTES_PER_MS * 1000
+                )
+                by_clock = max(0.005, room_at - now)
+                timeout = by_clock if timeout is None else min(timeout, by_clock)
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
             # lands while the event is being set, leaving the task unkillable at hang-up.
             with contextlib.suppress(TimeoutError):
@@ -219,7 +229,7 @@ class Playback:
     async def _release_locked(self, now: float) -> bool:
         if self._paused or not self._queue:  # re-check: clear may have run while we waited
             return False
-        ahead = self.ledger.unplayed_bytes
+        ahead = self._ahead_bytes(now)
         if ahead >= self._lead_bytes:
             return False
         utterance, buf = self._queue[0]
@@ -255,6 +265,16 @@ class Playback:
         if self.frames_sent == 1 and self._on_first_media is not None:
             self._on_first_media()
         return True
+
+    def _ahead_bytes(self, now: float) -> int:
+        """How far audio runs ahead of the caller's ear: unacknowledged audio, but never more
+        than what can still be unplayed by the wall clock. Twilio plays in real time, so when
+        echoes are lost (or late) the clock says the buffer drained and playback keeps real
+        time; the acknowledged marks still decide what was heard."""
+        unplayed_s = max(0.0, self._play_end - now)
+        # In whole 20 ms frames, rounded up: the clock frees room a frame at a time.
+        by_clock = math.ceil(unplayed_s * 1000 / 20) * MIN_FRAME_BYTES
+        return min(self.ledger.unplayed_bytes, by_clock)
 
     def _count_stale(self) -> None:
         self.stale_frames += 1

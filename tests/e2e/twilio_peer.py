@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,6 +65,8 @@ class SessionLog:
     frames: list[dict[str, Any]] = field(default_factory=list)
     audio: bytearray = field(default_factory=bytearray)
     closed_by_server: bool = False
+    media_arrivals: list[tuple[float, int]] = field(default_factory=list)
+    """(monotonic time, bytes) of each media frame as it arrived."""
 
     @property
     def events(self) -> list[str]:
@@ -77,10 +80,12 @@ async def run_session(
     parameters: dict[str, str] | None = None,
     extra: list[str | bytes] | None = None,
     mid_call: list[str] | None = None,
+    echo_marks: bool = True,
 ) -> SessionLog:
     """Open a signed stream, send connected/start (+extra frames), echo marks until closed.
 
     ``mid_call`` frames go out once the first bot audio arrives, i.e. while the call is running.
+    ``echo_marks=False`` plays a Twilio whose mark echoes are all lost.
     """
     url = websocket_url(base_url, "/twilio/media")
     headers = {"X-Twilio-Signature": sign_request(auth_token, url)}
@@ -102,8 +107,10 @@ async def run_session(
                 if not result.audio:
                     for pending in mid_call or []:
                         await ws.send_str(pending)
-                result.audio.extend(base64.b64decode(frame["media"]["payload"]))
-            elif frame["event"] == "mark":
+                audio = base64.b64decode(frame["media"]["payload"])
+                result.audio.extend(audio)
+                result.media_arrivals.append((time.monotonic(), len(audio)))
+            elif frame["event"] == "mark" and echo_marks:
                 await ws.send_str(
                     json.dumps(
                         {
