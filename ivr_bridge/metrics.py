@@ -118,6 +118,12 @@ class BridgeMetrics:
             ["result"],
             registry=r,
         )
+        self.streams_refused = Counter(
+            "ivr_streams_refused_total",
+            "Media streams closed because they were not a usable call, by reason",
+            ["reason"],
+            registry=r,
+        )
         self.control_requests = Counter(
             "ivr_control_requests_total",
             "Requests to the control route, by result",

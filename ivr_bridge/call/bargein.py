@@ -165,15 +165,30 @@ class BargeInController:
         finally:
             prompt.handled.set()  # never leave the dialog waiting, even if the socket died
 
-    async def _cut(self, prompt: Prompt, request: _Request) -> None:
-        utterance = prompt.utterance
-        cleared_before = self._playback.clears_sent
+    async def stop_prompt(self) -> None:
+        """Silence whatever is being said now (the call is ending from outside): no barge-in,
+        no metrics, just quiet, so final words can follow at once."""
+        prompt = self.prompt
+        if prompt is None or not prompt.active:
+            return
+        try:
+            await self._silence(prompt.utterance)
+            prompt.utterance.settle()
+        finally:
+            prompt.handled.set()
+
+    async def _silence(self, utterance: Utterance) -> None:
         await self._playback.clear()  # Twilio first: every ms here is heard by the caller
-        clear_ms, clear_wall = self._clock.now_ms(), self._wall()
         utterance.interrupted = True
         await self._cancel_synthesis(utterance)
         self._paused_at = None
         self._playback.resume()
+
+    async def _cut(self, prompt: Prompt, request: _Request) -> None:
+        utterance = prompt.utterance
+        cleared_before = self._playback.clears_sent
+        await self._silence(utterance)
+        clear_ms, clear_wall = self._clock.now_ms(), self._wall()
         total_ms = None
         if utterance.synthesis_complete:
             total_ms = ulaw_duration_ms(utterance.bytes_received)

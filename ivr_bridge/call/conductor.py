@@ -53,6 +53,8 @@ from ivr_bridge.speech.session import (
 log = structlog.get_logger(__name__)
 
 TEARDOWN_S = 5.0
+FINAL_WORDS_S = 10.0
+"""Longest the final words of a call ended from outside may take (a deploy waits for them)."""
 PLAY_PIECE_BYTES = 8000
 """Recorded audio is queued a second at a time so an interruption stops the rest at once."""
 
@@ -104,9 +106,10 @@ class CallConductor:
         self._utterance_ids = 0
         self.inputs = CallerInputs(self.clock)
         self._outcome: CallOutcome | None = None
-        self._ended_from_outside: asyncio.Future[CallOutcome] = (
+        self._ended_from_outside: asyncio.Future[tuple[CallOutcome, str | None]] = (
             asyncio.get_running_loop().create_future()
         )
+        """Set by ``on_event``: the outcome, and final words to say before it (or None)."""
         self.start_to_first_media_s: float | None = None
         self._caller_talking_since: float | None = None
         """Onset (call ms) of confirmed caller speech not yet delivered as an utterance."""
@@ -144,10 +147,10 @@ class CallConductor:
             return
         if isinstance(event, TransferNow):
             self.record_event("ended_from_outside", action="dial", reason=event.reason)
-            self._ended_from_outside.set_result(CallOutcome("dial", number=event.number))
+            self._ended_from_outside.set_result((CallOutcome("dial", number=event.number), None))
         elif isinstance(event, HangUpNow):
             self.record_event("ended_from_outside", action="hangup", reason=event.reason)
-            self._ended_from_outside.set_result(HANGUP)
+            self._ended_from_outside.set_result((HANGUP, event.say))
 
     # Listener events (ListenerSink): the caller's speech, on the call clock.
 
@@ -186,8 +189,10 @@ class CallConductor:
         try:
             waiters: list[asyncio.Future[Any]] = [*tasks, self._ended_from_outside]
             done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-            if self._ended_from_outside in done:  # an operator or a campaign ended the call
-                outcome = self._ended_from_outside.result()
+            if self._ended_from_outside in done:  # an operator, a campaign or a deploy
+                outcome, words = self._ended_from_outside.result()
+                if words:
+                    await self._final_words(dialog, words)
             elif dialog in done:
                 outcome = dialog.result()
             else:  # playback or the speech pump stopped mid-call: never leave dead air
@@ -212,6 +217,19 @@ class CallConductor:
                 await self._outcomes.record(self.details.call_sid, outcome)
                 self.record_event("end", action=outcome.action, number=outcome.number)
                 await self._close_stream()
+
+    async def _final_words(self, dialog: asyncio.Task[Any], words: str) -> None:
+        """Stop the dialog and what it is saying; say ``words`` in full (bounded)."""
+        dialog.cancel()
+        await asyncio.wait({dialog}, timeout=TEARDOWN_S)
+        with contextlib.suppress(TimeoutError):  # a deploy cannot wait for ever: end anyway
+            async with asyncio.timeout(FINAL_WORDS_S):
+                await self._say_final(words)
+
+    async def _say_final(self, words: str) -> None:
+        await self.barge_in.stop_prompt()
+        await self.say(words, barge_in=BargeInPolicy("none"))
+        await self._drain_playback()
 
     @staticmethod
     async def _stop_tasks(tasks: list[asyncio.Task[Any]]) -> None:

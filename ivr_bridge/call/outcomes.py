@@ -32,6 +32,11 @@ class OutcomeStore(Protocol):
 
     async def take(self, call_sid: str) -> CallOutcome | None: ...
 
+    async def outstanding(self, recent_s: float = 60.0) -> int:
+        """Outcomes recorded in the last ``recent_s`` that Twilio has not asked for yet (a
+        draining process waits for them before it exits; Twilio asks within seconds)."""
+        ...
+
 
 class MemoryOutcomeStore:
     """Outcomes for one process, expiring after ``ttl_s`` so abandoned calls do not pile up."""
@@ -52,6 +57,12 @@ class MemoryOutcomeStore:
         self._expire(time.monotonic())
         item = self._items.pop(call_sid, None)
         return item[1] if item else None
+
+    async def outstanding(self, recent_s: float = 60.0) -> int:
+        now = time.monotonic()
+        self._expire(now)
+        since = now + self._ttl_s - recent_s  # an entry expires at its record time + ttl
+        return sum(1 for expires, _ in self._items.values() if expires >= since)
 
     def _expire(self, now: float) -> None:
         # Insertion order is expiry order (constant TTL), so stop at the first live entry.

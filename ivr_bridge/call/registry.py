@@ -15,9 +15,11 @@ from typing import Protocol
 
 @dataclass(frozen=True, slots=True)
 class HangUpNow:
-    """End the call at once (what is playing stops)."""
+    """End the call at once: what is playing stops, ``say`` (if any) is heard in full, then
+    the call hangs up (a deploy's "we have to end this call now")."""
 
     reason: str = "operator"
+    say: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ivr_bridge.call.app import AppFactory
 from ivr_bridge.call.outcomes import MemoryOutcomeStore
+from ivr_bridge.call.registry import HangUpNow
 from ivr_bridge.config import Settings
 from ivr_bridge.dialog.flow import load_flows_dir
 from ivr_bridge.dialog.llm_step import llm_configuration_problem
@@ -36,6 +37,16 @@ from ivr_bridge.speech.session import SpeechSession, SpeechSessionError
 from ivr_bridge.telephony.twilio.signature import TwilioSignatureChecker
 
 log = structlog.get_logger(__name__)
+
+SHUTDOWN_WORDS = (
+    "We're sorry, this line has to close for maintenance now. Please call again in a minute. "
+    "Goodbye."
+)
+"""What a call still running when a drain's grace is nearly over hears before it ends."""
+FINAL_WORDS_S = 8.0
+"""The end of the grace that is kept for those words."""
+AFTER_STREAM_WAIT_S = 5.0
+"""After the last stream closed, how long a drain waits for Twilio's after-stream requests."""
 
 PLACEHOLDER_KEY = "ivr-bridge-no-key"
 """Sent to keyless LMNT-compatible servers (ours accepts any non-empty key on loopback)."""
@@ -99,16 +110,50 @@ class RunningBridge:
     """The embedded speech server, when this bridge started one."""
 
     async def drain(self, grace_s: float) -> None:
-        """Stop answering new calls and give active ones up to ``grace_s`` to finish."""
-        self.state.draining = True
-        active = set(self.state.active_calls)
-        if active:
-            log.info("draining: waiting for active calls", calls=len(active), grace_s=grace_s)
-            _, pending = await asyncio.wait(active, timeout=grace_s)
-            for task in pending:
-                task.cancel()
-            if pending:
-                log.warning("grace period over; closed calls still running", calls=len(pending))
+        """Stop answering new calls; let active ones finish within ``grace_s``, the last of it
+        spent ending the overrunning ones with words; then wait (briefly) until Twilio has
+        collected every call's outcome, so a transfer or hang-up decided during the drain is
+        carried out. Returns within ``grace_s`` + ``AFTER_STREAM_WAIT_S`` + teardown
+        (``grace_s=0``: at once)."""
+        state = self.state
+        state.draining = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace_s
+        words_s = min(FINAL_WORDS_S, grace_s / 2)
+        log.info("draining", calls=len(state.active_calls), grace_s=grace_s)
+        await self._wait_calls(deadline - words_s)
+        if state.active_calls:
+            log.warning(
+                "grace nearly over: ending the calls still running", calls=len(state.active_calls)
+            )
+            state.final_words = SHUTDOWN_WORDS
+            for stream in list(state.streams):
+                stream.on_event(HangUpNow("shutdown", SHUTDOWN_WORDS))
+            await self._wait_calls(deadline)
+        pending = set(state.active_calls)
+        for task in pending:
+            task.cancel()
+        if pending:
+            log.warning("grace period over; closed calls still running", calls=len(pending))
+            await asyncio.wait(pending, timeout=5.0)
+        for stream in list(state.streams):  # sockets that never became calls
+            await stream.close_going_away()
+        await self._wait_outcomes_collected(min(AFTER_STREAM_WAIT_S, grace_s))
+
+    async def _wait_calls(self, until: float) -> None:
+        loop = asyncio.get_running_loop()
+        while self.state.active_calls and loop.time() < until:
+            await asyncio.wait(set(self.state.active_calls), timeout=until - loop.time())
+
+    async def _wait_outcomes_collected(self, limit_s: float) -> None:
+        """Twilio requests ``<Connect action>`` once a stream closes; answer it before exiting."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit_s
+        # Polled: the store may be shared (Redis), with no event here to wait on.
+        while (left := await self.state.outcomes.outstanding()) and loop.time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        if left:
+            log.warning("exiting with call outcomes Twilio never asked for", outcomes=left)
 
     async def stop(self, grace_s: float = 0.0) -> None:
         await self.drain(grace_s)
@@ -186,7 +231,9 @@ async def start_bridge(
         state.apps.add(name, factory)
     if default_app is not None:
         state.apps.default = default_app
-    runner = web.AppRunner(build_app(state), handle_signals=False, access_log=None)
+    runner = web.AppRunner(
+        build_app(state), handle_signals=False, access_log=None, shutdown_timeout=2.0
+    )
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

@@ -21,7 +21,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from ivr_bridge.call.app import DEFAULT_FAILURE, AppUnavailable, CallApp, FailurePolicy
 from ivr_bridge.call.conductor import CallConductor
 from ivr_bridge.call.control import CallDetails
-from ivr_bridge.call.registry import CallEvent
+from ivr_bridge.call.registry import CallEvent, HangUpNow
 from ivr_bridge.server.state import STATE, BridgeState
 from ivr_bridge.server.twilio_webhooks import SIGNATURE_HEADER
 from ivr_bridge.speech.recovering import RecoveringSpeech
@@ -41,6 +41,8 @@ log = structlog.get_logger(__name__)
 
 MAX_FRAME_BYTES = 1 << 20
 RECEIVE_TIMEOUT_S = 10.0
+START_TIMEOUT_S = 5.0
+"""A stream whose usable ``start`` has not come by then is closed (1008) and counted."""
 CLOSE_WAIT_S = 5.0
 """How long a stream the bridge is closing may take to finish its close handshake."""
 EARLY_INPUT_MAX = 600
@@ -57,8 +59,9 @@ async def media_stream(request: web.Request) -> web.StreamResponse:
         state.metrics.signature_rejections.labels(route="media").inc()
         log.warning("rejected media stream upgrade: bad or missing X-Twilio-Signature")
         raise web.HTTPForbidden(text="invalid X-Twilio-Signature\n")
-    if state.draining:
-        raise web.HTTPServiceUnavailable(text="shutting down\n")
+    # Draining or not, a signed stream is accepted: the voice webhook answers no new calls while
+    # draining, so a stream arriving now belongs to a call already answered (refusing it would
+    # drop a call the caller hears ringing through). It gets the drain's final words if due.
     # No permessage-deflate: base64 audio barely compresses, and zlib on every 20 ms frame was
     # the largest single cost per call under load (both directions, both ends).
     # Twilio sends a media frame every 20 ms: ten silent seconds means the peer is gone (a
@@ -68,8 +71,12 @@ async def media_stream(request: web.Request) -> web.StreamResponse:
     )
     await ws.prepare(request)
     stream = MediaStream(state, ws)
-    with structlog.contextvars.bound_contextvars(call_sid=None, stream_sid=None):
-        await stream.serve()
+    state.streams.add(stream)
+    try:
+        with structlog.contextvars.bound_contextvars(call_sid=None, stream_sid=None):
+            await stream.serve()
+    finally:
+        state.streams.discard(stream)
     return ws
 
 
@@ -83,6 +90,8 @@ class MediaStream:
         self._stopped = False
         self._closed_by_bridge = False
         self._early: deque[_Early] = deque(maxlen=EARLY_INPUT_MAX)
+        self._refusal: asyncio.Task[None] | None = None
+        self._start_timer = asyncio.get_running_loop().call_later(START_TIMEOUT_S, self._no_start)
         self._counted: dict[tuple[bool, str], Any] = {}
         """Labelled frame counters, looked up once per event name (``labels()`` per frame was
         a measurable share of the per-frame cost under load)."""
@@ -100,7 +109,27 @@ class MediaStream:
                 if self._stopped:
                     break
         finally:
+            self._start_timer.cancel()
+            if self._refusal is not None:
+                await self._refusal
             await self._end_call()
+
+    def _no_start(self) -> None:
+        """No usable ``start`` in time: this is not a call, and must not hold a socket open."""
+        if self._call_task is None and self._refusal is None:
+            self._refusal = asyncio.create_task(self._refuse("no usable start"), name="refuse")
+
+    async def _refuse(self, reason: str) -> None:
+        self._metrics.streams_refused.labels(reason=reason.replace(" ", "_")).inc()
+        log.warning("media stream closed: not a call", reason=reason)
+        with contextlib.suppress(Exception):
+            await self._ws.close(code=WSCloseCode.POLICY_VIOLATION, message=reason.encode())
+
+    async def close_going_away(self) -> None:
+        """End of a drain: close this socket (a call here is already over or cut)."""
+        if not self._ws.closed:
+            with contextlib.suppress(Exception):
+                await self._ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
 
     def _on_text(self, raw: str) -> None:
         try:
@@ -144,6 +173,9 @@ class MediaStream:
         if self._call_task is not None:
             log.warning("second 'start' on one stream ignored")
             return
+        if self._refusal is not None:
+            return  # too late: the stream is being closed
+        self._start_timer.cancel()
         started_at = time.monotonic()
         start = event.start
         structlog.contextvars.bind_contextvars(call_sid=start.call_sid, stream_sid=start.stream_sid)
@@ -163,6 +195,8 @@ class MediaStream:
     async def _run_call(self, call: CallDetails, started_at: float) -> None:
         calls = self._state.calls
         await calls.register(call.call_sid, self)
+        if self._state.final_words is not None:  # a drain is ending: this call ends at once
+            self.on_event(HangUpNow("shutdown", self._state.final_words))
         try:
             await self._run_app(call, started_at)
         finally:

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -50,6 +51,11 @@ class BridgeState:
     """The base URL Twilio reaches (``IVR_PUBLIC_URL``, or this server's own address)."""
     draining: bool = False
     """Set on SIGTERM: no new calls are answered; active ones run on (bounded)."""
+    final_words: str | None = None
+    """Set when a drain's grace is nearly over: every call (and any stream still arriving) says
+    this, then hangs up."""
+    streams: set[Any] = field(default_factory=set)
+    """Every open media-stream socket, with or without a call (closed at the end of a drain)."""
 
     def __post_init__(self) -> None:
         self.apps = AppRegistry(default=FLOW_APP)

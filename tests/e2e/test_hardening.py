@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
+import aiohttp
+
 from ivr_bridge.call.app import DialogApp
 from ivr_bridge.call.control import BargeInPolicy, CallControl
+from ivr_bridge.server.media_stream import START_TIMEOUT_S
+from ivr_bridge.telephony.twilio.signature import sign_request, websocket_url
 from tests.e2e.conftest import AUTH_TOKEN
-from tests.e2e.twilio_peer import run_session
+from tests.e2e.twilio_peer import connected, media, run_session
 
 PROMPT = (
     "Thank you for calling. Your order has shipped and will arrive on Thursday. "
@@ -39,3 +45,43 @@ async def test_lost_mark_echoes_never_slow_playback_below_real_time(
     # a loaded machine may release late, but nowhere near 5x slower.
     assert spread_s <= audio_s * 1.25 + 1.0, (spread_s, audio_s)
     assert spread_s >= audio_s - 1.0, (spread_s, audio_s)  # paced, not all sent at once
+
+
+async def test_a_stream_whose_start_never_comes_is_closed_and_counted(
+    make_bridge: Callable[..., Any],
+) -> None:
+    """Media every 20 ms but no usable ``start``: not a call, and it must not hold a socket (it
+    used to stay open for ever and delay shutdown by 10 s)."""
+    bridge = await make_bridge()
+    url = websocket_url(bridge.base_url, "/twilio/media")
+    headers = {"X-Twilio-Signature": sign_request(AUTH_TOKEN, url)}
+    loop = asyncio.get_running_loop()
+    async with aiohttp.ClientSession() as http, http.ws_connect(url, headers=headers) as ws:
+        opened = loop.time()
+        await ws.send_str(connected())
+        await ws.send_str('{"event": "start", "sequenceNumber": "1"}')  # unusable
+        chunk = 0
+        while not ws.closed and loop.time() - opened < 15:
+            chunk += 1
+            await ws.send_str(media(chunk + 1, chunk))
+            with contextlib.suppress(TimeoutError):
+                msg = await ws.receive(timeout=0.02)
+                if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
+                    break
+        closed_after = loop.time() - opened
+        code = ws.close_code
+    assert code == 1008, code
+    assert START_TIMEOUT_S <= closed_after <= START_TIMEOUT_S + 3  # + a floor for a busy box
+    assert (
+        await _metric(bridge.base_url, 'ivr_streams_refused_total{reason="no_usable_start"}') == 1
+    )
+    assert not bridge.state.streams
+
+
+async def _metric(base_url: str, name: str) -> float:
+    async with aiohttp.ClientSession() as http, http.get(base_url + "/metrics") as resp:
+        text = await resp.text()
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0

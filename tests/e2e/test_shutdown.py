@@ -97,9 +97,21 @@ async def test_sigterm_drains_active_calls_and_refuses_new_ones() -> None:
 
 
 async def test_shutdown_grace_is_bounded() -> None:
-    proc, base = await _start_server(grace_s=1)
+    """A call that never lets its prompt finish (no mark echoes) and a socket that never starts
+    a call must not hold the process past its grace plus a small margin (it took 25 s with a
+    15 s grace)."""
+    proc, base = await _start_server(grace_s=2)
+    loop = asyncio.get_running_loop()
     async with aiohttp.ClientSession() as http:
         ws = await _open_call(http, base)  # never echoes a mark: the call would run on
+        url = websocket_url(base, "/twilio/media")
+        idle = await http.ws_connect(url, headers={"X-Twilio-Signature": sign_request(TOKEN, url)})
+        await idle.send_str(connected())  # no start, ever
         proc.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(proc.wait(), 10) == 0
+        sent = loop.time()
+        assert await asyncio.wait_for(proc.wait(), 15) == 0
+        took = loop.time() - sent
         await ws.close()
+        await idle.close()
+    # grace + waiting for Twilio's after-stream request (at most the grace) + teardown floor
+    assert took <= 2 + 2 + 3, f"exit {took:.1f} s after SIGTERM with a 2 s grace"
