@@ -23,6 +23,7 @@ import time
 
 import aiohttp
 
+from ivr_bridge.server.stream_tokens import TOKEN_PARAMETER, derive_key, issue
 from ivr_bridge.telephony.twilio.signature import sign_request, websocket_url
 
 TOKEN = "soak-auth-token-" + secrets.token_hex(8)
@@ -89,6 +90,8 @@ async def one_call(http: aiohttp.ClientSession, base: str, *, caller_hangs_up: b
             "customParameters": {},
             "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
         }
+        parameters = {TOKEN_PARAMETER: issue(derive_key(TOKEN), call_sid, {})}
+        start["customParameters"] = parameters  # what the voice webhook would have handed it
         await ws.send_str(_frame("start", stream_sid, 1, start=start))
         seq = 1
         async for msg in ws:

@@ -24,6 +24,7 @@ from ivr_bridge.server.loop_lag import loop_lag_probe_ctx
 from ivr_bridge.server.media_stream import media_stream
 from ivr_bridge.server.readiness import SpeechPathHealth
 from ivr_bridge.server.state import STATE, BridgeState
+from ivr_bridge.server.stream_tokens import StreamTokens, derive_key
 from ivr_bridge.server.twilio_webhooks import (
     AFTER_STREAM_PATH,
     MEDIA_PATH,
@@ -243,6 +244,7 @@ async def start_bridge(
     state.public_url = public_url
     token = settings.twilio_auth_token.get_secret_value() if settings.twilio_auth_token else None
     state.signatures = TwilioSignatureChecker(token, public_url)
+    state.stream_tokens = StreamTokens(derive_key(token) if token else None)
     if not state.signatures.enabled:
         log.warning(
             "TWILIO_AUTH_TOKEN is not set: X-Twilio-Signature validation is OFF and anyone who "

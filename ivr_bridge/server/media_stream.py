@@ -23,6 +23,7 @@ from ivr_bridge.call.conductor import CallConductor
 from ivr_bridge.call.control import CallDetails
 from ivr_bridge.call.registry import CallEvent, HangUpNow
 from ivr_bridge.server.state import STATE, BridgeState
+from ivr_bridge.server.stream_tokens import TOKEN_PARAMETER
 from ivr_bridge.server.twilio_webhooks import SIGNATURE_HEADER
 from ivr_bridge.speech.recovering import RecoveringSpeech
 from ivr_bridge.speech.session import SpeechSession, SpeechSessionError
@@ -175,11 +176,18 @@ class MediaStream:
             return
         if self._refusal is not None:
             return  # too late: the stream is being closed
-        self._start_timer.cancel()
         started_at = time.monotonic()
         start = event.start
         structlog.contextvars.bind_contextvars(call_sid=start.call_sid, stream_sid=start.stream_sid)
-        call = CallDetails(start.call_sid, start.stream_sid, dict(start.custom_parameters))
+        parameters = dict(start.custom_parameters)
+        problem = self._state.stream_tokens.check(start.call_sid, parameters)
+        if problem is not None:  # not a call this bridge answered (or a replay of one)
+            self._start_timer.cancel()
+            self._refusal = asyncio.create_task(self._refuse(problem), name="refuse")
+            return
+        self._start_timer.cancel()
+        parameters.pop(TOKEN_PARAMETER, None)
+        call = CallDetails(start.call_sid, start.stream_sid, parameters)
         log.info("stream started", parameters=call.parameters)
         self._metrics.active_calls.inc()
         self._call_task = asyncio.create_task(self._run_call(call, started_at), name="call")

@@ -21,6 +21,7 @@ from ivr_bridge.dialog.flow import Flow, FlowError, FlowServices, load_flow, res
 from ivr_bridge.dialog.flow_app import FLOW_APP, flow_app_factory
 from ivr_bridge.metrics import BridgeMetrics
 from ivr_bridge.server.readiness import SpeechPathHealth
+from ivr_bridge.server.stream_tokens import StreamTokens
 from ivr_bridge.speech.session import SpeechSession
 from ivr_bridge.telephony.twilio.signature import TwilioSignatureChecker
 
@@ -54,6 +55,8 @@ class BridgeState:
     final_words: str | None = None
     """Set when a drain's grace is nearly over: every call (and any stream still arriving) says
     this, then hangs up."""
+    stream_tokens: StreamTokens = field(default_factory=lambda: StreamTokens(None))
+    """Binds each stream's ``start`` to a call the voice webhook answered."""
     streams: set[Any] = field(default_factory=set)
     """Every open media-stream socket, with or without a call (closed at the end of a drain)."""
 

@@ -12,6 +12,7 @@ from aiohttp import web
 from ivr_bridge.call.app import AppUnavailable
 from ivr_bridge.call.outcomes import HANGUP
 from ivr_bridge.server.state import STATE, BridgeState
+from ivr_bridge.server.stream_tokens import TOKEN_PARAMETER
 from ivr_bridge.telephony.twilio import twiml
 from ivr_bridge.telephony.twilio.signature import websocket_url
 
@@ -59,6 +60,9 @@ async def voice_webhook(request: web.Request) -> web.Response:
     except AppUnavailable as exc:
         log.error("voice webhook named an unusable app or flow", call_sid=call_sid, error=str(exc))
         return _twiml_response(twiml.say_and_hangup("Sorry, this number is not set up correctly."))
+    token = state.stream_tokens.issue(call_sid, parameters)
+    if token is not None:  # the stream's start must show it was this call, answered here
+        parameters[TOKEN_PARAMETER] = token
     public = state.public_url
     try:
         body = twiml.connect_stream(

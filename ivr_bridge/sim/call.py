@@ -92,6 +92,7 @@ async def run_call(
     first_media_ms: int = 120,
     utterance_gap_ms: float = 500.0,
     open_timeout_s: float = 10.0,
+    call_sid: str | None = None,
 ) -> CallResult:
     """Place one simulated call and return what happened.
 
@@ -102,7 +103,7 @@ async def run_call(
         raise ValueError("give exactly one of voice_url and ws_url")
     ids = protocol.StreamIds(
         account_sid=account_sid or protocol.new_sid("AC"),
-        call_sid=protocol.new_sid("CA"),
+        call_sid=call_sid or protocol.new_sid("CA"),
         stream_sid=protocol.new_sid("MZ"),
     )
     recorder = CallRecorder(utterance_gap_ms=utterance_gap_ms)

@@ -14,8 +14,10 @@ from ivr_bridge.call.app import DialogApp
 from ivr_bridge.call.control import BargeInPolicy, CallControl
 from ivr_bridge.config import Settings
 from ivr_bridge.server.app import AFTER_STREAM_WAIT_S, SHUTDOWN_WORDS, RunningBridge, start_bridge
+from ivr_bridge.server.stream_tokens import TOKEN_PARAMETER, derive_key, issue
 from ivr_bridge.sim import CallResult, parse_script, run_call
 from tests.e2e.conftest import AUTH_TOKEN, FLOWS_DIR
+from tests.e2e.twilio_peer import new_call_sid
 
 SPEED = 4.0
 CALLS = 10
@@ -108,14 +110,19 @@ async def test_a_stream_arriving_during_the_drain_is_answered_not_dropped(
     stopping = asyncio.create_task(bridge.stop(grace_s=30))
     await asyncio.sleep(0)
     assert bridge.state.draining
-    # A call answered before the drain: the simulator opens its stream now (direct mode).
+    # A call answered before the drain: the simulator opens its stream now (direct mode), with
+    # the parameters (and stream token) the voice webhook gave it.
+    call_sid = new_call_sid()
+    parameters = {"flow": "support_line.yaml"}
+    parameters[TOKEN_PARAMETER] = issue(derive_key(AUTH_TOKEN), call_sid, parameters)
     late = await run_call(
         voice_url=None,
         ws_url=bridge.base_url.replace("http", "ws") + "/twilio/media",
         script=parse_script('steps:\n  - wait_for_bot\n  - press: "*"\n  - silence: 8000\n'),
         auth_token=AUTH_TOKEN,
         speed=SPEED,
-        custom_parameters={"flow": "support_line.yaml"},
+        custom_parameters=parameters,
+        call_sid=call_sid,
     )
     assert late.utterances, "the stream was refused: a call the caller heard ringing dropped"
     holder.cancel()

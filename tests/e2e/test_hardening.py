@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -14,7 +15,7 @@ from ivr_bridge.call.control import BargeInPolicy, CallControl
 from ivr_bridge.server.media_stream import START_TIMEOUT_S
 from ivr_bridge.telephony.twilio.signature import sign_request, websocket_url
 from tests.e2e.conftest import AUTH_TOKEN
-from tests.e2e.twilio_peer import connected, media, run_session
+from tests.e2e.twilio_peer import connected, media, new_call_sid, run_session, start
 
 PROMPT = (
     "Thank you for calling. Your order has shipped and will arrive on Thursday. "
@@ -85,3 +86,37 @@ async def _metric(base_url: str, name: str) -> float:
         if line.startswith(name + " "):
             return float(line.split()[1])
     return 0.0
+
+
+async def _start_stream(bridge: Any, start_frame: str) -> int | None:
+    """A correctly signed upgrade (the header is replayable), then this ``start``."""
+    url = websocket_url(bridge.base_url, "/twilio/media")
+    headers = {"X-Twilio-Signature": sign_request(AUTH_TOKEN, url)}
+    async with aiohttp.ClientSession() as http, http.ws_connect(url, headers=headers) as ws:
+        await ws.send_str(connected())
+        await ws.send_str(start_frame)
+        async for msg in ws:
+            if msg.type == aiohttp.WSMsgType.TEXT and json.loads(msg.data)["event"] == "media":
+                return None  # it became a call
+        return ws.close_code
+
+
+async def test_a_captured_upgrade_signature_opens_no_call_without_the_webhook(
+    make_bridge: Callable[..., Any],
+) -> None:
+    """Twilio signs the upgrade over the URL alone: the start must prove its call was
+    answered by the voice webhook (a token for that CallSid and those parameters, once)."""
+    bridge = await make_bridge()
+    sid = new_call_sid()
+    forged = {"flow": "support_line.yaml"}
+    assert await _start_stream(bridge, start(forged, call_sid=sid)) == 1008  # no token
+    assert await _start_stream(bridge, start(forged, call_sid=sid, auth_token="guess")) == 1008
+    valid = start(forged, call_sid=sid, auth_token=AUTH_TOKEN)
+    other_sid = json.loads(valid)
+    other_sid["start"]["callSid"] = new_call_sid()  # the same token for another call
+    assert await _start_stream(bridge, json.dumps(other_sid)) == 1008
+    assert await _start_stream(bridge, valid) is None  # the real one starts a call
+    assert await _start_stream(bridge, valid) == 1008  # and only once
+    for reason, count in [("no_token", 1), ("bad_token", 2), ("replayed_start", 1)]:
+        metric = f'ivr_streams_refused_total{{reason="{reason}"}}'
+        assert await _metric(bridge.base_url, metric) == count, reason

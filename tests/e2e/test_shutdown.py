@@ -12,7 +12,7 @@ import sys
 import aiohttp
 
 from ivr_bridge.telephony.twilio.signature import sign_request, websocket_url
-from tests.e2e.twilio_peer import STREAM_SID, connected, start
+from tests.e2e.twilio_peer import STREAM_SID, connected, new_call_sid, start
 
 TOKEN = "shutdown-test-token"
 
@@ -66,7 +66,7 @@ async def _open_call(http: aiohttp.ClientSession, base: str) -> aiohttp.ClientWe
     url = websocket_url(base, "/twilio/media")
     ws = await http.ws_connect(url, headers={"X-Twilio-Signature": sign_request(TOKEN, url)})
     await ws.send_str(connected())
-    await ws.send_str(start({"flow": "welcome.yaml"}))
+    await ws.send_str(start({"flow": "welcome.yaml"}, call_sid=new_call_sid(), auth_token=TOKEN))
     first = json.loads((await ws.receive()).data)
     assert first["event"] == "media"
     return ws

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import base64
 import json
+import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 
+from ivr_bridge.server.stream_tokens import TOKEN_PARAMETER, derive_key, issue
 from ivr_bridge.telephony.twilio.signature import sign_request, websocket_url
 
 CALL_SID = "CA" + "0" * 32
@@ -22,11 +24,25 @@ STREAM_SID = "MZ" + "1" * 32
 ACCOUNT_SID = "AC" + "2" * 32
 
 
+def new_call_sid() -> str:
+    return "CA" + secrets.token_hex(16)
+
+
 def connected() -> str:
     return json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"})
 
 
-def start(parameters: dict[str, str] | None = None) -> str:
+def start(
+    parameters: dict[str, str] | None = None,
+    *,
+    call_sid: str = CALL_SID,
+    auth_token: str | None = None,
+) -> str:
+    """A ``start``; with ``auth_token``, carrying the stream token the voice webhook would have
+    given this call (the bridge refuses a start without one)."""
+    parameters = dict(parameters or {})
+    if auth_token is not None:
+        parameters[TOKEN_PARAMETER] = issue(derive_key(auth_token), call_sid, parameters)
     return json.dumps(
         {
             "event": "start",
@@ -35,9 +51,9 @@ def start(parameters: dict[str, str] | None = None) -> str:
             "start": {
                 "accountSid": ACCOUNT_SID,
                 "streamSid": STREAM_SID,
-                "callSid": CALL_SID,
+                "callSid": call_sid,
                 "tracks": ["inbound"],
-                "customParameters": parameters or {},
+                "customParameters": parameters,
                 "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
             },
         }
@@ -92,7 +108,7 @@ async def run_session(
     result = SessionLog()
     async with aiohttp.ClientSession() as http, http.ws_connect(url, headers=headers) as ws:
         await ws.send_str(connected())
-        await ws.send_str(start(parameters))
+        await ws.send_str(start(parameters, auth_token=auth_token))
         for frame in extra or []:
             if isinstance(frame, bytes):
                 await ws.send_bytes(frame)
@@ -145,7 +161,7 @@ async def hang_up_mid_prompt(
     headers = {"X-Twilio-Signature": sign_request(auth_token, url)}
     async with aiohttp.ClientSession() as http, http.ws_connect(url, headers=headers) as ws:
         await ws.send_str(connected())
-        await ws.send_str(start(parameters))
+        await ws.send_str(start(parameters, call_sid=new_call_sid(), auth_token=auth_token))
         async for msg in ws:
             if msg.type == aiohttp.WSMsgType.TEXT and json.loads(msg.data)["event"] == "media":
                 break
