@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     """On SIGTERM, how long active calls may run on before they are closed."""
     outcome_ttl_s: float = Field(default=600.0, gt=0)
     """How long a finished call's outcome waits for Twilio's after-stream request."""
+    idle_socket_s: float = Field(default=15.0, gt=0, le=3600)
+    """An HTTP connection that sends no complete request for this long is closed."""
     control_token: SecretStr | None = None
     """Bearer token for ``POST /calls/{CallSid}/control`` (hang up or transfer a live call,
     report an answering machine). Unset: the route is off."""

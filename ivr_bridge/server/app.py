@@ -23,7 +23,7 @@ from ivr_bridge.server.control import add_control_routes
 from ivr_bridge.server.loop_lag import loop_lag_probe_ctx
 from ivr_bridge.server.media_stream import media_stream
 from ivr_bridge.server.readiness import SpeechPathHealth
-from ivr_bridge.server.state import STATE, BridgeState
+from ivr_bridge.server.state import STATE, WEBHOOK_MAX_BYTES, BridgeState
 from ivr_bridge.server.stream_tokens import StreamTokens, derive_key
 from ivr_bridge.server.twilio_webhooks import (
     AFTER_STREAM_PATH,
@@ -79,7 +79,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 def build_app(state: BridgeState) -> web.Application:
-    app = web.Application()
+    app = web.Application(client_max_size=WEBHOOK_MAX_BYTES)
     app[STATE] = state
     app.router.add_post(VOICE_PATH, voice_webhook)
     app.router.add_post(AFTER_STREAM_PATH, after_stream_webhook)
@@ -233,7 +233,13 @@ async def start_bridge(
     if default_app is not None:
         state.apps.default = default_app
     runner = web.AppRunner(
-        build_app(state), handle_signals=False, access_log=None, shutdown_timeout=2.0
+        build_app(state),
+        handle_signals=False,
+        access_log=None,
+        shutdown_timeout=2.0,
+        # A socket that sends no request (or dribbles one) for this long is closed: Twilio
+        # sends whole requests at once, a stranger holding sockets open gets nothing.
+        keepalive_timeout=settings.idle_socket_s,
     )
     await runner.setup()
     site = web.TCPSite(runner, host, port)

@@ -25,6 +25,10 @@ from ivr_bridge.server.stream_tokens import StreamTokens
 from ivr_bridge.speech.session import SpeechSession
 from ivr_bridge.telephony.twilio.signature import TwilioSignatureChecker
 
+UNAUTHENTICATED_READS = 32
+WEBHOOK_MAX_BYTES = 64 * 1024
+"""Twilio's webhook forms are a few kB: a bigger body is refused before it is read (413)."""
+
 SpeechFactory = Callable[[str], Awaitable[SpeechSession]]
 """Opens a speech session for a voice id."""
 
@@ -57,6 +61,10 @@ class BridgeState:
     this, then hangs up."""
     stream_tokens: StreamTokens = field(default_factory=lambda: StreamTokens(None))
     """Binds each stream's ``start`` to a call the voice webhook answered."""
+    body_reads: asyncio.Semaphore = field(
+        default_factory=lambda: asyncio.Semaphore(UNAUTHENTICATED_READS)
+    )
+    """Webhook bodies read before their signature could be checked, at most this many at once."""
     streams: set[Any] = field(default_factory=set)
     """Every open media-stream socket, with or without a call (closed at the end of a drain)."""
 

@@ -6,6 +6,9 @@ Both are form-encoded and signed; the signature is checked over the public URL (
 
 from __future__ import annotations
 
+import asyncio
+from typing import NoReturn
+
 import structlog
 from aiohttp import web
 
@@ -23,21 +26,40 @@ AFTER_STREAM_PATH = "/twilio/after-stream"
 VOICE_PATH = "/twilio/voice"
 SIGNATURE_HEADER = "X-Twilio-Signature"
 TWIML_TYPE = "application/xml"
+BODY_READ_S = 5.0
 TRANSFER_FAILED = "Sorry, we could not connect your call. Please call again later. Goodbye."
 PASSED_THROUGH = ("From", "To", "Direction")
 """Webhook form fields handed to the stream as ``<Parameter>``s (they are not in ``start``)."""
 
 
 async def _signed_form(request: web.Request, state: BridgeState, route: str) -> dict[str, str]:
-    form = await request.post()
+    """The form of a request Twilio signed; 403 otherwise.
+
+    Work for a stranger is bounded before the signature can be checked (it covers the body):
+    no header, no read; bodies are capped (``client_max_size``); at most
+    ``UNAUTHENTICATED_READS`` bodies are read at once, each within ``BODY_READ_S``."""
     signature = request.headers.get(SIGNATURE_HEADER)
+    if state.signatures.enabled and not signature:
+        _refuse_signature(state, route)
+    if state.body_reads.locked():
+        raise web.HTTPServiceUnavailable(text="busy; try again\n")
+    async with state.body_reads:
+        try:
+            async with asyncio.timeout(BODY_READ_S):
+                form = await request.post()
+        except TimeoutError:
+            raise web.HTTPRequestTimeout(text="request body too slow\n") from None
     # raw_path: Twilio signs the URL exactly as requested, percent-encoding included; the form
     # goes in as the multi-dict it is, so a repeated field is signed as Twilio signed it.
     if not state.signatures.valid_webhook(request.raw_path, form, signature):  # type: ignore[arg-type]
-        state.metrics.signature_rejections.labels(route=route).inc()
-        log.warning("rejected webhook: bad or missing X-Twilio-Signature", route=route)
-        raise web.HTTPForbidden(text="invalid X-Twilio-Signature\n")
+        _refuse_signature(state, route)
     return {k: str(v) for k, v in form.items()}
+
+
+def _refuse_signature(state: BridgeState, route: str) -> NoReturn:
+    state.metrics.signature_rejections.labels(route=route).inc()
+    log.warning("rejected webhook: bad or missing X-Twilio-Signature", route=route)
+    raise web.HTTPForbidden(text="invalid X-Twilio-Signature\n")
 
 
 def _twiml_response(body: str) -> web.Response:

@@ -120,3 +120,62 @@ async def test_a_captured_upgrade_signature_opens_no_call_without_the_webhook(
     for reason, count in [("no_token", 1), ("bad_token", 2), ("replayed_start", 1)]:
         metric = f'ivr_streams_refused_total{{reason="{reason}"}}'
         assert await _metric(bridge.base_url, metric) == count, reason
+
+
+async def _raw(bridge: Any) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    host, port = bridge.base_url.removeprefix("http://").split(":")
+    return await asyncio.open_connection(host, int(port))
+
+
+async def test_an_unsigned_webhook_is_refused_before_its_body_is_read(
+    make_bridge: Callable[..., Any],
+) -> None:
+    """200 unsigned 1 MiB posts used to cost 381 MB that was never returned: no signature
+    header, no read, and no body Twilio would never send (over 64 kB) is accepted."""
+    bridge = await make_bridge()
+    reader, writer = await _raw(bridge)
+    writer.write(
+        b"POST /twilio/voice HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1048576\r\n\r\n"
+    )  # the body is never sent: only a server that does not wait for it can answer
+    await writer.drain()
+    status = await asyncio.wait_for(reader.readline(), 5)
+    writer.close()
+    assert status.startswith(b"HTTP/1.1 403"), status
+    form = {"CallSid": "CA1", "pad": "x" * 70_000}
+    url = bridge.base_url + "/twilio/voice"
+    headers = {"X-Twilio-Signature": sign_request(AUTH_TOKEN, url, form)}
+    async with aiohttp.ClientSession() as http, http.post(url, data=form, headers=headers) as resp:
+        assert resp.status == 413
+
+
+async def _closed_by_peer(reader: asyncio.StreamReader) -> bool:
+    try:
+        return await asyncio.wait_for(reader.read(), 5) == b""
+    except ConnectionError:
+        return True
+
+
+async def test_idle_and_dribbling_sockets_are_closed_but_a_long_call_is_not(
+    make_bridge: Callable[..., Any],
+) -> None:
+    bridge = await make_bridge(idle_socket_s=1.0)
+    loop = asyncio.get_running_loop()
+    idle_reader, _idle = await _raw(bridge)  # sends nothing at all
+    drip_reader, drip = await _raw(bridge)
+    started = loop.time()
+    call = asyncio.create_task(
+        run_session(bridge.base_url, AUTH_TOKEN, parameters={"app": "prompt"})
+    )
+    bridge.state.apps.add("prompt", lambda p: DialogApp(_say_prompt, name="prompt"))
+    drip.write(b"POST /twilio/voice HTTP/1.1\r\n")
+    with contextlib.suppress(ConnectionError):  # the bridge hanging up on it is the point
+        for _ in range(8):  # a header a little at a time, never finished
+            await asyncio.sleep(0.25)
+            drip.write(b"X")
+            await drip.drain()
+    assert await _closed_by_peer(idle_reader)
+    assert await _closed_by_peer(drip_reader)
+    assert loop.time() - started <= 1.0 + 4  # the idle limit, plus a floor for a busy machine
+    session = await asyncio.wait_for(call, 30)
+    assert len(session.audio) / 8000 > 4.0  # a call far longer than the idle limit, whole
