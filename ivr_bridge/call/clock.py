@@ -16,6 +16,10 @@ import time
 from collections.abc import Callable
 
 
+MAX_JUMP_MS = 2000
+"""Twilio sends a frame every 20 ms; a gap of more than this between two frames is not audio."""
+
+
 class CallClock:
     def __init__(self, *, stall_after_ms: int = 500, wall: Callable[[], float] = time.monotonic):
         self._wall = wall
@@ -24,14 +28,31 @@ class CallClock:
         self._media_wall = wall()
         self._waiters: list[tuple[float, int, asyncio.Future[None]]] = []
         self._ids = itertools.count()
+        self.jumps_refused = 0
 
-    def on_media(self, timestamp_ms: int) -> None:
-        """A frame arrived; wake every waiter whose time has come."""
+    def on_media(self, timestamp_ms: int, frame_ms: int = 20) -> int:
+        """A frame arrived; wake every waiter whose time has come. Returns the frame's time on
+        this clock: its own, unless it jumps implausibly far ahead (a frame claiming to be
+        minutes later would fire every pending timeout at once), when the clock moves by the
+        frame's length only. It never goes back (out-of-order frames keep the clock where it
+        is)."""
+        if timestamp_ms > self._media_ms + MAX_JUMP_MS:
+            self.jumps_refused += 1
+            timestamp_ms = self._media_ms + frame_ms
         if timestamp_ms < self._media_ms:
-            return  # out of order: the clock never goes back
+            return self._media_ms
         self._media_ms = timestamp_ms
         self._media_wall = self._wall()
         self._wake(self.now_ms())
+        return timestamp_ms
+
+    def advance_to(self, call_ms: float) -> None:
+        """Move call time to ``call_ms`` (never back), as a scripted fake's line would: jumps
+        are the point there, so none is refused."""
+        if call_ms > self._media_ms:
+            self._media_ms = int(call_ms)
+            self._media_wall = self._wall()
+            self._wake(self.now_ms())
 
     def now_ms(self) -> float:
         """Latest frame's timestamp, plus wall time once frames have stalled."""

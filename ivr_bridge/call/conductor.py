@@ -125,8 +125,8 @@ class CallConductor:
     # --- Inbound events (called by the media-stream handler; must stay cheap) -----------------
 
     def on_media(self, timestamp_ms: int, audio: bytes) -> None:
-        self.clock.on_media(timestamp_ms)
-        self.listener.feed(timestamp_ms, audio)
+        at = self.clock.on_media(timestamp_ms, len(audio) // 8 or 20)
+        self.listener.feed(at, audio)
 
     def on_dtmf(self, digit: str) -> None:
         at = self.clock.now_ms()

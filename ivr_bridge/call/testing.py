@@ -149,9 +149,9 @@ class ScriptedCall:
         # Call time moves like on a real line: to an input's own time, or by the whole timeout.
         if item is not None:
             at = item.end_ms if isinstance(item, SpeechInput) else item.at_ms
-            self.clock.on_media(max(int(at), int(self.clock.now_ms())))
+            self.clock.advance_to(at)
         elif timeout_ms is not None:
-            self.clock.on_media(int(self.clock.now_ms() + timeout_ms))
+            self.clock.advance_to(self.clock.now_ms() + timeout_ms)
         return item
 
     def discard_inputs(self, *, keys: bool = True) -> None:

@@ -101,7 +101,11 @@ class MediaStream:
         try:
             async for msg in self._ws:
                 if msg.type == WSMsgType.TEXT:
-                    self._on_text(msg.data)
+                    try:
+                        self._on_text(msg.data)
+                    except Exception:  # a bug: it must cost this frame, never the call
+                        self._metrics.malformed_frames.labels(kind="internal").inc()
+                        log.exception("handling a Twilio frame failed; frame skipped")
                 elif msg.type == WSMsgType.BINARY:
                     self._metrics.malformed_frames.labels(kind="binary").inc()
                     log.warning("ignored a binary frame (Twilio sends JSON text only)")

@@ -22,10 +22,10 @@ async def test_inputs_come_out_in_order_and_none_after_the_call_time_timeout() -
     assert await inputs.next(1000) == SpeechStarted(10)
     waiting = asyncio.create_task(inputs.next(500))
     await asyncio.sleep(0)
-    clock.on_media(400)
+    clock.advance_to(400)
     await asyncio.sleep(0)
     assert not waiting.done()
-    clock.on_media(520)
+    clock.advance_to(520)
     assert await waiting is None
 
 
@@ -63,7 +63,7 @@ async def test_the_queue_is_bounded_and_drops_the_oldest() -> None:
 
 def test_the_finish_key_after_a_full_entry_is_swallowed_once_and_only_in_time() -> None:
     inputs, clock = _inputs()
-    clock.on_media(1000)
+    clock.advance_to(1000)
     inputs.swallow_key("#", within_ms=3000)
     assert inputs.swallows("#", 1500)
     assert not inputs.swallows("#", 1600)  # only one: the next '#' is a real key

@@ -247,12 +247,12 @@ def test_media_without_stream_sid() -> None:
 def test_non_numeric_timestamp(timestamp: str) -> None:
     error = malformed(media_frame(timestamp=timestamp))
     assert error.kind == "validation"
-    assert error.reason == "media.timestamp must be a numeric string"
+    assert error.reason == "media.timestamp must be a numeric string of at most 15 digits"
 
 
 def test_non_numeric_chunk() -> None:
     error = malformed(media_frame(chunk="two"))
-    assert error.reason == "media.chunk must be a numeric string"
+    assert error.reason == "media.chunk must be a numeric string of at most 15 digits"
 
 
 def test_several_errors_are_counted_not_listed() -> None:
@@ -366,3 +366,16 @@ def test_benchmark_media_json(benchmark: Any) -> None:
     ulaw = bytes(range(256)) * 2 + b"\xff" * 128  # 80 ms of audio
     text = benchmark(media_json, STREAM_SID, ulaw)
     assert base64.b64decode(json.loads(text)["media"]["payload"]) == ulaw
+
+
+def test_a_timestamp_of_thousands_of_digits_is_a_malformed_frame_not_a_crash() -> None:
+    frame = json.dumps(
+        {
+            "event": "media",
+            "sequenceNumber": "3",
+            "streamSid": "MZ1",
+            "media": {"track": "inbound", "chunk": "2", "timestamp": "9" * 4301, "payload": ""},
+        }
+    )
+    with pytest.raises(MalformedFrame, match="at most 15 digits"):
+        parse_inbound(frame)

@@ -110,6 +110,10 @@ class StartEvent(_Inbound):
     start: StartMetadata
 
 
+MAX_COUNTER_DIGITS = 15
+"""Fifteen digits of milliseconds is 31,000 years of call: anything longer is not Twilio."""
+
+
 class MediaPayload(_Inbound):
     """One inbound audio frame. ``chunk``/``timestamp`` stay strings, as on the wire."""
 
@@ -121,9 +125,10 @@ class MediaPayload(_Inbound):
     @field_validator("chunk", "timestamp")
     @classmethod
     def _numeric_string(cls, value: str) -> str:
-        # str.isdigit alone accepts "²" and other Unicode digits that int() refuses.
-        if not (value.isascii() and value.isdigit()):
-            raise ValueError("must be a numeric string")
+        # str.isdigit alone accepts "²" and other Unicode digits that int() refuses; and a
+        # number of thousands of digits would cost int() its time (and raise past 4,300).
+        if not (value.isascii() and value.isdigit()) or len(value) > MAX_COUNTER_DIGITS:
+            raise ValueError(f"must be a numeric string of at most {MAX_COUNTER_DIGITS} digits")
         return value
 
     @cached_property
