@@ -15,7 +15,6 @@ import itertools
 import time
 from collections.abc import Callable
 
-
 MAX_JUMP_MS = 2000
 """Twilio sends a frame every 20 ms; a gap of more than this between two frames is not audio."""
 
