@@ -8,6 +8,7 @@ key starts; pydantic's error locations are walked back through the data to the n
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -366,11 +367,22 @@ def load_flow(path: Path) -> Flow:
     return parse_flow(text, str(path), path.parent)
 
 
+FLOW_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,120}\.ya?ml")
+"""A flow a request may name: a plain file name (no directories, no control characters)."""
+
+
 def resolve_flow_path(flows_dir: Path, name: str) -> Path:
-    """A flow named by a caller must stay inside the flows directory."""
+    """A flow named by a caller must be a plain ``.yaml`` file name inside the flows directory
+    (a NUL byte or a 300-byte name is a polite refusal, not an error of the file system)."""
+    if not FLOW_NAME.fullmatch(name):
+        shown = name if len(name) <= 60 else name[:60] + "…"
+        raise FlowError(f"flow {shown!r} is not a .yaml file name inside {flows_dir}")
     base = flows_dir.resolve()
-    path = (base / name).resolve()
-    if base not in path.parents or path.suffix not in (".yaml", ".yml"):
+    try:
+        path = (base / name).resolve()
+    except (OSError, ValueError) as exc:
+        raise FlowError(f"flow {name!r} cannot be used: {exc}") from None
+    if base not in path.parents:
         raise FlowError(f"flow {name!r} is not a .yaml file inside {flows_dir}")
     return path
 

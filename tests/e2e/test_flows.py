@@ -214,7 +214,16 @@ async def test_reminder_without_details_says_so_and_hangs_up(
     ]
 
 
-@pytest.mark.parametrize("flow", ["../pyproject.toml", "../flows/../../etc/x.yaml", "nope.yaml"])
+@pytest.mark.parametrize(
+    "flow",
+    [
+        "../pyproject.toml",
+        "../flows/../../etc/x.yaml",
+        "nope.yaml",
+        "wel\x00come.yaml",  # a NUL byte used to be an HTTP 500 with a traceback
+        "w" * 300 + ".yaml",  # and so was a name longer than the file system allows
+    ],
+)
 async def test_a_flow_outside_the_flows_dir_or_missing_is_refused(
     make_bridge: Callable[..., Any], flow: str
 ) -> None:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
 from ivr_bridge.call.app import DialogApp
 from ivr_bridge.call.control import BargeInPolicy, CallControl
@@ -179,3 +180,20 @@ async def test_idle_and_dribbling_sockets_are_closed_but_a_long_call_is_not(
     assert loop.time() - started <= 1.0 + 4  # the idle limit, plus a floor for a busy machine
     session = await asyncio.wait_for(call, 30)
     assert len(session.audio) / 8000 > 4.0  # a call far longer than the idle limit, whole
+
+
+async def test_an_oversized_parameter_is_refused_politely_at_the_webhook_and_at_start(
+    make_bridge: Callable[..., Any],
+) -> None:
+    """A 64 kB <Parameter> used to reach the speech session as one 65,603-character prompt."""
+    bridge = await make_bridge()
+    url = bridge.base_url + "/twilio/voice?name=" + "A" * 4000  # fits a URL, not a Parameter
+    form = {"CallSid": new_call_sid()}
+    headers = {"X-Twilio-Signature": sign_request(AUTH_TOKEN, url, form)}
+    async with aiohttp.ClientSession() as http:
+        async with http.post(URL(url, encoded=True), data=form, headers=headers) as resp:
+            body = await resp.text()
+    assert resp.status == 200 and "<Say>" in body and "<Stream" not in body
+    big = start({"name": "A" * 65_000}, call_sid=new_call_sid(), auth_token=AUTH_TOKEN)
+    assert await _start_stream(bridge, big) == 1008  # not a call: malformed, then closed
+    assert await _metric(bridge.base_url, 'ivr_malformed_frames_total{kind="validation"}') >= 1

@@ -94,13 +94,29 @@ class MediaFormat(_Inbound):
     channels: int
 
 
+MAX_PARAMETERS = 64
+PARAMETER_MAX_CHARS = 500
+"""Twilio's own limit: a ``<Parameter>``'s name and value together are under 500 characters."""
+
+
 class StartMetadata(_Inbound):
-    account_sid: str
-    stream_sid: str
-    call_sid: str
-    tracks: list[str]
-    custom_parameters: dict[str, str] = Field(default_factory=dict)
+    account_sid: str = Field(max_length=64)
+    stream_sid: str = Field(max_length=64)
+    call_sid: str = Field(min_length=1, max_length=64)
+    tracks: list[str] = Field(max_length=4)
+    custom_parameters: dict[str, str] = Field(default_factory=dict, max_length=MAX_PARAMETERS)
     media_format: MediaFormat
+
+    @field_validator("custom_parameters")
+    @classmethod
+    def _within_twilio_limits(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, text in value.items():
+            if len(name) + len(text) >= PARAMETER_MAX_CHARS:
+                raise ValueError(
+                    f"parameter {name[:40]!r} is {len(name) + len(text)} characters with its "
+                    f"name; Twilio sends under {PARAMETER_MAX_CHARS}"
+                )
+        return value
 
 
 class StartEvent(_Inbound):

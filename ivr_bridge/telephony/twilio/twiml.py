@@ -12,10 +12,10 @@ from urllib.parse import urlsplit
 
 from twilio.twiml.voice_response import VoiceResponse
 
+from ivr_bridge.telephony.twilio.models import PARAMETER_MAX_CHARS
+
 __all__ = ["connect_stream", "dial", "hangup", "say_and_hangup"]
 
-PARAMETER_MAX_CHARS = 500
-"""Twilio requires len(name) + len(value) of each ``<Parameter>`` to stay below this."""
 
 DIAL_TIMEOUT_RANGE_S = (5, 600)
 """Ring timeout range ``<Dial timeout>`` honours (seconds)."""
