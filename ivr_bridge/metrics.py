@@ -135,3 +135,8 @@ class BridgeMetrics:
             "Media frames of a cleared prompt sent after its 'clear' (should stay 0)",
             registry=r,
         )
+
+    def observe_underrun(self, gap_s: float) -> None:
+        """Playback told of a dry spell inside an utterance (``gap_s`` long)."""
+        self.playback_underruns.inc()
+        self.playback_underrun_seconds.inc(gap_s)

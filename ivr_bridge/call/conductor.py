@@ -99,7 +99,7 @@ class CallConductor:
             grace_ms=playback.grace_ms,
             start_ms=playback.start_ms,
             on_first_media=self._first_media_sent,
-            on_underrun=self._underrun,
+            on_underrun=metrics.observe_underrun,
             on_stale_frame=metrics.playback_stale_frames.inc,
         )
         self.speech_feed = SpeechFeed(speech, self.playback, self.record_event)
@@ -135,6 +135,10 @@ class CallConductor:
             return
         self.record_event("dtmf", digit=digit, at_ms=at)
         self.inputs.push(DtmfInput(digit, at))
+        # A key ends the caller's turn and is its answer: words still inside their end-of-speech
+        # wait are delivered now, after the key, so they cannot linger as "the caller is
+        # talking" and cut the prompt the key starts (dead air until the gather timed out).
+        self.listener.end_turn(at)
         self.barge_in.on_dtmf(at)
 
     def on_event(self, event: CallEvent) -> None:
@@ -271,7 +275,7 @@ class CallConductor:
         them.
         """
         policy = barge_in or self.default_barge_in
-        if self._keys_answer_it(policy):
+        if self.inputs.keys_would_cut(policy):
             return await self._skipped(chunks)
         pieces = aiter(chunks)
         first = await first_piece(pieces)
@@ -310,14 +314,6 @@ class CallConductor:
             self.barge_in.on_onset(now)
             self.barge_in.on_confirmed(now)
 
-    def _keys_answer_it(self, policy: BargeInPolicy) -> bool:
-        """Keys typed ahead would cut this prompt at its first frame: do not start it."""
-        return (
-            policy.mode in ("any", "dtmf")
-            and policy.ignore_first_ms <= 0
-            and self.inputs.keys_waiting()
-        )
-
     async def _skipped(self, chunks: AsyncIterator[str]) -> SayResult:
         text = "".join([piece async for piece in chunks])
         self.record_event("prompt_skipped", reason="keys typed ahead", text=text)
@@ -327,7 +323,7 @@ class CallConductor:
         self, ulaw: bytes, *, label: str, barge_in: BargeInPolicy | None = None
     ) -> SayResult:
         policy = barge_in or self.default_barge_in
-        if self._keys_answer_it(policy):
+        if self.inputs.keys_would_cut(policy):
             return await self._skipped(single(label))
         utterance = self._new_utterance(label)
         self.record_event("bot_plays", utterance=utterance.id, label=label, ms=len(ulaw) // 8)
@@ -389,10 +385,6 @@ class CallConductor:
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
         await self.playback.wait_idle()
-
-    def _underrun(self, gap_s: float) -> None:
-        self._metrics.playback_underruns.inc()
-        self._metrics.playback_underrun_seconds.inc(gap_s)
 
     def _first_media_sent(self) -> None:
         self.start_to_first_media_s = time.monotonic() - self._started_at

@@ -18,6 +18,7 @@ import asyncio
 from collections import deque
 
 from ivr_bridge.call.clock import CallClock
+from ivr_bridge.call.control import BargeInPolicy
 from ivr_bridge.call.inputs import CallerInput, DtmfInput
 
 MAX_PENDING_INPUTS = 64
@@ -52,6 +53,12 @@ class CallerInputs:
 
     def keys_waiting(self) -> bool:
         return any(isinstance(item, DtmfInput) for item in self._items)
+
+    def keys_would_cut(self, policy: BargeInPolicy) -> bool:
+        """Keys typed ahead would cut a prompt with this policy at its first frame: then the
+        prompt is not started at all."""
+        mode = policy.mode
+        return mode in ("any", "dtmf") and policy.ignore_first_ms <= 0 and self.keys_waiting()
 
     def swallow_key(self, digit: str, within_ms: float) -> None:
         """The next press of ``digit`` within ``within_ms`` of now is swallowed; one queued

@@ -79,6 +79,18 @@ class Listener:
         for index, frame in enumerate(self._vad.frames(ulaw)):
             self._frame(at_ms + index * FRAME_MS, frame)
 
+    def end_turn(self, at_ms: float) -> None:
+        """The caller pressed a key: whatever they were saying is over now. A confirmed
+        utterance is delivered as it stands (nothing is lost); an unconfirmed onset was noise."""
+        if not self._in_speech:
+            return
+        self._in_speech = False
+        if self._confirmed:
+            self._deliver()
+        else:
+            self._audio.clear()
+            self._sink.on_speech_abandoned(self._onset_ms, at_ms)
+
     def _frame(self, at_ms: float, ulaw: bytes) -> None:
         self.frames += 1
         voiced = self._vad.is_speech(ulaw)

@@ -138,9 +138,9 @@ class RecoveringSpeech:
     async def flush(self) -> int:
         async with self._lock:
             nonce = next(self._nonces)
+            self._now_owed()  # before the segment counts as owed: the wait starts now
             self._journal[-1].nonce = nonce
             self._journal.append(_Segment())
-            self._now_owed()
             real = await self._try(self._session.flush())
             if real is not None:
                 self._flushes[real] = nonce

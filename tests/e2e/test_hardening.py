@@ -9,11 +9,14 @@ from collections.abc import Callable
 from typing import Any
 
 import aiohttp
+import pytest
+from structlog.testing import capture_logs
 from yarl import URL
 
 from ivr_bridge.call.app import DialogApp
 from ivr_bridge.call.control import BargeInPolicy, CallControl
 from ivr_bridge.server.media_stream import START_TIMEOUT_S
+from ivr_bridge.sim import CallResult, parse_script, run_call
 from ivr_bridge.telephony.twilio.signature import sign_request, websocket_url
 from tests.e2e.conftest import AUTH_TOKEN
 from tests.e2e.twilio_peer import connected, media, new_call_sid, run_session, start
@@ -197,3 +200,50 @@ async def test_an_oversized_parameter_is_refused_politely_at_the_webhook_and_at_
     big = start({"name": "A" * 65_000}, call_sid=new_call_sid(), auth_token=AUTH_TOKEN)
     assert await _start_stream(bridge, big) == 1008  # not a call: malformed, then closed
     assert await _metric(bridge.base_url, 'ivr_malformed_frames_total{kind="validation"}') >= 1
+
+
+async def _speak_then_press(bridge: Any, gap_ms: int) -> tuple[CallResult, list[dict[str, Any]]]:
+    script = parse_script(
+        "steps:\n"
+        "  - wait_for_bot\n"
+        '  - say: "well"\n'
+        f"  - silence: {gap_ms}\n"  # still inside the bridge's 600 ms end-of-utterance wait
+        '  - press: "1"\n'
+        "  - wait_for_bot: {timeout_ms: 15000}\n"
+        "  - hangup\n",
+        "talk_then_key.yaml",
+    )
+    result = await run_call(
+        voice_url=bridge.base_url + "/twilio/voice?flow=support_line.yaml",
+        ws_url=None,
+        script=script,
+        auth_token=AUTH_TOKEN,
+        speed=4.0,
+    )
+    return result, result.events
+
+
+ACCOUNT_PROMPT_MS = 2500
+"""'Please enter your account number, then press the pound key.' is about 3 s."""
+
+
+@pytest.mark.parametrize("calls", [1, 25])
+async def test_a_key_pressed_right_after_speaking_never_silences_the_next_prompt(
+    make_bridge: Callable[..., Any], calls: int
+) -> None:
+    """The key came within the end-of-utterance wait: the prompt it started used to be cut at
+    once as 'the caller is talking', leaving 60 s of dead air (4, 6 and 17 times at 5, 10 and
+    25 calls). Under load too: 25 calls, keys 0.2-0.6 s after the speech."""
+    bridge = await make_bridge(flow="support_line.yaml")
+    gaps = [200 + (400 * n) // max(1, calls - 1) for n in range(calls)]
+    with capture_logs() as logs:
+        results = await asyncio.gather(*(_speak_then_press(bridge, gap) for (gap,) in zip(gaps)))
+    cut_for_talking = [e for e in logs if e.get("event") == "caller talking at prompt"]
+    assert not cut_for_talking, cut_for_talking[:3]
+    for result, events in results:
+        key_t = next(e["t_ms"] for e in events if e["event"] == "digit")
+        after = [u for u in result.utterances if u.start_ms > key_t]
+        heard_ms = sum(u.end_ms - u.start_ms for u in after)
+        # The account prompt after the key was heard (not cut, no silent gather).
+        steps = [(e.get("event"), e.get("call_ms"), e.get("text") or e.get("step")) for e in logs]
+        assert heard_ms >= ACCOUNT_PROMPT_MS, (result.summary_table(), steps)

@@ -171,3 +171,20 @@ async def test_an_idle_session_is_never_called_stalled() -> None:
     assert service.sessions == [] and not first.closed
     await speech.close()
     await asyncio.wait_for(pump, 1)
+
+
+async def test_a_flush_after_a_long_idle_spell_is_given_its_full_stall_time() -> None:
+    """The wait for audio starts at the flush, not at the last event before a long silence
+    (the caller talking for ten seconds is no reason to give the speech service none)."""
+    first, service = FakeSession("s0"), Service()
+    speech = _speech(first, service, stall_s=0.3)
+    pump = asyncio.create_task(_collect(speech.events(), []))
+    await asyncio.sleep(0.5)  # idle: longer than the stall limit
+    await speech.send_text("Hello.")
+    await speech.flush()
+    await asyncio.sleep(0.1)  # well inside the stall limit, measured from the flush
+    first.emit(SpeechAudio(b"\x01" * 800))
+    await asyncio.sleep(0.1)
+    assert service.sessions == [] and not first.closed, "a healthy session was replaced"
+    await speech.close()
+    await asyncio.wait_for(pump, 1)
