@@ -160,9 +160,14 @@ _ENV_NAMES = {
 
 
 SECRET_FIELDS = frozenset({"twilio_auth_token", "lmnt_api_key", "control_token"})
+_SECRET_ENV_NAMES = frozenset({"TWILIO_AUTH_TOKEN", "LMNT_API_KEY", "IVR_CONTROL_TOKEN"})
 
 
 def env_name(field: str) -> str:
+    """The environment variable behind a setting (pydantic reports a vendor-named setting by
+    the alias it was read from, e.g. ``LMNT_BASE_URL``, which is already its name)."""
+    if field in _ENV_NAMES.values():
+        return field
     return _ENV_NAMES.get(field, f"IVR_{field.upper()}")
 
 
@@ -176,7 +181,7 @@ def load_settings(**overrides: object) -> Settings:
             field = str(err["loc"][0]) if err["loc"] else "?"
             message = err["msg"].removeprefix("Value error, ")
             shown = err.get("input")
-            secret = field in SECRET_FIELDS
+            secret = field in SECRET_FIELDS or env_name(field) in _SECRET_ENV_NAMES
             value = "" if secret or shown is None else f" (got {shown!r})"
             lines.append(f"{env_name(field)}{value}: {message}")
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None

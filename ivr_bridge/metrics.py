@@ -7,6 +7,30 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
+SPEECH_ERROR_TYPES = frozenset(
+    {
+        "authentication_error",
+        "connection_closed",
+        "connection_error",
+        "internal_error",
+        "internal_server_error",
+        "invalid_request_error",
+        "not_found_error",
+        "protocol_error",
+        "rate_limit_error",
+        "startup",
+        "stalled",
+        "timeout",
+        "unsupported_audio_format",
+    }
+)
+"""Speech error types kept as a label; anything a speech service makes up becomes ``other``
+(a label per free-form string would grow the series without bound)."""
+
+
+def speech_error_label(error_type: str) -> str:
+    return error_type if error_type in SPEECH_ERROR_TYPES else "other"
+
 
 def add_process_metrics(registry: CollectorRegistry, prefix: str) -> None:
     """What a leak shows up in: the process's fds, memory and CPU (``process_*``), and the

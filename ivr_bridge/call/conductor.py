@@ -43,7 +43,7 @@ from ivr_bridge.call.speech_feed import SpeechFeed
 from ivr_bridge.call.text_stream import TextFeed, first_piece, single
 from ivr_bridge.call.utterance import Utterance
 from ivr_bridge.errors import CallEnding
-from ivr_bridge.metrics import BridgeMetrics
+from ivr_bridge.metrics import BridgeMetrics, speech_error_label
 from ivr_bridge.speech.session import (
     SpeechSession,
     SpeechSessionClosed,
@@ -203,7 +203,7 @@ class CallConductor:
                 failed = done.pop()
                 raise failed.exception() or SpeechSessionClosed(None, "speech pump stopped")
         except SpeechSessionError as exc:
-            self._metrics.speech_errors.labels(type=exc.error_type).inc()
+            self._metrics.speech_errors.labels(type=speech_error_label(exc.error_type)).inc()
             log.error("speech session failed; apologising and ending the call", error=str(exc))
             outcome = self._failure.outcome()
         except Exception:
@@ -364,6 +364,9 @@ class CallConductor:
 
     def record_event(self, kind: str, **fields: Any) -> None:
         self.event_log.record(kind, **fields)
+
+    def mark_sensitive(self, value: str) -> None:
+        self.event_log.mark_sensitive(value)
 
     @property
     def events(self) -> list[dict[str, Any]]:

@@ -95,6 +95,11 @@ class CallControl(Protocol):
         prompt nor reaches the dialog."""
         ...
 
+    def mark_sensitive(self, value: str) -> None:
+        """From now on, ``value`` (and any run of three or more of its digits) is masked in
+        this call's log lines: a PIN, an account number, a balance read back."""
+        ...
+
     def record_event(self, kind: str, **fields: Any) -> None:
         """Add to the call's event log (and the structured log)."""
         ...

@@ -1,12 +1,16 @@
 """The call's own timeline: every event on the call clock, and the same line in the log.
 
 The event list is the call's record (tests, transcripts, later the call record); the log line is
-for operators, so what may be a secret is masked there: keys pressed are PINs and card numbers as
-often as menu choices, so a log line shows only how many were pressed.
+for operators, so what may be a secret is masked there. Keys pressed are PINs and card numbers
+as often as menu choices, so a log line shows only how many were pressed. Values a flow marks
+sensitive (an account number entered, a balance looked up) are masked wherever they appear in a
+log line, in the bot's words too: "ending ••••" rather than the last four digits. Phone numbers
+in the call's parameters keep only their last four digits.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import structlog
@@ -17,20 +21,53 @@ log = structlog.get_logger("ivr_bridge.call.conductor")
 
 MAX_EVENTS = 5000
 """Events kept per call (a call that loops for hours must not grow memory without bound)."""
+MAX_SENSITIVE = 64
 _KEYPAD = frozenset("0123456789*#")
+_DIGIT_RUN = re.compile(r"\d{3,}")
+_PHONE_FIELDS = frozenset({"From", "To", "Caller", "Called", "caller", "callee"})
 
 
 class CallEventLog:
     def __init__(self, clock: CallClock, max_events: int = MAX_EVENTS) -> None:
         self._clock = clock
         self._max_events = max_events
+        self._sensitive: list[str] = []
         self.events: list[dict[str, Any]] = []
 
     def record(self, kind: str, **fields: Any) -> None:
         call_ms = round(self._clock.now_ms())
         if len(self.events) < self._max_events:
             self.events.append({"kind": kind, "call_ms": call_ms, **fields})
-        log.info(kind.replace("_", " "), call_ms=call_ms, **mask_keypad(fields))
+        log.info(kind.replace("_", " "), call_ms=call_ms, **self.masked(fields))
+
+    def mark_sensitive(self, value: str) -> None:
+        value = value.strip()
+        if len(value) >= 2 and value not in self._sensitive:
+            self._sensitive.append(value)
+            self._sensitive.sort(key=len, reverse=True)  # longest first: no half-masked value
+            del self._sensitive[MAX_SENSITIVE:]
+
+    def masked(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """``fields`` as a log line may show them."""
+        masked = mask_keypad(fields)
+        if self._sensitive:
+            for name, value in masked.items():
+                if isinstance(value, str):
+                    masked[name] = self.mask_text(value)
+        return masked
+
+    def mask_text(self, text: str) -> str:
+        for secret in self._sensitive:
+            text = text.replace(secret, "•" * len(secret))
+        digits = [s for s in self._sensitive if s.isdigit()]
+        if digits:  # "ending 5678" of an account number 12345678
+            text = _DIGIT_RUN.sub(
+                lambda m: (
+                    "•" * len(m.group()) if any(m.group() in d for d in digits) else m.group()
+                ),
+                text,
+            )
+        return text
 
     def of(self, kind: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e["kind"] == kind]
@@ -44,3 +81,11 @@ def mask_keypad(fields: dict[str, Any]) -> dict[str, Any]:
         if isinstance(value, str) and value and set(value) <= _KEYPAD:
             masked[name] = "•" * len(value)
     return masked
+
+
+def mask_phone_numbers(parameters: dict[str, str]) -> dict[str, str]:
+    """Call parameters for a log line: phone numbers keep their last four digits."""
+    return {
+        name: ("•" * max(0, len(value) - 4) + value[-4:]) if name in _PHONE_FIELDS else value
+        for name, value in parameters.items()
+    }

@@ -90,6 +90,8 @@ class ScriptedCall:
         self.timeouts: list[float | None] = []
         self.events: list[dict[str, Any]] = []
         self.swallowed: list[tuple[str, float]] = []
+        self.sensitive: list[str] = []
+        """Values the app asked to mask in the call's log lines."""
         self.discards: list[bool] = []
         """One entry per ``discard_inputs`` call: whether keys were discarded too."""
         self.ended: tuple[str, str | None] | None = None
@@ -162,6 +164,9 @@ class ScriptedCall:
 
     def record_event(self, kind: str, **fields: Any) -> None:
         self.events.append({"kind": kind, **fields})
+
+    def mark_sensitive(self, value: str) -> None:
+        self.sensitive.append(value)
 
     async def transfer(self, number: str) -> None:
         self._check_live()

@@ -114,6 +114,9 @@ class GatherSpec(_Model):
     """Failures (no-input and no-match together) before giving up."""
     on_failure: str | None = None
     """Step id after ``max_attempts`` failures (default: continue, with the variable null)."""
+    sensitive: bool = False
+    """What the caller enters (a PIN, an account number) is masked in every log line of the
+    call, wherever it, or a run of three or more of its digits, appears (a read-back too)."""
 
     @model_validator(mode="after")
     def _something_to_gather(self) -> GatherSpec:
@@ -190,6 +193,9 @@ class HttpSpec(_Model):
     """Variable that receives the response's JSON."""
     on_failure: str
     """Step id when the request fails (network, timeout, non-2xx status, not JSON)."""
+    sensitive: bool = False
+    """Every value in the response (a balance, a date of birth) is masked in every log line
+    of the call, read back by the bot or not."""
 
 
 class HttpStep(_Step):

@@ -120,6 +120,8 @@ class FlowRunner:
 
     async def _gather(self, step: GatherStep, label: str) -> str | None:
         result = await run_gather(step.gather, label, self.call, self.services, self.scope)
+        if step.gather.sensitive and result.value:
+            self.call.mark_sensitive(result.value)
         self.scope[step.gather.into or label] = result.value
         self.scope["last"] = result.last
         return result.goto
@@ -142,6 +144,9 @@ class FlowRunner:
     async def _http(self, step: HttpStep, label: str) -> str | None:
         spec = step.http
         outcome = await run_http(spec, label, self.call, self.scope, self.services.http_max_bytes)
+        if spec.sensitive and outcome.ok:
+            for value in _leaves(outcome.data):
+                self.call.mark_sensitive(value)
         self.scope[spec.into] = outcome.data if outcome.ok else None
         self.scope["last"] = {"step": label, "status": outcome.status, "error": outcome.error}
         return None if outcome.ok else spec.on_failure
@@ -176,6 +181,17 @@ class FlowRunner:
         return await run_llm_step(
             step.llm, label, self.call, self.services, self.scope, self.conversations
         )
+
+
+def _leaves(data: Any) -> list[str]:
+    """Every scalar in a JSON value, as the text a template would render it as."""
+    if isinstance(data, dict):
+        return [leaf for value in data.values() for leaf in _leaves(value)]
+    if isinstance(data, list):
+        return [leaf for value in data for leaf in _leaves(value)]
+    if data is None or isinstance(data, bool):
+        return []
+    return [str(data)]
 
 
 async def run_flow(flow: Flow, call: CallControl, services: FlowServices | None = None) -> None:

@@ -21,7 +21,9 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from ivr_bridge.call.app import DEFAULT_FAILURE, AppUnavailable, CallApp, FailurePolicy
 from ivr_bridge.call.conductor import CallConductor
 from ivr_bridge.call.control import CallDetails
+from ivr_bridge.call.event_log import mask_phone_numbers
 from ivr_bridge.call.registry import CallEvent, HangUpNow
+from ivr_bridge.metrics import speech_error_label
 from ivr_bridge.server.state import STATE, BridgeState
 from ivr_bridge.server.stream_tokens import TOKEN_PARAMETER
 from ivr_bridge.server.twilio_webhooks import SIGNATURE_HEADER
@@ -192,7 +194,7 @@ class MediaStream:
         self._start_timer.cancel()
         parameters.pop(TOKEN_PARAMETER, None)
         call = CallDetails(start.call_sid, start.stream_sid, parameters)
-        log.info("stream started", parameters=call.parameters)
+        log.info("stream started", parameters=mask_phone_numbers(call.parameters))
         self._metrics.active_calls.inc()
         self._call_task = asyncio.create_task(self._run_call(call, started_at), name="call")
         self._state.active_calls.add(self._call_task)
@@ -221,7 +223,8 @@ class MediaStream:
             app = state.apps.resolve(call.parameters)
             speech = await state.open_speech(app.voice or state.settings.voice)
         except Exception as exc:  # whatever it is, the caller must not sit on a silent line
-            state.metrics.speech_errors.labels(type=type(exc).__name__).inc()
+            error_type = exc.error_type if isinstance(exc, SpeechSessionError) else "startup"
+            state.metrics.speech_errors.labels(type=speech_error_label(error_type)).inc()
             expected = isinstance(exc, AppUnavailable | SpeechSessionError | OSError)
             log.error(
                 "cannot start the call's app; apologising", error=str(exc), exc_info=not expected

@@ -93,8 +93,13 @@ expect: {ended: hangup}
     assert result.passed, result.summary_table()
     assert accounts == ["55501234"]
     said = _said(logs)
-    assert "The balance on account ending 1234 is 42.17 dollars." in said
+    # The flow marks the account number and the lookup sensitive: no log line shows them, not
+    # even the bot reading them back (the call's own events keep the words).
+    assert "The balance on account ending •••• is ••••• dollars." in said
     assert said[-1] == "Thank you for calling Example Bank. Goodbye."
+    for secret in ("55501234", "1234", "42.17", "+15005550006"):
+        leaked = [e for e in logs if any(secret in str(v) for v in e.values())]
+        assert not leaked, (secret, leaked[:2])
     [http] = _events(logs, "http")
     assert http["ok"] is True and http["status"] == 200
 

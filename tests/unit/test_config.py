@@ -3,6 +3,7 @@
 import pytest
 
 from ivr_bridge.config import ConfigError, load_settings
+from ivr_bridge.metrics import speech_error_label
 
 
 def test_defaults_use_the_embedded_speech_server(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -56,3 +57,16 @@ def test_secret_values_never_appear_in_config_errors(monkeypatch: pytest.MonkeyP
         load_settings()
     assert "IVR_PORT" in str(info.value)
     assert "super-secret-key" not in str(info.value)
+
+
+def test_a_bad_vendor_setting_is_named_by_its_own_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LMNT_BASE_URL", "ftp://example")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert "  LMNT_BASE_URL (got 'ftp://example')" in str(info.value)
+    assert "IVR_LMNT_BASE_URL" not in str(info.value)
+
+
+def test_speech_error_types_are_a_bounded_label_set() -> None:
+    assert speech_error_label("rate_limit_error") == "rate_limit_error"
+    assert speech_error_label("something the server made up " * 3) == "other"
