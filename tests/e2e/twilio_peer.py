@@ -97,6 +97,7 @@ async def run_session(
     extra: list[str | bytes] | None = None,
     mid_call: list[str] | None = None,
     echo_marks: bool = True,
+    call_sid: str = CALL_SID,
 ) -> SessionLog:
     """Open a signed stream, send connected/start (+extra frames), echo marks until closed.
 
@@ -108,7 +109,7 @@ async def run_session(
     result = SessionLog()
     async with aiohttp.ClientSession() as http, http.ws_connect(url, headers=headers) as ws:
         await ws.send_str(connected())
-        await ws.send_str(start(parameters, auth_token=auth_token))
+        await ws.send_str(start(parameters, call_sid=call_sid, auth_token=auth_token))
         for frame in extra or []:
             if isinstance(frame, bytes):
                 await ws.send_bytes(frame)
