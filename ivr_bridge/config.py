@@ -81,7 +81,7 @@ class Settings(BaseSettings):
     meanwhile; past it the call apologises in Twilio's voice)."""
     tts_stall_ms: int = Field(default=1000, ge=100, le=30_000)
     """A speech session silent this long while audio is owed is replaced mid-call."""
-    tts_silence_ms: int = Field(default=1800, ge=200, le=60_000)
+    tts_silence_ms: int = Field(default=1700, ge=200, le=60_000)
     """Most silence a stalled speech path may cost the caller: a replacement that has not
     delivered by then ends the call with an apology."""
     tts_reconnect_s: float = Field(default=5.0, ge=0, le=60)

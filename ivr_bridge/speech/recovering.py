@@ -50,7 +50,7 @@ from ivr_bridge.speech.session import (
 log = structlog.get_logger(__name__)
 
 STALL_S = 1.0
-SILENCE_S = 1.8
+SILENCE_S = 1.7
 RECONNECT_S = 5.0
 RETRY_DELAYS_S = (0.0, 0.2, 0.4, 0.8)
 """Waits before each reconnect attempt; then once a second until ``reconnect_s`` runs out."""
