@@ -13,24 +13,15 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-import aiohttp
 import pytest
 
 from ivr_bridge.server.app import RunningBridge
 from ivr_bridge.speechserver.app import SESSIONS_KEY
 from tests.e2e.conftest import AUTH_TOKEN
+from tests.e2e.scrape import metric
 from tests.e2e.twilio_peer import hang_up_mid_prompt
 
 CALLS = 12
-
-
-async def _gauge(url: str, name: str) -> float:
-    async with aiohttp.ClientSession() as http, http.get(url + "/metrics") as resp:
-        text = await resp.text()
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    raise AssertionError(f"{name} missing from {url}/metrics")
 
 
 def _open_fds() -> int:
@@ -72,7 +63,7 @@ async def test_caller_hang_ups_leave_no_speech_session_socket_or_task_behind(
     )
 
     # What an operator watching /metrics sees: both ends agree nothing is left open.
-    assert await _gauge(bridge.base_url, "ivr_speech_sessions_open") == 0
-    assert await _gauge(speech_server.base_url, "speech_server_sessions_open") == 0
-    assert await _gauge(bridge.base_url, "process_open_fds") > 0
-    assert await _gauge(bridge.base_url, "ivr_asyncio_tasks") > 0
+    assert await metric(bridge.base_url, "ivr_speech_sessions_open", None) == 0
+    assert await metric(speech_server.base_url, "speech_server_sessions_open", None) == 0
+    assert await metric(bridge.base_url, "process_open_fds", None) > 0
+    assert await metric(bridge.base_url, "ivr_asyncio_tasks", None) > 0

@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import structlog
 from structlog.testing import capture_logs
 from yarl import URL
 
@@ -19,6 +20,7 @@ from ivr_bridge.server.media_stream import START_TIMEOUT_S
 from ivr_bridge.sim import CallResult, parse_script, run_call
 from ivr_bridge.telephony.twilio.signature import sign_request, websocket_url
 from tests.e2e.conftest import AUTH_TOKEN
+from tests.e2e.scrape import metric
 from tests.e2e.twilio_peer import connected, media, new_call_sid, run_session, start
 
 PROMPT = (
@@ -77,19 +79,8 @@ async def test_a_stream_whose_start_never_comes_is_closed_and_counted(
         code = ws.close_code
     assert code == 1008, code
     assert START_TIMEOUT_S <= closed_after <= START_TIMEOUT_S + 3  # + a floor for a busy box
-    assert (
-        await _metric(bridge.base_url, 'ivr_streams_refused_total{reason="no_usable_start"}') == 1
-    )
+    assert await metric(bridge.base_url, 'ivr_streams_refused_total{reason="no_usable_start"}') == 1
     assert not bridge.state.streams
-
-
-async def _metric(base_url: str, name: str) -> float:
-    async with aiohttp.ClientSession() as http, http.get(base_url + "/metrics") as resp:
-        text = await resp.text()
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    return 0.0
 
 
 async def _start_stream(bridge: Any, start_frame: str) -> int | None:
@@ -122,8 +113,8 @@ async def test_a_captured_upgrade_signature_opens_no_call_without_the_webhook(
     assert await _start_stream(bridge, valid) is None  # the real one starts a call
     assert await _start_stream(bridge, valid) == 1008  # and only once
     for reason, count in [("no_token", 1), ("bad_token", 2), ("replayed_start", 1)]:
-        metric = f'ivr_streams_refused_total{{reason="{reason}"}}'
-        assert await _metric(bridge.base_url, metric) == count, reason
+        name = f'ivr_streams_refused_total{{reason="{reason}"}}'
+        assert await metric(bridge.base_url, name) == count, reason
 
 
 async def _raw(bridge: Any) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -199,7 +190,7 @@ async def test_an_oversized_parameter_is_refused_politely_at_the_webhook_and_at_
     assert resp.status == 200 and "<Say>" in body and "<Stream" not in body
     big = start({"name": "A" * 65_000}, call_sid=new_call_sid(), auth_token=AUTH_TOKEN)
     assert await _start_stream(bridge, big) == 1008  # not a call: malformed, then closed
-    assert await _metric(bridge.base_url, 'ivr_malformed_frames_total{kind="validation"}') >= 1
+    assert await metric(bridge.base_url, 'ivr_malformed_frames_total{kind="validation"}') >= 1
 
 
 async def _speak_then_press(bridge: Any, gap_ms: int) -> tuple[CallResult, list[dict[str, Any]]]:
@@ -223,8 +214,7 @@ async def _speak_then_press(bridge: Any, gap_ms: int) -> tuple[CallResult, list[
     return result, result.events
 
 
-ACCOUNT_PROMPT_MS = 2500
-"""'Please enter your account number, then press the pound key.' is about 3 s."""
+ACCOUNT_PROMPT = "Please enter your account number, then press the pound key."
 
 
 @pytest.mark.parametrize("calls", [1, 25])
@@ -233,17 +223,21 @@ async def test_a_key_pressed_right_after_speaking_never_silences_the_next_prompt
 ) -> None:
     """The key came within the end-of-utterance wait: the prompt it started used to be cut at
     once as 'the caller is talking', leaving 60 s of dead air (4, 6 and 17 times at 5, 10 and
-    25 calls). Under load too: 25 calls, keys 0.2-0.6 s after the speech."""
+    25 calls). Under load too: 25 calls, keys 0.2-0.6 s after the speech. Judged on the
+    bridge's own decisions (a loaded machine may be slow to speak, never right to cut)."""
     bridge = await make_bridge(flow="support_line.yaml")
     gaps = [200 + (400 * n) // max(1, calls - 1) for n in range(calls)]
-    with capture_logs() as logs:
-        results = await asyncio.gather(*(_speak_then_press(bridge, gap) for (gap,) in zip(gaps)))
+    with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
+        results = await asyncio.gather(*(_speak_then_press(bridge, gap) for gap in gaps))
     cut_for_talking = [e for e in logs if e.get("event") == "caller talking at prompt"]
     assert not cut_for_talking, cut_for_talking[:3]
-    for result, events in results:
-        key_t = next(e["t_ms"] for e in events if e["event"] == "digit")
-        after = [u for u in result.utterances if u.start_ms > key_t]
-        heard_ms = sum(u.end_ms - u.start_ms for u in after)
-        # The account prompt after the key was heard (not cut, no silent gather).
-        steps = [(e.get("event"), e.get("call_ms"), e.get("text") or e.get("step")) for e in logs]
-        assert heard_ms >= ACCOUNT_PROMPT_MS, (result.summary_table(), steps)
+    for result, _ in results:
+        mine = [e for e in logs if e.get("call_sid") == result.call_sid]
+        prompt = [e for e in mine if e.get("event") == "bot says" and e["text"] == ACCOUNT_PROMPT]
+        assert prompt, [(e.get("event"), e.get("text")) for e in mine][-12:]  # it was said
+        cuts = [
+            e
+            for e in mine
+            if e.get("event") == "barge in" and e["utterance"] >= prompt[0]["utterance"]
+        ]
+        assert not cuts, cuts  # and never cut: no gather was left silent

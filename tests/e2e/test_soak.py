@@ -9,10 +9,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import aiohttp
-
 from ivr_bridge.server.app import RunningBridge
 from tests.e2e.conftest import AUTH_TOKEN
+from tests.e2e.scrape import metrics
 from tests.e2e.twilio_peer import hang_up_mid_prompt, new_call_sid, run_session
 
 CALLS = 300
@@ -20,15 +19,10 @@ AT_ONCE = 30
 
 
 async def _gauges(url: str, *names: str) -> dict[str, float]:
-    async with aiohttp.ClientSession() as http, http.get(url + "/metrics") as resp:
-        text = await resp.text()
-    values = {}
-    for line in text.splitlines():
-        name, _, value = line.partition(" ")
-        if name in names:
-            values[name] = float(value)
-    assert set(values) == set(names), f"missing from {url}/metrics: {set(names) - set(values)}"
-    return values
+    samples = await metrics(url)
+    missing = set(names) - set(samples)
+    assert not missing, f"missing from {url}/metrics: {missing}"
+    return {name: samples[name] for name in names}
 
 
 async def _settled(
