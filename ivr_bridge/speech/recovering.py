@@ -276,6 +276,10 @@ class RecoveringSpeech:
                     with contextlib.suppress(Exception):
                         await session.close()
                     continue
+                except BaseException:  # the call ended mid-mend: never leave the new socket
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(session.close())
+                    raise
                 self._session = session
                 break
         self.recoveries += 1
