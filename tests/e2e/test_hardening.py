@@ -78,7 +78,8 @@ async def test_a_stream_whose_start_never_comes_is_closed_and_counted(
         closed_after = loop.time() - opened
         code = ws.close_code
     assert code == 1008, code
-    assert START_TIMEOUT_S <= closed_after <= START_TIMEOUT_S + 3  # + a floor for a busy box
+    # The bridge's timer starts when it accepts the socket, a little before our clock does.
+    assert START_TIMEOUT_S - 0.5 <= closed_after <= START_TIMEOUT_S + 3  # + a floor, busy box
     assert await metric(bridge.base_url, 'ivr_streams_refused_total{reason="no_usable_start"}') == 1
     assert not bridge.state.streams
 
