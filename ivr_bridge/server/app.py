@@ -240,6 +240,10 @@ async def start_bridge(
         # A socket that sends no request (or dribbles one) for this long is closed: Twilio
         # sends whole requests at once, a stranger holding sockets open gets nothing.
         keepalive_timeout=settings.idle_socket_s,
+        # A refused request's unread body is not drained (read and thrown away) but the
+        # connection closed: a stranger's megabytes are never read at all.
+        lingering_time=0,
+        read_bufsize=16 * 1024,
     )
     await runner.setup()
     site = web.TCPSite(runner, host, port)

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from ivr_bridge.call.app import AppUnavailable
 from ivr_bridge.call.outcomes import HANGUP
-from ivr_bridge.server.state import STATE, BridgeState
+from ivr_bridge.server.state import STATE, WEBHOOK_MAX_BYTES, BridgeState
 from ivr_bridge.server.stream_tokens import TOKEN_PARAMETER
 from ivr_bridge.telephony.twilio import twiml
 from ivr_bridge.telephony.twilio.signature import websocket_url
@@ -41,6 +41,13 @@ async def _signed_form(request: web.Request, state: BridgeState, route: str) -> 
     signature = request.headers.get(SIGNATURE_HEADER)
     if state.signatures.enabled and not signature:
         _refuse_signature(state, route)
+    if request.content_length is not None and request.content_length > WEBHOOK_MAX_BYTES:
+        # Declared too big: refused unread, and the connection dropped rather than drained.
+        raise web.HTTPRequestEntityTooLarge(
+            max_size=WEBHOOK_MAX_BYTES,
+            actual_size=request.content_length,
+            headers={"Connection": "close"},
+        )
     if state.body_reads.locked():
         raise web.HTTPServiceUnavailable(text="busy; try again\n")
     async with state.body_reads:
@@ -59,7 +66,7 @@ async def _signed_form(request: web.Request, state: BridgeState, route: str) -> 
 def _refuse_signature(state: BridgeState, route: str) -> NoReturn:
     state.metrics.signature_rejections.labels(route=route).inc()
     log.warning("rejected webhook: bad or missing X-Twilio-Signature", route=route)
-    raise web.HTTPForbidden(text="invalid X-Twilio-Signature\n")
+    raise web.HTTPForbidden(text="invalid X-Twilio-Signature\n", headers={"Connection": "close"})
 
 
 def _twiml_response(body: str) -> web.Response:
