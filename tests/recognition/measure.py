@@ -13,7 +13,7 @@ import time
 
 from ivr_bridge.audio.codec import pcm16_to_ulaw, ulaw_to_pcm16
 from ivr_bridge.recognition import GrammarChoice, GrammarRecognizer, get_transcriber
-from ivr_bridge.speechserver.synth import get_synthesizer
+from ivr_bridge.sim import caller_voice
 
 SUPPORT_MENU = [
     GrammarChoice("billing", ("billing", "pay my bill", "payments")),
@@ -57,8 +57,8 @@ SENTENCES = [
 
 
 async def phone_audio(text: str, voice: str) -> bytes:
-    synthesis = await get_synthesizer().synthesize(text, voice, 8000)
-    return ulaw_to_pcm16(pcm16_to_ulaw(synthesis.pcm16))
+    # The caller's voice: the same audio for the same words whatever was said before.
+    return ulaw_to_pcm16(pcm16_to_ulaw(await caller_voice.synthesize(text, voice, 8000)))
 
 
 async def grammar_report(recognizer: GrammarRecognizer) -> None:

@@ -21,6 +21,7 @@ from ivr_bridge.recognition import (
     yes_no_choices,
 )
 from ivr_bridge.recognition.sphinx import REJECT_BELOW
+from ivr_bridge.sim import caller_voice
 from ivr_bridge.speechserver.synth import get_synthesizer
 
 SUPPORT_MENU = [
@@ -49,9 +50,13 @@ def recognizer() -> Iterator[GrammarRecognizer]:
 
 
 async def phone_audio(text: str, voice: str) -> bytes:
-    """8 kHz PCM as the bridge receives it from a call (µ-law encoded, then decoded)."""
-    synthesis = await get_synthesizer().synthesize(text, voice, 8000)
-    return ulaw_to_pcm16(pcm16_to_ulaw(synthesis.pcm16))
+    """8 kHz PCM as the bridge receives it from a call (µ-law encoded, then decoded).
+
+    Spoken by the simulated caller's voice, which synthesises every phrase from a pristine
+    espeak-ng: the in-process synthesiser's output depends on what it said before, so the
+    same words came out differently by test order and a borderline phrase flipped."""
+    pcm16 = await caller_voice.synthesize(text, voice, 8000)
+    return ulaw_to_pcm16(pcm16_to_ulaw(pcm16))
 
 
 @pytest.mark.parametrize("voice", VOICES)
