@@ -15,6 +15,7 @@ nothing from the project, so every layer can use it.
     ├── RecognitionError               a recogniser is missing or failed
     ├── LLMError                       a model request failed (``ivr_bridge.llm.types``)
     ├── DialogError                    a flow file is broken (file:line) or failed at run time
+    ├── CampaignError                  an outbound campaign cannot go on (bad contacts file: file:line)
     ├── SimulationError                the simulated caller cannot go on (bad script, TwiML, audio)
     └── LoadTestError                  the load test could not run
 
@@ -26,7 +27,7 @@ Where the leaves live: ``config.ConfigError``; ``telephony.twilio.models.Malform
 ``GrammarError`` and ``stt.deepgram.DeepgramError``; ``llm.types.LLMError`` / ``LLMTimeout``;
 ``dialog.flow_loader.FlowError``, ``dialog.runner.FlowRuntimeError``,
 ``dialog.templates.TemplateRuntimeError``; ``sim.script.ScriptError``, ``sim.twiml.TwimlError``,
-``sim.voice.AudioFileError``, ``sim.session.CallEnded``; ``loadtest.processes.ProcessStartError``.
+``sim.voice.AudioFileError``, ``campaign.contacts.ContactsError``, ``sim.session.CallEnded``; ``loadtest.processes.ProcessStartError``.
 
 ``CallEnding`` is not an error and not under the root: it is the signal ``hangup()`` and
 ``transfer()`` raise inside a dialog so no step runs after the end. It derives from
@@ -79,6 +80,11 @@ class RecognitionError(IvrBridgeError):
 
 class DialogError(IvrBridgeError):
     """A flow is broken: on load with ``file:line``, or at run time naming flow and step."""
+
+
+class CampaignError(IvrBridgeError):
+    """An outbound campaign cannot go on: a contacts file (``file:line: problem``), a schedule
+    or calling hours that cannot work."""
 
 
 class SimulationError(IvrBridgeError):

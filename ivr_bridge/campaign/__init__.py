@@ -1,0 +1,1 @@
+"""Outbound campaigns: contacts, calling hours, rounds, retries, pacing and outcomes."""
