@@ -8,8 +8,9 @@ import sys
 from collections.abc import Sequence
 
 from ivr_bridge import __version__
-from ivr_bridge.config import ConfigError, load_settings
+from ivr_bridge.config import load_settings
 from ivr_bridge.dialog.flow import FlowError
+from ivr_bridge.errors import IvrBridgeError
 from ivr_bridge.logs import configure_logging
 
 
@@ -116,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (ConfigError, FlowError) as exc:
+    except IvrBridgeError as exc:  # ours, with a message that names the fix: no traceback
         print(f"ivr-bridge: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

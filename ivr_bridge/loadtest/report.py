@@ -10,6 +10,9 @@ from typing import Any
 
 from ivr_bridge.loadtest.caller import CallSummary
 
+FRAME_S = 0.02
+"""One Twilio media frame: 20 ms of 8 kHz µ-law."""
+
 
 def percentile(values: Sequence[float], q: float) -> float | None:
     """Nearest-rank percentile (q in 0..1); None for no values."""
@@ -61,6 +64,9 @@ class LoadReport:
     barge_ins: int
     barge_ins_without_clear: int
     call_seconds: float
+    bot_audio_s: float
+    """Bot audio the callers received (20 ms a media frame): the work the run really asked for.
+    A change that lets more prompts play to their end raises it, and the CPU with it."""
     wall_s: float
     bridge: ProcessFigures
     speech_server: ProcessFigures
@@ -103,6 +109,15 @@ class LoadReport:
         rows = [
             ("calls (failed)", f"{self.calls} ({self.failed_calls})"),
             ("call-seconds carried", f(self.call_seconds, " s")),
+            (
+                "bot audio received",
+                f"{self.bot_audio_s:.0f} s"
+                + (
+                    f" ({100 * self.bot_audio_s / self.call_seconds:.0f} % of call time)"
+                    if self.call_seconds
+                    else ""
+                ),
+            ),
             (
                 "underruns (bridge)",
                 "-"
@@ -205,6 +220,7 @@ def aggregate(
         barge_ins=sum(c.barge_ins for c in calls),
         barge_ins_without_clear=sum(c.barge_ins_without_clear for c in calls),
         call_seconds=call_seconds,
+        bot_audio_s=sum(c.media_received for c in calls) * FRAME_S,
         wall_s=wall_s,
         bridge=bridge,
         speech_server=speech_server,

@@ -129,7 +129,13 @@ def test_workers_share_calls_and_starts_spread_over_the_ramp() -> None:
 
 def test_aggregate_folds_calls_into_the_headline_figures() -> None:
     calls = [
-        CallSummary(index=0, call_s=20, barge_in_clear_ms=[200, 220], dtmf_first_audio_ms=[300]),
+        CallSummary(
+            index=0,
+            call_s=20,
+            barge_in_clear_ms=[200, 220],
+            dtmf_first_audio_ms=[300],
+            media_received=400,
+        ),
         CallSummary(
             index=1, call_s=20, caller_heard_gaps=2, caller_heard_gap_ms=60, stale_frames=1
         ),
@@ -157,6 +163,8 @@ def test_aggregate_folds_calls_into_the_headline_figures() -> None:
     assert report.bridge_rss_mb_per_call == pytest.approx(1.0)
     assert report.barge_in_clear_ms_p95 == 220
     assert not report.passed
+    assert report.bot_audio_s == pytest.approx(8.0)  # 400 frames of 20 ms
+    assert "8 s (19 % of call time)" in report.table()
     assert "call 2: call ended early" in report.table()
     for key in (
         "calls",
