@@ -15,7 +15,7 @@ nothing from the project, so every layer can use it.
     ├── RecognitionError               a recogniser is missing or failed
     ├── LLMError                       a model request failed (``ivr_bridge.llm.types``)
     ├── DialogError                    a flow file is broken (file:line) or failed at run time
-    ├── CampaignError                  an outbound campaign cannot go on (bad contacts file: file:line)
+    ├── CampaignError                  an outbound campaign cannot go on (contacts: file:line)
     ├── SimulationError                the simulated caller cannot go on (bad script, TwiML, audio)
     └── LoadTestError                  the load test could not run
 
@@ -27,7 +27,8 @@ Where the leaves live: ``config.ConfigError``; ``telephony.twilio.models.Malform
 ``GrammarError`` and ``stt.deepgram.DeepgramError``; ``llm.types.LLMError`` / ``LLMTimeout``;
 ``dialog.flow_loader.FlowError``, ``dialog.runner.FlowRuntimeError``,
 ``dialog.templates.TemplateRuntimeError``; ``sim.script.ScriptError``, ``sim.twiml.TwimlError``,
-``sim.voice.AudioFileError``, ``campaign.contacts.ContactsError``, ``sim.session.CallEnded``; ``loadtest.processes.ProcessStartError``.
+``sim.voice.AudioFileError``, ``sim.session.CallEnded``; ``campaign.contacts.ContactsError``;
+``loadtest.processes.ProcessStartError``.
 
 ``CallEnding`` is not an error and not under the root: it is the signal ``hangup()`` and
 ``transfer()`` raise inside a dialog so no step runs after the end. It derives from
