@@ -1,0 +1,86 @@
+"""A campaign's settings: schedule, calling hours, retries and pace, stored as JSON.
+
+One pydantic model, so the CLI, the HTTP API and the database agree on names, defaults and
+limits, and a bad value is refused with the field it is in.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ivr_bridge.campaign.hours import CallingHours, parse_clock, parse_weekdays
+from ivr_bridge.campaign.schedule import RetryPolicy, Schedule, parse_leads
+from ivr_bridge.errors import CampaignError
+
+
+class CampaignPlan(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    leads: str = "48h,24h"
+    """Rounds, as lead times before the appointment."""
+    cutoff: str = "2h"
+    """No call in this last stretch before the appointment."""
+    window_start: datetime | None = None
+    """A fixed window instead of lead times (both ends with an offset)."""
+    window_end: datetime | None = None
+    hours_start: str = "08:00"
+    hours_end: str = "21:00"
+    days: str = "mon-sat"
+    call_room_min: float = Field(5, ge=0, le=120)
+    max_attempts: int = Field(3, ge=1, le=10)
+    busy_retry_min: float = Field(10, ge=1)
+    no_answer_retry_min: float = Field(120, ge=1)
+    failed_retry_min: float = Field(15, ge=1)
+    calls_per_second: float = Field(1.0, gt=0, le=100)
+    """At or below the Twilio account's CPS (1 by default): Twilio queues the excess silently."""
+    max_concurrent: int = Field(20, ge=1, le=10_000)
+    """Calls of this campaign live at once."""
+    ring_timeout_s: int = Field(25, ge=5, le=600)
+    time_limit_s: int = Field(300, ge=30, le=14_400)
+
+    @field_validator("leads", "cutoff")
+    @classmethod
+    def _durations(cls, value: str) -> str:
+        parse_leads(value)
+        return value
+
+    @field_validator("hours_start", "hours_end")
+    @classmethod
+    def _clock(cls, value: str) -> str:
+        parse_clock(value)
+        return value
+
+    @field_validator("days")
+    @classmethod
+    def _days(cls, value: str) -> str:
+        parse_weekdays(value)
+        return value
+
+    def schedule(self) -> Schedule:
+        window = None
+        if self.window_start is not None or self.window_end is not None:
+            if self.window_start is None or self.window_end is None:
+                raise CampaignError("a fixed window needs both window_start and window_end")
+            window = (self.window_start.astimezone(UTC), self.window_end.astimezone(UTC))
+        cutoff = parse_leads(self.cutoff)[0]
+        if window is not None:
+            return Schedule(leads=(cutoff + timedelta(seconds=1),), cutoff=cutoff, window=window)
+        return Schedule(leads=parse_leads(self.leads), cutoff=cutoff)
+
+    def hours(self) -> CallingHours:
+        return CallingHours(
+            start=parse_clock(self.hours_start),
+            end=parse_clock(self.hours_end),
+            weekdays=parse_weekdays(self.days),
+            call_room=timedelta(minutes=self.call_room_min),
+        )
+
+    def retries(self) -> RetryPolicy:
+        return RetryPolicy(
+            max_attempts=self.max_attempts,
+            busy=timedelta(minutes=self.busy_retry_min),
+            no_answer=timedelta(minutes=self.no_answer_retry_min),
+            failed=timedelta(minutes=self.failed_retry_min),
+        )

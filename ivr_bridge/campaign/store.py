@@ -1,0 +1,500 @@
+"""Campaigns, contacts and attempts in the database, and the rules that move them along.
+
+Every state change is one short transaction, so a dispatcher killed at any point leaves the
+database consistent, and every change a Twilio callback causes is idempotent: a callback that
+comes twice, late or out of order changes nothing it should not. An attempt moves
+``scheduled`` → ``dialing`` (claimed by one dispatcher) → ``live`` (Twilio gave a CallSid) →
+``done`` (an outcome). ``settle`` decides what a finished attempt leads to (a retry, the next
+round, or the contact's final word) and can run again when late news arrives: the follow-up it
+scheduled before is replaced as long as nobody has claimed it.
+
+Claiming uses ``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL, so dispatchers on several
+replicas never take the same attempt; every claim is also a compare-and-set on the state, which
+is what makes it safe on SQLite (one writer at a time) too.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from ivr_bridge.campaign.contacts import Contact
+from ivr_bridge.campaign.outcomes import DECISIONS, Outcome
+from ivr_bridge.campaign.plan import CampaignPlan
+from ivr_bridge.campaign.schema import attempts, campaigns, contacts, migrate, opt_outs
+from ivr_bridge.campaign.settle import (
+    attempt_by_sid,
+    record_opt_out,
+    schedule_round,
+    settle,
+)
+from ivr_bridge.errors import CampaignError
+
+TERMINAL_STATUSES = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
+STATUS_ORDER = {"queued": 0, "initiated": 1, "ringing": 2, "in-progress": 3, "answered": 3}
+
+
+def as_datetime(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """An attempt a dispatcher now owns, with what dialling it needs."""
+
+    attempt_id: int
+    campaign_id: str
+    contact_id: int
+    phone: str
+    round: int
+    number: int
+    not_after: float
+    caller_id: str
+    app: str
+    plan: CampaignPlan
+    timezone: str
+
+
+def engine_for(url: str) -> AsyncEngine:
+    """``sqlite:///campaigns.db`` / ``postgresql://host/db`` → an async engine."""
+    if url.startswith("sqlite:"):
+        url = url.replace("sqlite:", "sqlite+aiosqlite:", 1)
+    elif url.startswith(("postgresql://", "postgres://")):
+        url = "postgresql+asyncpg://" + url.split("://", 1)[1]
+    try:
+        return create_async_engine(url, pool_pre_ping=not url.startswith("sqlite"))
+    except Exception as exc:  # an unparsable URL or a missing driver, named as a setting
+        raise CampaignError(
+            f"IVR_CAMPAIGN_DB {url.split('@')[-1]!r}: {exc} "
+            "(use sqlite:///path.db or postgresql://host:5432/db)"
+        ) from None
+
+
+class CampaignStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @classmethod
+    async def open(cls, url: str, *, now: float) -> CampaignStore:
+        store = cls(engine_for(url))
+        await migrate(store.engine, now=now)
+        return store
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    # -- campaigns and contacts --------------------------------------------------------------
+
+    async def create_campaign(
+        self,
+        campaign_id: str,
+        *,
+        name: str,
+        caller_id: str,
+        app: str,
+        plan: CampaignPlan,
+        now: float,
+    ) -> None:
+        plan.schedule()  # refuse a plan that cannot schedule anything before storing it
+        async with self.engine.begin() as db:
+            try:
+                await db.execute(
+                    insert(campaigns).values(
+                        id=campaign_id,
+                        name=name,
+                        status="draft",
+                        caller_id=caller_id,
+                        app=app,
+                        settings=plan.model_dump_json(),
+                        created_at=now,
+                    )
+                )
+            except IntegrityError:
+                raise CampaignError(f"a campaign named {campaign_id!r} exists already") from None
+
+    async def campaign(self, campaign_id: str) -> dict[str, Any]:
+        async with self.engine.connect() as db:
+            row = (
+                (await db.execute(select(campaigns).where(campaigns.c.id == campaign_id)))
+                .mappings()
+                .first()
+            )
+        if row is None:
+            raise CampaignError(f"no campaign named {campaign_id!r}")
+        return dict(row)
+
+    async def plan(self, campaign_id: str) -> CampaignPlan:
+        return CampaignPlan.model_validate_json((await self.campaign(campaign_id))["settings"])
+
+    async def set_status(self, campaign_id: str, status: str) -> None:
+        if status not in ("draft", "running", "paused", "done"):
+            raise CampaignError(f"campaign status {status!r} is not draft/running/paused/done")
+        await self.campaign(campaign_id)
+        async with self.engine.begin() as db:
+            await db.execute(
+                update(campaigns).where(campaigns.c.id == campaign_id).values(status=status)
+            )
+
+    async def add_contacts(
+        self, campaign_id: str, batch: Sequence[Contact], *, now: float
+    ) -> list[str]:
+        """Store contacts and their first attempts in one transaction (all or none); returns
+        problems (``line N: +1... is in this campaign already``) for the ones it skipped."""
+        plan = await self.plan(campaign_id)
+        schedule, hours = plan.schedule(), plan.hours()
+        problems = []
+        async with self.engine.begin() as db:
+            known = set(
+                (
+                    await db.execute(
+                        select(contacts.c.phone).where(contacts.c.campaign_id == campaign_id)
+                    )
+                ).scalars()
+            )
+            for contact in batch:
+                if contact.phone in known:
+                    problems.append(
+                        f"line {contact.line}: {contact.phone} is in this campaign already"
+                    )
+                    continue
+                known.add(contact.phone)
+                contact_id = (
+                    await db.execute(
+                        insert(contacts)
+                        .values(
+                            campaign_id=campaign_id,
+                            line=contact.line,
+                            phone=contact.phone,
+                            name=contact.name,
+                            appointment_at=contact.appointment.timestamp(),
+                            timezone=contact.timezone,
+                            language=contact.language,
+                            fields=json.dumps(dict(contact.fields)),
+                        )
+                        .returning(contacts.c.id)
+                    )
+                ).scalar_one()
+                rounds = schedule.rounds(contact.appointment)
+                await schedule_round(
+                    db, campaign_id, contact_id, rounds, 0, hours, contact.zone, now, parent=None
+                )
+        return problems
+
+    # -- the dispatcher's side ---------------------------------------------------------------
+
+    async def claim_due(self, worker: str, *, now: float, limit: int = 10) -> list[Claimed]:
+        """Take up to ``limit`` due attempts of running campaigns, within each campaign's
+        concurrency cap. Each is claimed by exactly one caller of this method."""
+        async with self.engine.begin() as db:
+            counts = await db.execute(
+                select(attempts.c.campaign_id, func.count())
+                .where(attempts.c.state.in_(("dialing", "live")))
+                .group_by(attempts.c.campaign_id)
+            )
+            busy: dict[str, int] = {str(cid): int(n) for cid, n in counts.all()}
+            due = (
+                await db.execute(
+                    select(attempts.c.id, attempts.c.campaign_id)
+                    .join(campaigns, campaigns.c.id == attempts.c.campaign_id)
+                    .where(
+                        attempts.c.state == "scheduled",
+                        attempts.c.scheduled_at <= now,
+                        campaigns.c.status == "running",
+                    )
+                    .order_by(attempts.c.scheduled_at, attempts.c.id)
+                    .limit(limit * 4)
+                    .with_for_update(of=attempts, skip_locked=True)
+                )
+            ).all()
+            plans: dict[str, CampaignPlan] = {}
+            taken = []
+            for attempt_id, campaign_id in due:
+                if campaign_id not in plans:
+                    plans[campaign_id] = CampaignPlan.model_validate_json(
+                        (
+                            await db.execute(
+                                select(campaigns.c.settings).where(campaigns.c.id == campaign_id)
+                            )
+                        ).scalar_one()
+                    )
+                if busy.get(campaign_id, 0) >= plans[campaign_id].max_concurrent:
+                    continue
+                result = await db.execute(
+                    update(attempts)
+                    .where(attempts.c.id == attempt_id, attempts.c.state == "scheduled")
+                    .values(state="dialing", claimed_by=worker, claimed_at=now)
+                )
+                if result.rowcount == 1:
+                    busy[campaign_id] = busy.get(campaign_id, 0) + 1
+                    taken.append(attempt_id)
+                if len(taken) >= limit:
+                    break
+            if not taken:
+                return []
+            rows = (
+                await db.execute(
+                    select(
+                        attempts.c.id,
+                        attempts.c.campaign_id,
+                        attempts.c.contact_id,
+                        contacts.c.phone,
+                        attempts.c.round,
+                        attempts.c.number,
+                        attempts.c.not_after,
+                        campaigns.c.caller_id,
+                        campaigns.c.app,
+                        campaigns.c.settings,
+                        contacts.c.timezone,
+                    )
+                    .join(contacts, contacts.c.id == attempts.c.contact_id)
+                    .join(campaigns, campaigns.c.id == attempts.c.campaign_id)
+                    .where(attempts.c.id.in_(taken))
+                    .order_by(attempts.c.scheduled_at, attempts.c.id)
+                )
+            ).all()
+        return [
+            Claimed(
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                r[5],
+                r[6],
+                r[7],
+                r[8],
+                CampaignPlan.model_validate_json(r[9]),
+                r[10],
+            )
+            for r in rows
+        ]
+
+    async def mark_dialed(self, attempt_id: int, call_sid: str, *, now: float) -> None:
+        async with self.engine.begin() as db:
+            await db.execute(
+                update(attempts)
+                .where(attempts.c.id == attempt_id, attempts.c.state == "dialing")
+                .values(state="live", call_sid=call_sid, dialed_at=now, call_status="queued")
+            )
+
+    async def release(self, attempt_id: int, *, at: float) -> None:
+        """Give a claimed attempt back, due at ``at`` (the dial was refused for now: 429)."""
+        async with self.engine.begin() as db:
+            await db.execute(
+                update(attempts)
+                .where(attempts.c.id == attempt_id, attempts.c.state == "dialing")
+                .values(state="scheduled", scheduled_at=at, claimed_by=None, claimed_at=None)
+            )
+
+    async def finish_undialled(
+        self, attempt_id: int, outcome: Outcome, *, now: float, error_code: int | None = None
+    ) -> None:
+        """End a claimed attempt that was never placed (expired window, opted out, refused)."""
+        async with self.engine.begin() as db:
+            result = await db.execute(
+                update(attempts)
+                .where(attempts.c.id == attempt_id, attempts.c.state == "dialing")
+                .values(
+                    state="done",
+                    outcome=outcome.value,
+                    ended_at=now,
+                    error_code=error_code,
+                    call_status="failed" if outcome is Outcome.FAILED else None,
+                )
+            )
+            if result.rowcount == 1:
+                await settle(db, attempt_id, now)
+
+    # -- what Twilio and the call report -----------------------------------------------------
+
+    async def apply_status(
+        self,
+        call_sid: str,
+        status: str,
+        *,
+        sequence: int | None,
+        now: float,
+        duration_s: int | None = None,
+        error_code: int | None = None,
+        answered_by: str | None = None,
+    ) -> bool:
+        """A status callback; False when no attempt has that CallSid (not one of ours)."""
+        status = status.lower()
+        async with self.engine.begin() as db:
+            row = await attempt_by_sid(db, call_sid)
+            if row is None:
+                return False
+            values: dict[str, Any] = {}
+            if answered_by and not row["answered_by"]:
+                values["answered_by"] = answered_by
+            if row["state"] == "done":
+                if values:
+                    await db.execute(
+                        update(attempts).where(attempts.c.id == row["id"]).values(**values)
+                    )
+                    await settle(db, row["id"], now)
+                return True  # a duplicate or a late, out-of-order callback: the end stands
+            seq = sequence if sequence is not None else -1
+            if (
+                row["status_seq"] is not None
+                and seq <= row["status_seq"]
+                and status not in TERMINAL_STATUSES
+            ):
+                return True
+            values["status_seq"] = max(
+                seq, row["status_seq"] if row["status_seq"] is not None else -1
+            )
+            if status in TERMINAL_STATUSES:
+                values.update(
+                    state="done",
+                    call_status=status,
+                    ended_at=now,
+                    duration_s=duration_s,
+                    error_code=error_code,
+                )
+            elif STATUS_ORDER.get(status, -1) >= STATUS_ORDER.get(row["call_status"] or "", -1):
+                values["call_status"] = status
+            await db.execute(update(attempts).where(attempts.c.id == row["id"]).values(**values))
+            if status in TERMINAL_STATUSES:
+                await settle(db, row["id"], now)
+        return True
+
+    async def apply_amd(
+        self, call_sid: str, answered_by: str, amd_ms: int | None, *, now: float
+    ) -> bool:
+        async with self.engine.begin() as db:
+            row = await attempt_by_sid(db, call_sid)
+            if row is None:
+                return False
+            await db.execute(
+                update(attempts)
+                .where(attempts.c.id == row["id"])
+                .values(answered_by=answered_by, amd_ms=amd_ms)
+            )
+            if row["state"] == "done":
+                await settle(db, row["id"], now)
+        return True
+
+    async def apply_call_result(
+        self,
+        call_sid: str,
+        *,
+        decision: Outcome | None,
+        voicemail_left: bool,
+        first_audio_ms: int | None,
+        now: float,
+    ) -> bool:
+        """What the call itself found out (the callee's choice, a message left)."""
+        if decision is not None and decision not in DECISIONS:
+            raise ValueError(f"{decision} is not a callee's decision")
+        async with self.engine.begin() as db:
+            row = await attempt_by_sid(db, call_sid)
+            if row is None:
+                return False
+            await db.execute(
+                update(attempts)
+                .where(attempts.c.id == row["id"])
+                .values(
+                    decision=decision.value if decision else row["decision"],
+                    voicemail_left=int(voicemail_left or row["voicemail_left"]),
+                    first_audio_ms=first_audio_ms
+                    if first_audio_ms is not None
+                    else row["first_audio_ms"],
+                )
+            )
+            if decision is Outcome.OPTED_OUT:
+                phone = (
+                    await db.execute(
+                        select(contacts.c.phone).where(contacts.c.id == row["contact_id"])
+                    )
+                ).scalar_one()
+                await record_opt_out(db, phone, f"call {call_sid}", now)
+            if row["state"] == "done":
+                await settle(db, row["id"], now)
+        return True
+
+    # -- opt-outs ----------------------------------------------------------------------------
+
+    async def opt_out(self, phone: str, *, source: str, now: float) -> None:
+        async with self.engine.begin() as db:
+            await record_opt_out(db, phone, source, now)
+
+    async def opted_out(self, phone: str) -> bool:
+        async with self.engine.connect() as db:
+            return (
+                await db.execute(select(opt_outs.c.phone).where(opt_outs.c.phone == phone))
+            ).first() is not None
+
+    # -- reading -----------------------------------------------------------------------------
+
+    async def attempt_rows(self, campaign_id: str) -> list[dict[str, Any]]:
+        """One row per attempt, with its contact, in dialling order (for export and status)."""
+        async with self.engine.connect() as db:
+            rows = (
+                (
+                    await db.execute(
+                        select(
+                            attempts,
+                            contacts.c.phone,
+                            contacts.c.name,
+                            contacts.c.line,
+                            contacts.c.appointment_at,
+                            contacts.c.timezone,
+                            contacts.c.outcome.label("contact_outcome"),
+                        )
+                        .join(contacts, contacts.c.id == attempts.c.contact_id)
+                        .where(attempts.c.campaign_id == campaign_id)
+                        .order_by(attempts.c.scheduled_at, attempts.c.id)
+                    )
+                )
+                .mappings()
+                .all()
+            )
+        return [dict(row) for row in rows]
+
+    async def contact_outcomes(self, campaign_id: str) -> dict[str, str | None]:
+        async with self.engine.connect() as db:
+            rows = (
+                await db.execute(
+                    select(contacts.c.phone, contacts.c.outcome).where(
+                        contacts.c.campaign_id == campaign_id
+                    )
+                )
+            ).all()
+        return {phone: outcome for phone, outcome in rows}
+
+    async def stale(self, *, claimed_before: float, dialed_before: float) -> list[dict[str, Any]]:
+        """Attempts a reconciler must look into: claimed but never placed (a dispatcher died
+        mid-dial), or placed and never given a final status (a callback lost)."""
+        async with self.engine.connect() as db:
+            rows = (
+                (
+                    await db.execute(
+                        select(attempts, contacts.c.phone)
+                        .join(contacts, contacts.c.id == attempts.c.contact_id)
+                        .where(
+                            (
+                                and_(
+                                    attempts.c.state == "dialing",
+                                    attempts.c.claimed_at < claimed_before,
+                                )
+                            )
+                            | (
+                                and_(
+                                    attempts.c.state == "live", attempts.c.dialed_at < dialed_before
+                                )
+                            )
+                        )
+                    )
+                )
+                .mappings()
+                .all()
+            )
+        return [dict(row) for row in rows]
