@@ -159,6 +159,19 @@ class BridgeMetrics:
             "Media frames of a cleared prompt sent after its 'clear' (should stay 0)",
             registry=r,
         )
+        self.campaign_callbacks = Counter(
+            "ivr_campaign_callbacks_total",
+            "Twilio status and answering-machine callbacks, by kind and whether a campaign "
+            "placed the call",
+            ["kind", "known"],
+            registry=r,
+        )
+        self.amd_results = Counter(
+            "ivr_amd_results_total",
+            "Answering-machine verdicts (the 'unknown' share is worth watching)",
+            ["answered_by"],
+            registry=r,
+        )
 
     def observe_underrun(self, gap_s: float) -> None:
         """Playback told of a dry spell inside an utterance (``gap_s`` long)."""

@@ -18,6 +18,10 @@ from ivr_bridge.errors import CampaignError
 class CampaignPlan(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    business: str = Field("your clinic", min_length=1, max_length=80)
+    """Who is calling, said in the first sentence of every call and message."""
+    callback_number: str | None = Field(None, pattern=r"^\+[1-9]\d{7,14}$")
+    """The number voicemails and unanswered calls give (default: the caller id)."""
     leads: str = "48h,24h"
     """Rounds, as lead times before the appointment."""
     cutoff: str = "2h"
@@ -33,8 +37,6 @@ class CampaignPlan(BaseModel):
     busy_retry_min: float = Field(10, ge=1)
     no_answer_retry_min: float = Field(120, ge=1)
     failed_retry_min: float = Field(15, ge=1)
-    calls_per_second: float = Field(1.0, gt=0, le=100)
-    """At or below the Twilio account's CPS (1 by default): Twilio queues the excess silently."""
     max_concurrent: int = Field(20, ge=1, le=10_000)
     """Calls of this campaign live at once."""
     ring_timeout_s: int = Field(25, ge=5, le=600)

@@ -108,10 +108,17 @@ opt_outs = Table(
     Column("source", Text, nullable=False),  # "call CA...", "operator", "import"
 )
 
+pace = Table(
+    "ivr_pace",
+    metadata,
+    Column("account", String(64), primary_key=True),
+    Column("next_at", Float, nullable=False),  # the earliest instant the next call may go
+)
+
 
 def _v1(connection: Connection) -> None:
     metadata.create_all(
-        connection, tables=[campaigns, contacts, attempts, opt_outs], checkfirst=True
+        connection, tables=[campaigns, contacts, attempts, opt_outs, pace], checkfirst=True
     )
 
 

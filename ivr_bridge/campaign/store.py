@@ -16,20 +16,23 @@ is what makes it safe on SQLite (one writer at a time) too.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from ivr_bridge.campaign.contacts import Contact
 from ivr_bridge.campaign.outcomes import DECISIONS, Outcome
 from ivr_bridge.campaign.plan import CampaignPlan
-from ivr_bridge.campaign.schema import attempts, campaigns, contacts, migrate, opt_outs
+from ivr_bridge.campaign.reminder import ReminderDetails
+from ivr_bridge.campaign.schema import attempts, campaigns, contacts, migrate, opt_outs, pace
 from ivr_bridge.campaign.settle import (
+    as_datetime,
     attempt_by_sid,
     record_opt_out,
     schedule_round,
@@ -39,10 +42,6 @@ from ivr_bridge.errors import CampaignError
 
 TERMINAL_STATUSES = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
 STATUS_ORDER = {"queued": 0, "initiated": 1, "ringing": 2, "in-progress": 3, "answered": 3}
-
-
-def as_datetime(epoch: float) -> datetime:
-    return datetime.fromtimestamp(epoch, UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,6 +311,32 @@ class CampaignStore:
             if result.rowcount == 1:
                 await settle(db, attempt_id, now)
 
+    async def reserve_dial_slot(self, account: str, *, cps: float, now: float) -> float:
+        """The instant this dial may be sent, at most ``cps`` calls a second for the account
+        across every dispatcher on this database (a token bucket with a burst of one, kept
+        as the next free instant in one row, updated under its row lock)."""
+        gap = 1.0 / cps
+        for _ in range(2):
+            async with self.engine.begin() as db:
+                row = (
+                    await db.execute(
+                        select(pace.c.next_at).where(pace.c.account == account).with_for_update()
+                    )
+                ).first()
+                if row is not None:
+                    slot = max(float(row[0]), now)
+                    await db.execute(
+                        update(pace).where(pace.c.account == account).values(next_at=slot + gap)
+                    )
+                    return slot
+            try:
+                async with self.engine.begin() as db:
+                    await db.execute(insert(pace).values(account=account, next_at=now + gap))
+                return now
+            except IntegrityError:  # another dispatcher made the row first: take a slot in it
+                continue
+        raise CampaignError(f"cannot reserve a dial slot for {account}")
+
     # -- what Twilio and the call report -----------------------------------------------------
 
     async def apply_status(
@@ -324,11 +349,15 @@ class CampaignStore:
         duration_s: int | None = None,
         error_code: int | None = None,
         answered_by: str | None = None,
+        attempt_id: int | None = None,
     ) -> bool:
-        """A status callback; False when no attempt has that CallSid (not one of ours)."""
+        """A status callback; False when no attempt has that CallSid (not one of ours).
+
+        ``attempt_id`` (from the callback URL) lets a callback that beats the dispatcher's own
+        record of the CallSid find its attempt."""
         status = status.lower()
         async with self.engine.begin() as db:
-            row = await attempt_by_sid(db, call_sid)
+            row = await _row_for(db, call_sid, attempt_id, now)
             if row is None:
                 return False
             values: dict[str, Any] = {}
@@ -367,10 +396,16 @@ class CampaignStore:
         return True
 
     async def apply_amd(
-        self, call_sid: str, answered_by: str, amd_ms: int | None, *, now: float
+        self,
+        call_sid: str,
+        answered_by: str,
+        amd_ms: int | None,
+        *,
+        now: float,
+        attempt_id: int | None = None,
     ) -> bool:
         async with self.engine.begin() as db:
-            row = await attempt_by_sid(db, call_sid)
+            row = await _row_for(db, call_sid, attempt_id, now)
             if row is None:
                 return False
             await db.execute(
@@ -419,6 +454,47 @@ class CampaignStore:
             if row["state"] == "done":
                 await settle(db, row["id"], now)
         return True
+
+    # -- the reminder call's own view (``dialog.reminder.ReminderBackend``) -------------------
+
+    async def reminder_details(self, attempt_id: int) -> ReminderDetails | None:
+        async with self.engine.connect() as db:
+            row = (
+                await db.execute(
+                    select(
+                        contacts.c.name,
+                        contacts.c.appointment_at,
+                        contacts.c.timezone,
+                        campaigns.c.settings,
+                        campaigns.c.caller_id,
+                    )
+                    .select_from(attempts)
+                    .join(contacts, contacts.c.id == attempts.c.contact_id)
+                    .join(campaigns, campaigns.c.id == attempts.c.campaign_id)
+                    .where(attempts.c.id == attempt_id)
+                )
+            ).first()
+        if row is None:
+            return None
+        name, appointment_at, zone, settings, caller_id = row
+        plan = CampaignPlan.model_validate_json(settings)
+        return ReminderDetails(
+            name=name,
+            appointment=as_datetime(appointment_at).astimezone(ZoneInfo(zone)),
+            business=plan.business,
+            callback_number=plan.callback_number or caller_id,
+        )
+
+    async def report_reminder(
+        self, attempt_id: int, call_sid: str, *, decision: str | None, voicemail_left: bool
+    ) -> None:
+        await self.apply_call_result(
+            call_sid,
+            decision=Outcome(decision) if decision else None,
+            voicemail_left=voicemail_left,
+            first_audio_ms=None,
+            now=time.time(),
+        )
 
     # -- opt-outs ----------------------------------------------------------------------------
 
@@ -498,3 +574,24 @@ class CampaignStore:
                 .all()
             )
         return [dict(row) for row in rows]
+
+
+async def _row_for(
+    db: AsyncConnection, call_sid: str, attempt_id: int | None, now: float
+) -> dict[str, Any] | None:
+    """The attempt of a callback: by CallSid, or (first callback, before the dispatcher wrote
+    the CallSid down) the claimed attempt named in the callback URL, which adopts the sid."""
+    row = await attempt_by_sid(db, call_sid)
+    if row is None and attempt_id is not None:
+        adopted = await db.execute(
+            update(attempts)
+            .where(
+                attempts.c.id == attempt_id,
+                attempts.c.state == "dialing",
+                attempts.c.call_sid.is_(None),
+            )
+            .values(state="live", call_sid=call_sid, dialed_at=now, call_status="queued")
+        )
+        if adopted.rowcount == 1:
+            row = await attempt_by_sid(db, call_sid)
+    return row

@@ -14,11 +14,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from ivr_bridge.call.app import AppFactory
 from ivr_bridge.call.outcomes import MemoryOutcomeStore
 from ivr_bridge.call.registry import HangUpNow
+from ivr_bridge.campaign.store import CampaignStore
 from ivr_bridge.config import Settings
 from ivr_bridge.dialog.flow import load_flows_dir
 from ivr_bridge.dialog.llm_step import llm_configuration_problem
+from ivr_bridge.dialog.reminder import REMINDER_APP, reminder_app_factory
 from ivr_bridge.metrics import BridgeMetrics
 from ivr_bridge.recognition import warm_up_recognizers
+from ivr_bridge.server.campaign_webhooks import add_campaign_routes
 from ivr_bridge.server.control import add_control_routes
 from ivr_bridge.server.loop_lag import loop_lag_probe_ctx
 from ivr_bridge.server.media_stream import media_stream
@@ -88,6 +91,7 @@ def build_app(state: BridgeState) -> web.Application:
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     add_control_routes(app)
+    add_campaign_routes(app)
     app.cleanup_ctx.append(loop_lag_probe_ctx)
     app.cleanup_ctx.append(_speech_probe_ctx)
     return app
@@ -170,11 +174,14 @@ async def start_bridge(
     *,
     apps: Mapping[str, AppFactory] | None = None,
     default_app: str | None = None,
+    campaigns: CampaignStore | None = None,
 ) -> RunningBridge:
     """Start the bridge (and the embedded speech server when no LMNT endpoint is configured).
 
     ``apps`` adds call apps by name (a call picks one with its ``app`` parameter, e.g.
-    ``/twilio/voice?app=NAME``); ``default_app`` runs when a call names none (else: flows)."""
+    ``/twilio/voice?app=NAME``); ``default_app`` runs when a call names none (else: flows).
+    ``campaigns``: the store outbound calls report to; it adds the ``reminder`` app and the
+    campaign callback routes."""
     host = host or settings.host
     port = settings.port if port is None else port
     flows = load_flows_dir(settings.flows_dir, settings.flow)  # any broken flow stops startup
@@ -228,6 +235,9 @@ async def start_bridge(
         flows=flows,
         speech_health=speech_health,
     )
+    if campaigns is not None:
+        state.campaigns = campaigns
+        state.apps.add(REMINDER_APP, reminder_app_factory(campaigns))
     for name, factory in (apps or {}).items():
         state.apps.add(name, factory)
     if default_app is not None:

@@ -16,6 +16,7 @@ from ivr_bridge.call.listener import ListenerSettings
 from ivr_bridge.call.outcomes import OutcomeStore
 from ivr_bridge.call.playback import PlaybackSettings
 from ivr_bridge.call.registry import CallRegistry, MemoryCallRegistry
+from ivr_bridge.campaign.store import CampaignStore
 from ivr_bridge.config import Settings
 from ivr_bridge.dialog.flow import Flow, FlowError, FlowServices, load_flow, resolve_flow_path
 from ivr_bridge.dialog.flow_app import FLOW_APP, flow_app_factory
@@ -65,6 +66,8 @@ class BridgeState:
         default_factory=lambda: asyncio.Semaphore(UNAUTHENTICATED_READS)
     )
     """Webhook bodies read before their signature could be checked, at most this many at once."""
+    campaigns: CampaignStore | None = None
+    """Outbound campaigns (their callbacks and the reminder app); None: none on this bridge."""
     streams: set[Any] = field(default_factory=set)
     """Every open media-stream socket, with or without a call (closed at the end of a drain)."""
 

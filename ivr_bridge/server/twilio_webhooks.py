@@ -32,7 +32,7 @@ PASSED_THROUGH = ("From", "To", "Direction")
 """Webhook form fields handed to the stream as ``<Parameter>``s (they are not in ``start``)."""
 
 
-async def _signed_form(request: web.Request, state: BridgeState, route: str) -> dict[str, str]:
+async def signed_form(request: web.Request, state: BridgeState, route: str) -> dict[str, str]:
     """The form of a request Twilio signed; 403 otherwise.
 
     Work for a stranger is bounded before the signature can be checked (it covers the body):
@@ -77,7 +77,7 @@ async def voice_webhook(request: web.Request) -> web.Response:
     state = request.app[STATE]
     if state.draining:
         raise web.HTTPServiceUnavailable(text="shutting down; not answering new calls\n")
-    params = await _signed_form(request, state, "voice")
+    params = await signed_form(request, state, "voice")
     call_sid = params.get("CallSid", "")
     query = dict(request.query)
     flow_name = query.pop("flow", state.settings.flow)
@@ -108,7 +108,7 @@ async def voice_webhook(request: web.Request) -> web.Response:
 
 async def after_stream_webhook(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    params = await _signed_form(request, state, "after-stream")
+    params = await signed_form(request, state, "after-stream")
     call_sid = params.get("CallSid", "")
     outcome = await state.outcomes.take(call_sid)
     if outcome is None:

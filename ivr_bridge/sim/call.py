@@ -52,8 +52,14 @@ def sign(auth_token: str | None, url: str, params: dict[str, str]) -> dict[str, 
     return {"X-Twilio-Signature": RequestValidator(auth_token).compute_signature(url, params)}
 
 
-def call_params(ids: protocol.StreamIds, script: CallerScript, status: str) -> dict[str, str]:
-    """The form parameters Twilio posts for an inbound call."""
+def call_params(
+    ids: protocol.StreamIds,
+    script: CallerScript,
+    status: str,
+    overrides: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """The form parameters Twilio posts for an inbound call (``overrides`` make it another:
+    an outbound call has ``Direction=outbound-api`` and our number as ``From``)."""
     caller = script.caller
     return {
         "CallSid": ids.call_sid,
@@ -65,6 +71,7 @@ def call_params(ids: protocol.StreamIds, script: CallerScript, status: str) -> d
         "CallStatus": status,
         "Direction": "inbound",
         "ApiVersion": API_VERSION,
+        **(overrides or {}),
     }
 
 
@@ -93,6 +100,7 @@ async def run_call(
     utterance_gap_ms: float = 500.0,
     open_timeout_s: float = 10.0,
     call_sid: str | None = None,
+    webhook_fields: dict[str, str] | None = None,
 ) -> CallResult:
     """Place one simulated call and return what happened.
 
@@ -113,7 +121,7 @@ async def run_call(
     timeout = aiohttp.ClientTimeout(total=open_timeout_s)
     async with aiohttp.ClientSession(timeout=timeout) as http:
         if voice_url is not None:
-            params = call_params(ids, script, "ringing")
+            params = call_params(ids, script, "ringing", webhook_fields)
             status, twiml = await _post_twiml(http, voice_url, params, auth_token)
             recorder.event(0, "webhook", url=voice_url, status=status)
             instruction: StreamInstruction | None = None
@@ -159,6 +167,7 @@ async def run_call(
                         auth_token,
                         recorder,
                         direct=voice_url is None,
+                        webhook_fields=webhook_fields,
                     )
                     or verdict
                 )
@@ -243,6 +252,7 @@ async def _after_stream(
     recorder: CallRecorder,
     *,
     direct: bool,
+    webhook_fields: dict[str, str] | None = None,
 ) -> Verdict | None:
     """What Twilio does once the stream is over: nothing after a hangup, else the action URL."""
     if session.closed_by in ("caller", "max_duration"):
@@ -254,7 +264,7 @@ async def _after_stream(
     if instruction.action_url is None:
         return verdict_after_connect(twiml)
     url = instruction.action_url
-    params = call_params(ids, script, "in-progress")
+    params = call_params(ids, script, "in-progress", webhook_fields)
     t = session.line_ms  # the call's own clock stopped with the stream: stamp at its end
     try:
         if instruction.action_method == "GET":

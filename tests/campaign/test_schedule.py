@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -10,7 +9,6 @@ import pytest
 
 from ivr_bridge.campaign.hours import CallingHours, parse_weekdays
 from ivr_bridge.campaign.outcomes import Outcome, attempt_outcome
-from ivr_bridge.campaign.pacing import TokenBucket
 from ivr_bridge.campaign.schedule import RetryPolicy, Schedule, first_dial, parse_leads, retry_at
 from ivr_bridge.errors import CampaignError
 
@@ -113,20 +111,3 @@ def test_attempt_outcomes_from_twilio_status_amd_and_the_dialog() -> None:
     assert attempt_outcome("completed", "unknown", Outcome.CONFIRMED) is Outcome.CONFIRMED
     with pytest.raises(ValueError, match="not final"):
         attempt_outcome("ringing")
-
-
-def test_the_token_bucket_never_lets_two_calls_closer_than_one_over_the_rate() -> None:
-    bucket = TokenBucket(rate=1.0)
-    sent: list[float] = []
-    now = 0.0
-    while len(sent) < 5:
-        wait = bucket.delay(now)
-        now += wait
-        if bucket.take(now):
-            sent.append(now)
-        now += 0.3  # the dispatcher does other work between sends
-    gaps = [b - a for a, b in itertools.pairwise(sent)]
-    assert min(gaps) >= 1.0 - 1e-9
-    assert TokenBucket(rate=2.0).delay(0.0) == 0.0
-    with pytest.raises(CampaignError, match="above 0"):
-        TokenBucket(rate=0)

@@ -38,7 +38,11 @@ async def make_bridge(speech_server: Any) -> AsyncIterator[Callable[..., Any]]:
     bridges: list[RunningBridge] = []
 
     async def factory(
-        *, apps: dict[str, Any] | None = None, default_app: str | None = None, **overrides: Any
+        *,
+        apps: dict[str, Any] | None = None,
+        default_app: str | None = None,
+        campaigns: Any = None,
+        **overrides: Any,
     ) -> RunningBridge:
         """A bridge with these settings; ``apps`` adds call apps (name → factory)."""
         values: dict[str, Any] = {
@@ -50,7 +54,9 @@ async def make_bridge(speech_server: Any) -> AsyncIterator[Callable[..., Any]]:
             "port": 0,
         }
         values.update(overrides)
-        bridge = await start_bridge(Settings(**values), apps=apps, default_app=default_app)
+        bridge = await start_bridge(
+            Settings(**values), apps=apps, default_app=default_app, campaigns=campaigns
+        )
         bridges.append(bridge)
         return bridge
 

@@ -1,0 +1,133 @@
+"""The dispatcher: takes due attempts from the database and dials them, at the account's pace.
+
+One runs per replica; they share the work through the database (``CampaignStore.claim_due``)
+and the pace through one row (``reserve_dial_slot``), so two replicas dial no faster than one
+would and never the same attempt. Everything is checked again just before the request goes
+out, because minutes can pass between scheduling and dialling: the callee's calling hours, the
+round's end (``expired_window`` rather than a late call), and the opt-out list (an opt-out said
+on another campaign's call a second ago counts).
+
+The reconciler covers what a crash or a lost callback leaves behind: an attempt claimed but
+never confirmed placed is looked up in the Calls API (placed: adopted; not placed: dialled
+again), and a call with no final status after its time limit is fetched and settled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import structlog
+
+from ivr_bridge.campaign.dialer import Dialed, Dialer, DialRequest
+from ivr_bridge.campaign.outcomes import Outcome
+from ivr_bridge.campaign.store import CampaignStore, Claimed
+
+log = structlog.get_logger("ivr_bridge.campaign")
+
+RETRY_REFUSED_S = 30.0
+"""A dial Twilio refused for now (429, 5xx, network) goes again this much later."""
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        store: CampaignStore,
+        dialer: Dialer,
+        *,
+        worker: str,
+        account: str,
+        cps: float = 1.0,
+        poll_s: float = 1.0,
+        batch: int = 10,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.store = store
+        self.dialer = dialer
+        self.worker = worker
+        self.account = account
+        self.cps = cps
+        self.poll_s = poll_s
+        self.batch = batch
+        self.clock = clock
+        self.sleep = sleep
+        self.dialled = 0
+
+    async def run(self) -> None:
+        """Dial until cancelled."""
+        log.info("dispatcher_started", worker=self.worker, cps=self.cps)
+        while True:
+            if not await self.step():
+                await self.sleep(self.poll_s)
+
+    async def step(self) -> int:
+        """Claim one batch of due attempts and dial them; returns how many were claimed."""
+        claimed = await self.store.claim_due(self.worker, now=self.clock(), limit=self.batch)
+        for index, attempt in enumerate(claimed):
+            try:
+                await self._dial(attempt)
+            except asyncio.CancelledError:
+                # Stopping: what is claimed and not dialled goes back, due at once.
+                for rest in claimed[index:]:
+                    await asyncio.shield(self.store.release(rest.attempt_id, at=self.clock()))
+                raise
+        return len(claimed)
+
+    async def _dial(self, attempt: Claimed) -> None:
+        slot = await self.store.reserve_dial_slot(self.account, cps=self.cps, now=self.clock())
+        wait = slot - self.clock()
+        if wait > 0:
+            await self.sleep(wait)
+        now = self.clock()
+        verdict = await self._still_callable(attempt, now)
+        if verdict is not None:
+            return
+        result = await self.dialer.dial(
+            DialRequest(
+                to=attempt.phone,
+                from_=attempt.caller_id,
+                attempt_id=attempt.attempt_id,
+                app=attempt.app,
+                ring_timeout_s=attempt.plan.ring_timeout_s,
+                time_limit_s=attempt.plan.time_limit_s,
+            )
+        )
+        if isinstance(result, Dialed):
+            self.dialled += 1
+            await self.store.mark_dialed(attempt.attempt_id, result.call_sid, now=self.clock())
+            log.info("dialled", attempt=attempt.attempt_id, call_sid=result.call_sid)
+        elif result.retry:
+            log.warning("dial_refused_for_now", attempt=attempt.attempt_id, reason=result.message)
+            await self.store.release(attempt.attempt_id, at=self.clock() + RETRY_REFUSED_S)
+        else:
+            log.warning(
+                "dial_failed", attempt=attempt.attempt_id, code=result.code, reason=result.message
+            )
+            await self.store.finish_undialled(
+                attempt.attempt_id, Outcome.FAILED, now=self.clock(), error_code=result.code
+            )
+
+    async def _still_callable(self, attempt: Claimed, now: float) -> str | None:
+        """None when the call may go now; otherwise why not (the attempt is dealt with)."""
+        if await self.store.opted_out(attempt.phone):
+            await self.store.finish_undialled(attempt.attempt_id, Outcome.OPTED_OUT, now=now)
+            return "opted_out"
+        if now > attempt.not_after:
+            await self.store.finish_undialled(attempt.attempt_id, Outcome.EXPIRED_WINDOW, now=now)
+            return "expired_window"
+        hours, zone = attempt.plan.hours(), ZoneInfo(attempt.timezone)
+        when = datetime.fromtimestamp(now, UTC)
+        if not hours.allows(when, zone):
+            later = hours.next_open(when, zone).timestamp()
+            if later > attempt.not_after:
+                await self.store.finish_undialled(
+                    attempt.attempt_id, Outcome.EXPIRED_WINDOW, now=now
+                )
+                return "expired_window"
+            await self.store.release(attempt.attempt_id, at=later)
+            return "outside_hours"
+        return None

@@ -1,0 +1,338 @@
+"""An offline stand-in for Twilio's Calls API: it takes ``calls.create`` exactly as
+twilio-python sends it, rings, and plays the callee.
+
+Each callee is a *persona* (by phone number): a person who answers and follows a caller script
+through the simulated caller (voice webhook, signed stream, after-stream request: the same path
+an inbound call takes, with ``Direction=outbound-api``), a line that is busy, one that rings out,
+a number that fails, or one Twilio refuses at once (HTTP 400 with error 21211, as for an
+invalid number). Status callbacks (``initiated``, ``ringing``, ``in-progress``, then the final
+status) and the asynchronous answering-machine result are signed with the account's auth token
+and sent in Twilio's order, or shuffled when asked, as the real ones sometimes arrive.
+
+Every create request is stamped on one monotonic clock (``create_times``) so a test can measure
+the rate it was dialled at, and ``GET Calls/{sid}.json`` / ``GET Calls.json?To=`` answer the
+reconciler's questions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hmac
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from typing import Any, Literal
+
+import aiohttp
+from aiohttp import web
+from yarl import URL
+
+from ivr_bridge.sim import protocol
+from ivr_bridge.sim.call import run_call, sign
+from ivr_bridge.sim.result import CallResult
+from ivr_bridge.sim.script import CallerScript
+
+API = "/2010-04-01/Accounts/{account}"
+PersonaKind = Literal["human", "busy", "no_answer", "failed", "invalid"]
+E164_DIGITS = range(8, 16)
+FINAL = ("completed", "busy", "no-answer", "failed")
+"""Sent whatever events were asked for (Twilio always reports how a call ended)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Persona:
+    kind: PersonaKind = "human"
+    ring_ms: int = 2_000
+    """How long it rings before anyone answers (or the line gives up)."""
+    script: CallerScript | None = None
+    """What the person does once connected (``human``)."""
+    answered_by: str = "human"
+    """The answering-machine result the stand-in reports for this callee."""
+    amd_ms: int = 2_500
+    """Call time after the answer at which that result is known."""
+
+
+@dataclass
+class StandInCall:
+    sid: str
+    to: str
+    from_: str
+    form: dict[str, Any]
+    persona: Persona
+    created_at: float
+    status: str = "queued"
+    duration_s: int | None = None
+    answered_by: str | None = None
+    result: CallResult | None = None
+    callbacks: list[dict[str, str]] = field(default_factory=list)
+
+    def resource(self, account: str) -> dict[str, Any]:
+        created = format_datetime(datetime.fromtimestamp(self.created_at, UTC), usegmt=True)
+        return {
+            "sid": self.sid,
+            "account_sid": account,
+            "to": self.to,
+            "from": self.from_,
+            "status": self.status,
+            "direction": "outbound-api",
+            "date_created": created,
+            "date_updated": created,
+            "duration": None if self.duration_s is None else str(self.duration_s),
+            "answered_by": self.answered_by,
+            "api_version": "2010-04-01",
+            "uri": f"{API.format(account=account)}/Calls/{self.sid}.json",
+        }
+
+
+class TwilioRestStandIn:
+    def __init__(
+        self,
+        *,
+        account_sid: str,
+        auth_token: str,
+        personas: Callable[[str], Persona],
+        speed: float = 1.0,
+        shuffle_callbacks: bool = False,
+        seed: int = 0,
+    ) -> None:
+        self.account_sid = account_sid
+        self.auth_token = auth_token
+        self.personas = personas
+        self.speed = speed
+        self.shuffle = shuffle_callbacks
+        self._random = random.Random(seed)
+        self.calls: dict[str, StandInCall] = {}
+        self.create_times: list[float] = []
+        """``time.monotonic()`` of every accepted create request."""
+        self.refused: list[dict[str, Any]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._runner: web.AppRunner | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self.base_url = ""
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        app = web.Application()
+        base = API.format(account="{account}")
+        app.router.add_post(base + "/Calls.json", self._create)
+        app.router.add_get(base + "/Calls.json", self._list)
+        app.router.add_get(base + "/Calls/{sid}.json", self._fetch)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        bound = site._server.sockets[0].getsockname()  # type: ignore[union-attr]
+        self.base_url = f"http://{host}:{bound[1]}"
+        self._http = aiohttp.ClientSession()
+        return self.base_url
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._http is not None:
+            await self._http.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def settled(self, timeout_s: float = 60.0) -> None:
+        """Wait until every call placed so far has ended and sent its callbacks."""
+        async with asyncio.timeout(timeout_s):
+            while self._tasks:
+                await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    # -- the REST API ------------------------------------------------------------------------
+
+    def _authorised(self, request: web.Request) -> bool:
+        if request.match_info["account"] != self.account_sid:
+            return False
+        header = request.headers.get("Authorization", "")
+        expected = (
+            "Basic " + base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
+        )
+        return hmac.compare_digest(header, expected)
+
+    @staticmethod
+    def _error(status: int, code: int, message: str) -> web.Response:
+        return web.json_response(
+            {"code": code, "message": message, "more_info": "", "status": status}, status=status
+        )
+
+    async def _create(self, request: web.Request) -> web.Response:
+        if not self._authorised(request):
+            return self._error(401, 20003, "Authenticate")
+        form = await request.post()
+        fields: dict[str, Any] = {
+            k: form.getall(k) if k == "StatusCallbackEvent" else form[k] for k in set(form.keys())
+        }
+        to, from_ = str(fields.get("To", "")), str(fields.get("From", ""))
+        if not fields.get("Url") and not fields.get("Twiml"):
+            return self._error(400, 21205, "Url parameter is required")
+        if not from_:
+            return self._error(400, 21603, "A 'From' phone number is required")
+        persona = self.personas(to)
+        digits = to[1:]
+        if persona.kind == "invalid" or not (
+            to.startswith("+") and digits.isdigit() and len(digits) in E164_DIGITS
+        ):
+            self.refused.append(fields)
+            return self._error(400, 21211, f"Invalid 'To' Phone Number: {to}")
+        call = StandInCall(
+            protocol.new_sid("CA"), to, from_, fields, persona, created_at=time.time()
+        )
+        self.calls[call.sid] = call
+        self.create_times.append(time.monotonic())
+        task = asyncio.create_task(self._play(call))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return web.json_response(call.resource(self.account_sid), status=201)
+
+    async def _fetch(self, request: web.Request) -> web.Response:
+        if not self._authorised(request):
+            return self._error(401, 20003, "Authenticate")
+        call = self.calls.get(request.match_info["sid"])
+        if call is None:
+            return self._error(404, 20404, "The requested resource was not found")
+        return web.json_response(call.resource(self.account_sid))
+
+    async def _list(self, request: web.Request) -> web.Response:
+        if not self._authorised(request):
+            return self._error(401, 20003, "Authenticate")
+        to, from_ = request.query.get("To"), request.query.get("From")
+        found = [
+            c.resource(self.account_sid)
+            for c in sorted(self.calls.values(), key=lambda c: -c.created_at)
+            if (to is None or c.to == to) and (from_ is None or c.from_ == from_)
+        ]
+        return web.json_response(
+            {
+                "calls": found,
+                "page": 0,
+                "page_size": 50,
+                "next_page_uri": None,
+                "uri": request.path_qs,
+            }
+        )
+
+    # -- one call ----------------------------------------------------------------------------
+
+    async def _wait(self, call_ms: float) -> None:
+        await asyncio.sleep(call_ms / 1000 / self.speed)
+
+    async def _play(self, call: StandInCall) -> None:
+        persona = call.persona
+        pending: list[tuple[str, dict[str, str]]] = []
+        seq = 0
+
+        def status(name: str, **extra: str) -> None:
+            nonlocal seq
+            call.status = name
+            if name in self._events(call) or name in FINAL:
+                pending.append(
+                    ("status", {"CallStatus": name, "SequenceNumber": str(seq), **extra})
+                )
+                seq += 1
+
+        ring_timeout_ms = 1000 * int(call.form.get("Timeout", 60))
+        status("initiated")
+        status("ringing")
+        await self._flush(call, pending)
+        if persona.kind == "failed":
+            status("failed")
+        elif persona.kind == "busy":
+            await self._wait(min(persona.ring_ms, 500))
+            status("busy", CallDuration="0")
+        elif persona.kind == "no_answer" or persona.ring_ms >= ring_timeout_ms:
+            await self._wait(ring_timeout_ms)
+            status("no-answer", CallDuration="0")
+        else:
+            await self._wait(persona.ring_ms)
+            status("in-progress")
+            await self._flush(call, pending)
+            answered = time.monotonic()
+            amd = asyncio.create_task(self._amd(call))
+            try:
+                call.result = await self._converse(call)
+            finally:
+                await asyncio.gather(amd, return_exceptions=True)
+            duration = max(1, round((time.monotonic() - answered) * self.speed))
+            call.duration_s = duration
+            status("completed", CallDuration=str(duration))
+        await self._flush(call, pending)
+
+    def _events(self, call: StandInCall) -> set[str]:
+        asked = call.form.get("StatusCallbackEvent") or []
+        names = {str(e) for e in (asked if isinstance(asked, list) else [asked])}
+        return {"in-progress" if n == "answered" else n for n in names}
+
+    async def _amd(self, call: StandInCall) -> None:
+        if str(call.form.get("AsyncAmd", "")).lower() != "true":
+            return
+        await self._wait(call.persona.amd_ms)
+        call.answered_by = call.persona.answered_by
+        url = str(call.form.get("AsyncAmdStatusCallback") or "")
+        if url:
+            await self._send(
+                call,
+                url,
+                {
+                    "AnsweredBy": call.persona.answered_by,
+                    "MachineDetectionDuration": str(call.persona.amd_ms),
+                },
+            )
+
+    async def _converse(self, call: StandInCall) -> CallResult | None:
+        script = call.persona.script or CallerScript.model_validate(
+            {"steps": [{"say": "Hello?"}, "wait_for_bot", "hangup"]}
+        )
+        return await run_call(
+            voice_url=str(call.form["Url"]),
+            ws_url=None,
+            script=script,
+            auth_token=self.auth_token,
+            speed=self.speed,
+            account_sid=self.account_sid,
+            call_sid=call.sid,
+            webhook_fields={
+                "From": call.from_,
+                "To": call.to,
+                "Direction": "outbound-api",
+                "Caller": call.from_,
+                "Called": call.to,
+            },
+        )
+
+    async def _flush(self, call: StandInCall, pending: list[tuple[str, dict[str, str]]]) -> None:
+        url = str(call.form.get("StatusCallback") or "")
+        batch, pending[:] = list(pending), []
+        if self.shuffle:
+            self._random.shuffle(batch)
+        for _, fields in batch:
+            if url:
+                await self._send(call, url, fields)
+
+    async def _send(self, call: StandInCall, url: str, fields: dict[str, str]) -> None:
+        form = {
+            "CallSid": call.sid,
+            "AccountSid": self.account_sid,
+            "From": call.from_,
+            "To": call.to,
+            "Direction": "outbound-api",
+            "ApiVersion": "2010-04-01",
+            "Timestamp": format_datetime(datetime.now(UTC), usegmt=True),
+            "CallbackSource": "call-progress-events",
+            **fields,
+        }
+        call.callbacks.append(form)
+        assert self._http is not None
+        try:
+            headers = sign(self.auth_token, url, form)
+            async with self._http.post(URL(url, encoded=True), data=form, headers=headers) as r:
+                await r.read()
+        except aiohttp.ClientError:
+            pass  # Twilio does not retry a status callback either

@@ -1,0 +1,177 @@
+"""Outbound reminders end to end: the dispatcher dials through twilio-python's async client into
+the Twilio REST stand-in, which rings callees played by the simulated caller against the real
+bridge and the real speech server; callbacks come back signed; the store has the outcomes."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import math
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from ivr_bridge.campaign.contacts import Contact
+from ivr_bridge.campaign.dialer import TwilioDialer
+from ivr_bridge.campaign.dispatcher import Dispatcher
+from ivr_bridge.campaign.plan import CampaignPlan
+from ivr_bridge.campaign.store import CampaignStore
+from ivr_bridge.sim.script import CallerScript
+from ivr_bridge.sim.twilio_rest import Persona, TwilioRestStandIn
+from tests.e2e.conftest import AUTH_TOKEN
+
+ACCOUNT = "AC" + "5" * 32
+CALLER_ID = "+15005550006"
+SPEED = 8.0
+CPS = 4.0
+
+
+def person_pressing(*keys: str) -> Persona:
+    """Answers "Hello?", then presses each key after the bot's next prompt."""
+    steps: list[Any] = [{"say": "Hello?"}, "wait_for_bot"]
+    for key in keys:
+        steps += [{"press": key}, "wait_for_bot"]
+    steps.append("hangup")
+    return Persona(
+        "human",
+        ring_ms=1500,
+        script=CallerScript.model_validate({"steps": steps}),
+        amd_ms=800,  # known while the opening line still plays: a deterministic order
+    )
+
+
+PERSONAS: dict[str, Persona] = {
+    "+13125550101": person_pressing("1", "1"),  # it's me; confirm
+    "+13125550102": person_pressing("1", "3"),  # it's me; cancel
+    "+13125550103": person_pressing("1", "9"),  # it's me; stop calling
+    "+13125550104": Persona("busy"),
+    "+13125550105": Persona("no_answer"),
+    "+13125550106": Persona("failed"),
+    "+13125550107": Persona("invalid"),
+}
+EXPECTED = {
+    "+13125550101": "confirmed",
+    "+13125550102": "cancelled",
+    "+13125550103": "opted_out",
+    "+13125550104": "busy",
+    "+13125550105": "no_answer",
+    "+13125550106": "failed",
+    "+13125550107": "failed",
+}
+
+
+def all_day_plan(now: float) -> CampaignPlan:
+    start = datetime.fromtimestamp(now, UTC) - timedelta(hours=1)
+    return CampaignPlan(
+        business="Elm Street Clinic",
+        window_start=start,
+        window_end=start + timedelta(days=1),
+        hours_start="00:00",
+        hours_end="23:59",
+        days="all",
+        call_room_min=0,
+        ring_timeout_s=5,
+    )
+
+
+def contacts_for(phones: list[str], now: float) -> list[Contact]:
+    appointment = datetime.fromtimestamp(now, UTC) + timedelta(days=3)
+    return [
+        Contact(line, phone, f"Ana Patient{line}", appointment, "America/Chicago")
+        for line, phone in enumerate(phones, start=2)
+    ]
+
+
+async def _run_until_all_dialled(
+    dispatcher: Dispatcher, store: CampaignStore, campaign: str, timeout_s: float = 90.0
+) -> None:
+    """Run the dispatcher until no first attempt is waiting to be dialled."""
+    task = asyncio.create_task(dispatcher.run())
+
+    async def waiting() -> bool:
+        rows = await store.attempt_rows(campaign)
+        return any(r["number"] == 1 and r["state"] in ("scheduled", "dialing") for r in rows)
+
+    try:
+        async with asyncio.timeout(timeout_s):
+            while await waiting():  # noqa: ASYNC110 - the database is what we wait on
+                await asyncio.sleep(0.05)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_campaign_dials_at_its_pace_and_every_contact_ends_in_its_outcome(
+    make_bridge: Any, tmp_path: Path
+) -> None:
+    now = time.time()
+    store = await CampaignStore.open(f"sqlite:///{tmp_path / 'campaigns.db'}", now=now)
+    bridge = await make_bridge(campaigns=store)
+    standin = TwilioRestStandIn(
+        account_sid=ACCOUNT,
+        auth_token=AUTH_TOKEN,
+        personas=lambda phone: PERSONAS.get(phone, Persona("busy")),
+        speed=SPEED,
+    )
+    await standin.start()
+    dialer = TwilioDialer(
+        ACCOUNT, AUTH_TOKEN, public_url=bridge.base_url, api_base_url=standin.base_url
+    )
+    try:
+        await store.create_campaign(
+            "flu",
+            name="Flu shots",
+            caller_id=CALLER_ID,
+            app="reminder",
+            plan=all_day_plan(now),
+            now=now,
+        )
+        await store.add_contacts("flu", contacts_for(list(PERSONAS), now), now=now)
+        await store.set_status("flu", "running")
+        dispatcher = Dispatcher(store, dialer, worker="test", account=ACCOUNT, cps=CPS, poll_s=0.05)
+        await _run_until_all_dialled(dispatcher, store, "flu")
+        assert len(standin.create_times) == len(PERSONAS) - 1  # the invalid one was refused
+        await standin.settled(timeout_s=90)
+
+        outcomes = {
+            r["phone"]: r["outcome"] for r in await store.attempt_rows("flu") if r["number"] == 1
+        }
+        assert outcomes == EXPECTED
+        rows = {r["phone"]: r for r in await store.attempt_rows("flu") if r["number"] == 1}
+        assert rows["+13125550107"]["error_code"] == 21211
+        assert rows["+13125550101"]["answered_by"] == "human"
+        # Busy, no answer and a failure Twilio gave no reason for are tried again later in the
+        # window; decisions and an invalid number (21211) are final.
+        again = sorted(r["phone"] for r in await store.attempt_rows("flu") if r["number"] == 2)
+        assert again == ["+13125550104", "+13125550105", "+13125550106"]
+
+        # Never faster than the account's pace: in any second, at most CPS requests arrived
+        # (one more allowed for network jitter between two requests sent 1/CPS apart).
+        times = standin.create_times
+        for first, later in itertools.combinations(times, 2):
+            assert later >= first
+        for index, start in enumerate(times):
+            within = [t for t in times[index:] if t - start < 1.0]
+            assert len(within) <= math.ceil(CPS) + 1, times
+
+        # The opt-out said on this call stops every later call to the number, in any campaign.
+        await store.create_campaign(
+            "dental",
+            name="Dental",
+            caller_id=CALLER_ID,
+            app="reminder",
+            plan=all_day_plan(now),
+            now=time.time(),
+        )
+        await store.add_contacts("dental", contacts_for(["+13125550103"], now), now=time.time())
+        await store.set_status("dental", "running")
+        before = len(standin.create_times)
+        assert await dispatcher.step() == 1
+        assert len(standin.create_times) == before, "an opted-out number was dialled"
+        [dental] = await store.attempt_rows("dental")
+        assert dental["outcome"] == "opted_out"
+    finally:
+        await dialer.close()
+        await standin.close()
+        await store.close()
