@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import array
 import math
+import re
 import wave
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -98,7 +99,9 @@ expect: {ended: hangup}
     assert "The balance on account ending •••• is ••••• dollars." in said
     assert said[-1] == "Thank you for calling Example Bank. Goodbye."
     for secret in ("55501234", "1234", "42.17", "+15005550006"):
-        leaked = [e for e in logs if any(secret in str(v) for v in e.values())]
+        # As a whole run of digits: a timing such as call_ms=12340 is not the account number.
+        shown = re.compile(rf"(?<!\d){re.escape(secret)}(?!\d)")
+        leaked = [e for e in logs if any(shown.search(str(v)) for v in e.values())]
         assert not leaked, (secret, leaked[:2])
     [http] = _events(logs, "http")
     assert http["ok"] is True and http["status"] == 200
