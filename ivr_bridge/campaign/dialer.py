@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
 import aiohttp
@@ -59,8 +59,27 @@ class Refused:
 DialResult = Dialed | Refused
 
 
+@dataclass(frozen=True, slots=True)
+class PlacedCall:
+    """A call as the Calls API reports it (for the reconciler)."""
+
+    call_sid: str
+    to: str
+    from_: str
+    created_at: float
+    status: str
+    duration_s: int | None
+    answered_by: str | None
+
+
 class Dialer(Protocol):
     async def dial(self, request: DialRequest) -> DialResult: ...
+
+    async def find_calls(self, to: str, from_: str, *, since: float) -> list[PlacedCall]:
+        """Calls placed to ``to`` from ``from_`` created at or after ``since``."""
+        ...
+
+    async def fetch(self, call_sid: str) -> PlacedCall | None: ...
 
     async def close(self) -> None: ...
 
@@ -117,5 +136,32 @@ class TwilioDialer:
             return Refused(True, None, f"Twilio unreachable: {exc}")
         return Dialed(str(call.sid))
 
+    async def find_calls(self, to: str, from_: str, *, since: float) -> list[PlacedCall]:
+        calls = await self._client.calls.list_async(to=to, from_=from_, limit=20)
+        found = [_placed(call) for call in calls]
+        return [call for call in found if call.created_at >= since]
+
+    async def fetch(self, call_sid: str) -> PlacedCall | None:
+        try:
+            return _placed(await self._client.calls(call_sid).fetch_async())
+        except TwilioRestException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
     async def close(self) -> None:
         await self._http.close()
+
+
+def _placed(call: Any) -> PlacedCall:
+    created = call.date_created.timestamp() if call.date_created else 0.0
+    duration = int(call.duration) if call.duration and str(call.duration).isdigit() else None
+    return PlacedCall(
+        str(call.sid),
+        str(call.to),
+        str(call._from),
+        created,
+        str(call.status),
+        duration,
+        call.answered_by,
+    )

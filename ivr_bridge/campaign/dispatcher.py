@@ -24,12 +24,17 @@ import structlog
 
 from ivr_bridge.campaign.dialer import Dialed, Dialer, DialRequest
 from ivr_bridge.campaign.outcomes import Outcome
-from ivr_bridge.campaign.store import CampaignStore, Claimed
+from ivr_bridge.campaign.store import TERMINAL_STATUSES, CampaignStore, Claimed
 
 log = structlog.get_logger("ivr_bridge.campaign")
 
 RETRY_REFUSED_S = 30.0
 """A dial Twilio refused for now (429, 5xx, network) goes again this much later."""
+CLAIM_GRACE_S = 120.0
+"""A claim older than this with no CallSid belongs to a dispatcher that died mid-dial."""
+LIVE_GRACE_S = 900.0
+"""A placed call with no final status this long after dialling lost its last callback."""
+RECONCILE_EVERY_S = 30.0
 
 
 class Dispatcher:
@@ -58,11 +63,58 @@ class Dispatcher:
         self.dialled = 0
 
     async def run(self) -> None:
-        """Dial until cancelled."""
+        """Dial until cancelled; look for what a crash or a lost callback left, now and then."""
         log.info("dispatcher_started", worker=self.worker, cps=self.cps)
+        next_reconcile = self.clock()
         while True:
+            if self.clock() >= next_reconcile:
+                await self.reconcile()
+                next_reconcile = self.clock() + RECONCILE_EVERY_S
             if not await self.step():
                 await self.sleep(self.poll_s)
+
+    async def reconcile(
+        self, *, claim_grace_s: float = CLAIM_GRACE_S, live_grace_s: float = LIVE_GRACE_S
+    ) -> int:
+        """Settle attempts a dead dispatcher or a lost callback left open; returns how many.
+
+        Claimed but never recorded as placed: the Calls API says whether the call went out
+        (then the attempt adopts it, so it is not dialled twice) or not (then it is due again).
+        Placed with no final status: the call is fetched and its status applied."""
+        now = self.clock()
+        stale = await self.store.stale(
+            claimed_before=now - claim_grace_s, dialed_before=now - live_grace_s
+        )
+        for row in stale:
+            if row["state"] == "dialing":
+                since = (row["claimed_at"] or now) - 5.0
+                found = await self.dialer.find_calls(row["phone"], row["caller_id"], since=since)
+                if not found:
+                    log.warning(
+                        "reconcile: claimed call never placed; dialling again", attempt=row["id"]
+                    )
+                    await self.store.release(row["id"], at=now)
+                    continue
+                call_sid = found[0].call_sid
+                log.warning(
+                    "reconcile: adopting a call placed before a crash",
+                    attempt=row["id"],
+                    call_sid=call_sid,
+                )
+                await self.store.mark_dialed(row["id"], call_sid, now=found[0].created_at)
+            else:
+                call_sid = row["call_sid"]
+            placed = await self.dialer.fetch(call_sid)
+            if placed is not None and placed.status in TERMINAL_STATUSES:
+                await self.store.apply_status(
+                    call_sid,
+                    placed.status,
+                    sequence=None,
+                    now=now,
+                    duration_s=placed.duration_s,
+                    answered_by=placed.answered_by,
+                )
+        return len(stale)
 
     async def step(self) -> int:
         """Claim one batch of due attempts and dial them; returns how many were claimed."""

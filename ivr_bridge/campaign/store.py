@@ -553,8 +553,9 @@ class CampaignStore:
             rows = (
                 (
                     await db.execute(
-                        select(attempts, contacts.c.phone)
+                        select(attempts, contacts.c.phone, campaigns.c.caller_id)
                         .join(contacts, contacts.c.id == attempts.c.contact_id)
+                        .join(campaigns, campaigns.c.id == attempts.c.campaign_id)
                         .where(
                             (
                                 and_(
