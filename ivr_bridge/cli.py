@@ -70,6 +70,12 @@ def _loadtest(args: argparse.Namespace) -> int:
     return run_loadtest_from_args(args)
 
 
+def _campaign(args: argparse.Namespace) -> int:
+    from ivr_bridge.campaign.cli import run_campaign_from_args
+
+    return run_campaign_from_args(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ivr-bridge", description=__doc__)
     parser.add_argument("--version", action="version", version=f"ivr-bridge {__version__}")
@@ -103,6 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_loadtest_arguments(load)
     load.set_defaults(func=_loadtest)
+
+    campaign = sub.add_parser("campaign", help="outbound reminder campaigns")
+    from ivr_bridge.campaign.cli import add_campaign_arguments
+
+    add_campaign_arguments(campaign)
+    campaign.set_defaults(func=_campaign)
 
     demo = sub.add_parser("demo", help="run a whole call on embedded defaults and record it")
     demo.add_argument("--out", default="demo-out", help="directory for call.wav and transcript")
