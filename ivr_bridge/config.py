@@ -93,6 +93,16 @@ class Settings(BaseSettings):
     """How long a finished call's outcome waits for Twilio's after-stream request."""
     idle_socket_s: float = Field(default=15.0, gt=0, le=3600)
     """An HTTP connection that sends no complete request for this long is closed."""
+    campaign_db: str | None = None
+    """Outbound campaigns' database (``sqlite:///campaigns.db`` or ``postgresql://host/db``).
+    Set: the bridge answers campaign callbacks, runs the ``reminder`` app and dials."""
+    dial_cps: float = Field(default=1.0, gt=0, le=100)
+    """Calls per second for the whole Twilio account, shared by every replica on the database:
+    at or below the account's CPS (1 unless Twilio raised it), or Twilio queues calls silently."""
+    dispatcher: bool = True
+    """With ``IVR_CAMPAIGN_DB``: dial from this process (false: callbacks only)."""
+    twilio_api_url: str = "https://api.twilio.com"
+    """Twilio's REST API (the offline stand-in's address in tests and demos)."""
     control_token: SecretStr | None = None
     """Bearer token for ``POST /calls/{CallSid}/control`` (hang up or transfer a live call,
     report an answering machine). Unset: the route is off."""

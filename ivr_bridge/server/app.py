@@ -25,6 +25,7 @@ from ivr_bridge.server.campaign_webhooks import add_campaign_routes
 from ivr_bridge.server.control import add_control_routes
 from ivr_bridge.server.loop_lag import loop_lag_probe_ctx
 from ivr_bridge.server.media_stream import media_stream
+from ivr_bridge.server.outbound import open_campaigns, start_dialling
 from ivr_bridge.server.readiness import SpeechPathHealth
 from ivr_bridge.server.state import STATE, WEBHOOK_MAX_BYTES, BridgeState
 from ivr_bridge.server.stream_tokens import StreamTokens, derive_key
@@ -286,14 +287,24 @@ async def serve(settings: Settings) -> None:
     # Load the recognisers (off the event loop) before answering anything: the first caller who
     # speaks must not wait for a model, and loading one under load costs live calls their audio.
     await warm_up_recognizers()
-    bridge = await start_bridge(settings)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    log.info("shutdown requested")
-    await bridge.stop(settings.shutdown_grace_s)
+    campaigns = await open_campaigns(settings)
+    bridge = await start_bridge(settings, campaigns=campaigns)
+    dialling = None
+    try:
+        if campaigns is not None and settings.dispatcher:
+            dialling = start_dialling(settings, campaigns, bridge.state.public_url)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("shutdown requested")
+    finally:
+        if dialling is not None:
+            await dialling.stop()  # no new calls during the drain
+        await bridge.stop(settings.shutdown_grace_s)
+        if campaigns is not None:
+            await campaigns.close()
 
 
 __all__ = ["RunningBridge", "build_app", "serve", "start_bridge"]

@@ -101,6 +101,7 @@ async def run_call(
     open_timeout_s: float = 10.0,
     call_sid: str | None = None,
     webhook_fields: dict[str, str] | None = None,
+    clock: VirtualClock | None = None,
 ) -> CallResult:
     """Place one simulated call and return what happened.
 
@@ -116,7 +117,7 @@ async def run_call(
     )
     recorder = CallRecorder(utterance_gap_ms=utterance_gap_ms)
     audio = await prepare_audio(script, caller_speech or synthesize_caller_speech)
-    clock = VirtualClock(speed)
+    clock = clock or VirtualClock(speed)  # given: someone else times events on the line too
     stats = None
     timeout = aiohttp.ClientTimeout(total=open_timeout_s)
     async with aiohttp.ClientSession(timeout=timeout) as http:

@@ -19,26 +19,42 @@ from __future__ import annotations
 import asyncio
 import base64
 import hmac
+import math
 import random
+import struct
+import tempfile
 import time
+import wave
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
+from pathlib import Path
 from typing import Any, Literal
 
 import aiohttp
 from aiohttp import web
 from yarl import URL
 
-from ivr_bridge.sim import protocol
+from ivr_bridge.sim import caller_voice, protocol
 from ivr_bridge.sim.call import run_call, sign
+from ivr_bridge.sim.clock import VirtualClock
 from ivr_bridge.sim.result import CallResult
 from ivr_bridge.sim.script import CallerScript
 
 API = "/2010-04-01/Accounts/{account}"
-PersonaKind = Literal["human", "busy", "no_answer", "failed", "invalid"]
+PersonaKind = Literal["human", "voicemail", "busy", "no_answer", "failed", "invalid"]
+BEEP_MS = 500
+"""The answering machine's tone after its greeting (1 kHz)."""
+AMD_DECISION_MS = 300
+"""How long after the tone ends the machine verdict is known."""
+DEFAULT_GREETING = (
+    "Hi, you have reached Ana. I can't take your call right now. "
+    "Please leave a message after the tone."
+)
 E164_DIGITS = range(8, 16)
+FIRST_MEDIA_MS = 120
+"""Line time of the callee's first media frame after the stream starts."""
 FINAL = ("completed", "busy", "no-answer", "failed")
 """Sent whatever events were asked for (Twilio always reports how a call ended)."""
 
@@ -50,10 +66,21 @@ class Persona:
     """How long it rings before anyone answers (or the line gives up)."""
     script: CallerScript | None = None
     """What the person does once connected (``human``)."""
-    answered_by: str = "human"
-    """The answering-machine result the stand-in reports for this callee."""
+    answered_by: str | None = None
+    """The answering-machine result reported (default: ``human``; ``machine_end_beep`` for a
+    ``voicemail`` persona)."""
+
+    @property
+    def verdict(self) -> str:
+        if self.answered_by is not None:
+            return self.answered_by
+        return "machine_end_beep" if self.kind == "voicemail" else "human"
+
     amd_ms: int = 2_500
-    """Call time after the answer at which that result is known."""
+    """Call time after the answer at which that result is known (``voicemail``: set from the
+    greeting's length, so the verdict comes just after the tone, as DetectMessageEnd's does)."""
+    greeting: str = DEFAULT_GREETING
+    """What a ``voicemail`` persona's machine says before the tone."""
 
 
 @dataclass
@@ -68,6 +95,8 @@ class StandInCall:
     duration_s: int | None = None
     answered_by: str | None = None
     result: CallResult | None = None
+    beep_end_ms: float | None = None
+    """Voicemail: line time at which the machine's tone ended (a message starts after it)."""
     callbacks: list[dict[str, str]] = field(default_factory=list)
 
     def resource(self, account: str) -> dict[str, Any]:
@@ -112,6 +141,8 @@ class TwilioRestStandIn:
         self._tasks: set[asyncio.Task[None]] = set()
         self._runner: web.AppRunner | None = None
         self._http: aiohttp.ClientSession | None = None
+        self._beep_path: Path | None = None
+        self._beep_dir: tempfile.TemporaryDirectory[str] | None = None
         self.base_url = ""
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -139,6 +170,8 @@ class TwilioRestStandIn:
             await self._http.close()
         if self._runner is not None:
             await self._runner.cleanup()
+        if self._beep_dir is not None:
+            self._beep_dir.cleanup()
 
     async def settled(self, timeout_s: float = 60.0) -> None:
         """Wait until every call placed so far has ended and sent its callbacks."""
@@ -255,10 +288,13 @@ class TwilioRestStandIn:
             status("in-progress")
             await self._flush(call, pending)
             answered = time.monotonic()
-            amd = asyncio.create_task(self._amd(call))
+            script, amd_ms = await self._script(call)
+            line = VirtualClock(self.speed)
+            amd = asyncio.create_task(self._amd(call, amd_ms, line))
             try:
-                call.result = await self._converse(call)
+                call.result = await self._converse(call, script, line)
             finally:
+                amd.cancel()  # a call over before its verdict gets none
                 await asyncio.gather(amd, return_exceptions=True)
             duration = max(1, round((time.monotonic() - answered) * self.speed))
             call.duration_s = duration
@@ -270,26 +306,68 @@ class TwilioRestStandIn:
         names = {str(e) for e in (asked if isinstance(asked, list) else [asked])}
         return {"in-progress" if n == "answered" else n for n in names}
 
-    async def _amd(self, call: StandInCall) -> None:
+    async def _amd(self, call: StandInCall, amd_ms: float, line: VirtualClock) -> None:
+        """The verdict at ``amd_ms`` of *line* time: Twilio decides on the audio it hears, so
+        a caller that falls behind (its clock slips) delays the verdict with it."""
         if str(call.form.get("AsyncAmd", "")).lower() != "true":
             return
-        await self._wait(call.persona.amd_ms)
-        call.answered_by = call.persona.answered_by
+        while not line.started:  # noqa: ASYNC110 - the line starts inside run_call
+            await asyncio.sleep(0.005)
+        while line.now_ms() < amd_ms:
+            await line.sleep_until(amd_ms)
+        call.answered_by = call.persona.verdict
         url = str(call.form.get("AsyncAmdStatusCallback") or "")
         if url:
             await self._send(
                 call,
                 url,
                 {
-                    "AnsweredBy": call.persona.answered_by,
-                    "MachineDetectionDuration": str(call.persona.amd_ms),
+                    "AnsweredBy": call.persona.verdict,
+                    "MachineDetectionDuration": str(round(amd_ms)),
                 },
             )
 
-    async def _converse(self, call: StandInCall) -> CallResult | None:
-        script = call.persona.script or CallerScript.model_validate(
-            {"steps": [{"say": "Hello?"}, "wait_for_bot", "hangup"]}
+    async def _script(self, call: StandInCall) -> tuple[CallerScript, float]:
+        """The callee's script, and when the machine verdict is known (call ms after answer)."""
+        persona = call.persona
+        if persona.kind != "voicemail":
+            script = persona.script or CallerScript.model_validate(
+                {"steps": [{"say": "Hello?"}, "wait_for_bot", "hangup"]}
+            )
+            return script, persona.amd_ms
+        voice = CallerScript().caller.voice
+        greeting_ms = len(await caller_voice.synthesize(persona.greeting, voice, 8000)) / 16
+        call.beep_end_ms = FIRST_MEDIA_MS + greeting_ms + BEEP_MS
+        script = CallerScript.model_validate(
+            {
+                "steps": [
+                    {"say": persona.greeting},
+                    {"play": str(self._beep())},
+                    {"silence": 30_000},  # recording whatever is said, until the bot hangs up
+                    "hangup",
+                ]
+            }
         )
+        return script, call.beep_end_ms + AMD_DECISION_MS
+
+    def _beep(self) -> Path:
+        if self._beep_path is None:
+            self._beep_dir = tempfile.TemporaryDirectory(prefix="ivr-standin-")
+            path = Path(self._beep_dir.name) / "beep.wav"
+            samples = [
+                round(12_000 * math.sin(2 * math.pi * 1000 * n / 8000)) for n in range(8 * BEEP_MS)
+            ]
+            with wave.open(str(path), "wb") as out:
+                out.setnchannels(1)
+                out.setsampwidth(2)
+                out.setframerate(8000)
+                out.writeframes(struct.pack(f"<{len(samples)}h", *samples))
+            self._beep_path = path
+        return self._beep_path
+
+    async def _converse(
+        self, call: StandInCall, script: CallerScript, line: VirtualClock
+    ) -> CallResult | None:
         return await run_call(
             voice_url=str(call.form["Url"]),
             ws_url=None,
@@ -298,6 +376,8 @@ class TwilioRestStandIn:
             speed=self.speed,
             account_sid=self.account_sid,
             call_sid=call.sid,
+            first_media_ms=FIRST_MEDIA_MS,
+            clock=line,
             webhook_fields={
                 "From": call.from_,
                 "To": call.to,

@@ -49,6 +49,9 @@ PERSONAS: dict[str, Persona] = {
     "+13125550105": Persona("no_answer"),
     "+13125550106": Persona("failed"),
     "+13125550107": Persona("invalid"),
+    "+13125550108": Persona("voicemail", ring_ms=3000),
+    "+13125550109": person_pressing("2"),  # not the right person: nothing is disclosed
+    "+13125550110": person_pressing("1", "2"),  # it's me; reschedule
 }
 EXPECTED = {
     "+13125550101": "confirmed",
@@ -58,6 +61,9 @@ EXPECTED = {
     "+13125550105": "no_answer",
     "+13125550106": "failed",
     "+13125550107": "failed",
+    "+13125550108": "voicemail",
+    "+13125550109": "no_decision",
+    "+13125550110": "rescheduled",
 }
 
 
@@ -141,9 +147,23 @@ async def test_a_campaign_dials_at_its_pace_and_every_contact_ends_in_its_outcom
         rows = {r["phone"]: r for r in await store.attempt_rows("flu") if r["number"] == 1}
         assert rows["+13125550107"]["error_code"] == 21211
         assert rows["+13125550101"]["answered_by"] == "human"
+        assert rows["+13125550108"]["answered_by"] == "machine_end_beep"
+
+        # The message is left after the machine's tone (measured on the callee's recording):
+        # only the short neutral opening, said before anyone could know, overlaps the greeting.
+        machine = next(c for c in standin.calls.values() if c.to == "+13125550108")
+        assert machine.result is not None
+        recorder = machine.result.recorder
+        [tone] = [t for t in recorder.turns if t.kind == "play"]
+        assert tone.end_ms is not None
+        opening, *message = recorder.utterances
+        assert message, "no voicemail message was heard"
+        assert all(u.start_ms >= tone.end_ms for u in message), (tone, recorder.utterances)
+        assert opening.end_ms - opening.start_ms < 3000
         # Busy, no answer and a failure Twilio gave no reason for are tried again later in the
         # window; decisions and an invalid number (21211) are final.
         again = sorted(r["phone"] for r in await store.attempt_rows("flu") if r["number"] == 2)
+        # (the wrong person and the voicemail are not called again in this round either)
         assert again == ["+13125550104", "+13125550105", "+13125550106"]
 
         # Never faster than the account's pace: in any second, at most CPS requests arrived
