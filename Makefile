@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint install clean serve
+.PHONY: demo demo-campaign test lint install clean serve
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,9 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/ivr-bridge demo --out demo-out
+
+demo-campaign: $(STAMP)
+	$(BIN)/ivr-bridge demo campaign
 
 serve: $(STAMP)
 	$(BIN)/ivr-bridge serve

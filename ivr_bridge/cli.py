@@ -41,6 +41,10 @@ def _call(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    if args.what == "campaign":
+        from ivr_bridge.demo_campaign import run_campaign_demo
+
+        return asyncio.run(run_campaign_demo(args))
     from ivr_bridge.demo import run_demo
 
     return asyncio.run(run_demo(args))
@@ -117,7 +121,15 @@ def build_parser() -> argparse.ArgumentParser:
     campaign.set_defaults(func=_campaign)
 
     demo = sub.add_parser("demo", help="run a whole call on embedded defaults and record it")
+    demo.add_argument(
+        "what",
+        nargs="?",
+        default="call",
+        choices=["call", "campaign"],
+        help="one support-line call (default), or a 10-contact reminder campaign",
+    )
     demo.add_argument("--out", default="demo-out", help="directory for call.wav and transcript")
+    demo.add_argument("--cps", type=float, default=2.0, help="campaign: calls per second")
     demo.add_argument(
         "--speed", type=float, default=1.0, help="simulated seconds per real second (> 0)"
     )

@@ -18,9 +18,9 @@ from ivr_bridge.errors import CampaignError
 class CampaignPlan(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    business: str = Field("your clinic", min_length=1, max_length=80)
+    business: str = Field(default="your clinic", min_length=1, max_length=80)
     """Who is calling, said in the first sentence of every call and message."""
-    callback_number: str | None = Field(None, pattern=r"^\+[1-9]\d{7,14}$")
+    callback_number: str | None = Field(default=None, pattern=r"^\+[1-9]\d{7,14}$")
     """The number voicemails and unanswered calls give (default: the caller id)."""
     leads: str = "48h,24h"
     """Rounds, as lead times before the appointment."""
@@ -32,15 +32,15 @@ class CampaignPlan(BaseModel):
     hours_start: str = "08:00"
     hours_end: str = "21:00"
     days: str = "mon-sat"
-    call_room_min: float = Field(5, ge=0, le=120)
-    max_attempts: int = Field(3, ge=1, le=10)
-    busy_retry_min: float = Field(10, ge=1)
-    no_answer_retry_min: float = Field(120, ge=1)
-    failed_retry_min: float = Field(15, ge=1)
-    max_concurrent: int = Field(20, ge=1, le=10_000)
+    call_room_min: float = Field(default=5, ge=0, le=120)
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    busy_retry_min: float = Field(default=10, ge=1)
+    no_answer_retry_min: float = Field(default=120, ge=1)
+    failed_retry_min: float = Field(default=15, ge=1)
+    max_concurrent: int = Field(default=20, ge=1, le=10_000)
     """Calls of this campaign live at once."""
-    ring_timeout_s: int = Field(25, ge=5, le=600)
-    time_limit_s: int = Field(300, ge=30, le=14_400)
+    ring_timeout_s: int = Field(default=25, ge=5, le=600)
+    time_limit_s: int = Field(default=300, ge=30, le=14_400)
 
     @field_validator("leads", "cutoff")
     @classmethod

@@ -584,7 +584,7 @@ async def _row_for(
     the CallSid down) the claimed attempt named in the callback URL, which adopts the sid."""
     row = await attempt_by_sid(db, call_sid)
     if row is None and attempt_id is not None:
-        adopted = await db.execute(
+        await db.execute(
             update(attempts)
             .where(
                 attempts.c.id == attempt_id,
@@ -593,6 +593,7 @@ async def _row_for(
             )
             .values(state="live", call_sid=call_sid, dialed_at=now, call_status="queued")
         )
-        if adopted.rowcount == 1:
-            row = await attempt_by_sid(db, call_sid)
+        # Adopted now (rowcount 1), or the dispatcher recorded the sid between the read above
+        # and this update: either way the attempt is found by the sid now.
+        row = await attempt_by_sid(db, call_sid)
     return row

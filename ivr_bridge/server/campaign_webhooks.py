@@ -51,7 +51,12 @@ async def status_callback(request: web.Request) -> web.Response:
         answered_by=form.get("AnsweredBy") if form.get("AnsweredBy") in ANSWERED_BY else None,
     )
     if not known:
-        log.warning("status callback for a call no campaign placed", call_sid=call_sid)
+        log.warning(
+            "status callback for a call no campaign placed",
+            call_sid=call_sid,
+            status=status,
+            attempt=request.query.get("attempt"),
+        )
     state.metrics.campaign_callbacks.labels(kind="status", known=str(known).lower()).inc()
     return web.Response(status=204)
 
