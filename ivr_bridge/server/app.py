@@ -21,6 +21,7 @@ from ivr_bridge.dialog.llm_step import llm_configuration_problem
 from ivr_bridge.dialog.reminder import REMINDER_APP, reminder_app_factory
 from ivr_bridge.metrics import BridgeMetrics
 from ivr_bridge.recognition import warm_up_recognizers
+from ivr_bridge.server.campaign_api import add_campaign_api_routes
 from ivr_bridge.server.campaign_webhooks import add_campaign_routes
 from ivr_bridge.server.control import add_control_routes
 from ivr_bridge.server.loop_lag import loop_lag_probe_ctx
@@ -93,6 +94,7 @@ def build_app(state: BridgeState) -> web.Application:
     app.router.add_get("/metrics", metrics)
     add_control_routes(app)
     add_campaign_routes(app)
+    add_campaign_api_routes(app)
     app.cleanup_ctx.append(loop_lag_probe_ctx)
     app.cleanup_ctx.append(_speech_probe_ctx)
     return app

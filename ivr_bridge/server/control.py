@@ -75,7 +75,7 @@ def _event(body: _Hangup | _Transfer | _AnsweredBy) -> CallEvent:
     return MachineDetected(body.answered_by)
 
 
-def _authorised(request: web.Request, token: str) -> bool:
+def authorised(request: web.Request, token: str) -> bool:
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     return scheme.lower() == "bearer" and hmac.compare_digest(given.encode(), token.encode())
 
@@ -89,7 +89,7 @@ async def control_call(request: web.Request) -> web.Response:
     token = state.settings.control_token
     if token is None:
         return _problem(404, "the control route is off; set IVR_CONTROL_TOKEN to turn it on")
-    if not _authorised(request, token.get_secret_value()):
+    if not authorised(request, token.get_secret_value()):
         state.metrics.control_requests.labels(result="unauthorised").inc()
         log.warning("control request refused: missing or wrong bearer token")
         return web.json_response(
