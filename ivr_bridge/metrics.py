@@ -166,6 +166,13 @@ class BridgeMetrics:
             ["kind", "known"],
             registry=r,
         )
+        self.campaign_dials = Counter(
+            "ivr_campaign_dials_total",
+            "What the dispatcher did with each due attempt: placed, retry (Twilio said later), "
+            "failed, opted_out, expired_window, outside_hours",
+            ["result"],
+            registry=r,
+        )
         self.amd_results = Counter(
             "ivr_amd_results_total",
             "Answering-machine verdicts (the 'unknown' share is worth watching)",

@@ -50,6 +50,7 @@ class Dispatcher:
         batch: int = 10,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        on_result: Callable[[str], None] | None = None,
     ) -> None:
         self.store = store
         self.dialer = dialer
@@ -61,6 +62,8 @@ class Dispatcher:
         self.clock = clock
         self.sleep = sleep
         self.dialled = 0
+        self.on_result = on_result or (lambda result: None)
+        """Told what became of each due attempt (``placed``, ``retry``, ``failed``, ...)."""
 
     async def run(self) -> None:
         """Dial until cancelled; look for what a crash or a lost callback left, now and then."""
@@ -137,6 +140,7 @@ class Dispatcher:
         now = self.clock()
         verdict = await self._still_callable(attempt, now)
         if verdict is not None:
+            self.on_result(verdict)
             return
         result = await self.dialer.dial(
             DialRequest(
@@ -150,12 +154,15 @@ class Dispatcher:
         )
         if isinstance(result, Dialed):
             self.dialled += 1
+            self.on_result("placed")
             await self.store.mark_dialed(attempt.attempt_id, result.call_sid, now=self.clock())
             log.info("dialled", attempt=attempt.attempt_id, call_sid=result.call_sid)
         elif result.retry:
+            self.on_result("retry")
             log.warning("dial_refused_for_now", attempt=attempt.attempt_id, reason=result.message)
             await self.store.release(attempt.attempt_id, at=self.clock() + RETRY_REFUSED_S)
         else:
+            self.on_result("failed")
             log.warning(
                 "dial_failed", attempt=attempt.attempt_id, code=result.code, reason=result.message
             )

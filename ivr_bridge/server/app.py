@@ -294,7 +294,9 @@ async def serve(settings: Settings) -> None:
     dialling = None
     try:
         if campaigns is not None and settings.dispatcher:
-            dialling = start_dialling(settings, campaigns, bridge.state.public_url)
+            dialling = start_dialling(
+                settings, campaigns, bridge.state.public_url, bridge.state.metrics
+            )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -21,6 +21,7 @@ from ivr_bridge.campaign.dialer import TwilioDialer
 from ivr_bridge.campaign.dispatcher import Dispatcher
 from ivr_bridge.campaign.store import CampaignStore
 from ivr_bridge.config import ConfigError, Settings
+from ivr_bridge.metrics import BridgeMetrics
 
 log = structlog.get_logger(__name__)
 
@@ -43,7 +44,12 @@ class Dialling:
         await self.dispatcher.dialer.close()
 
 
-def start_dialling(settings: Settings, store: CampaignStore, public_url: str) -> Dialling:
+def start_dialling(
+    settings: Settings,
+    store: CampaignStore,
+    public_url: str,
+    metrics: BridgeMetrics | None = None,
+) -> Dialling:
     missing = [
         name
         for name, value in (
@@ -72,6 +78,7 @@ def start_dialling(settings: Settings, store: CampaignStore, public_url: str) ->
         worker=f"{socket.gethostname()}-{os.getpid()}",
         account=settings.twilio_account_sid,
         cps=settings.dial_cps,
+        on_result=(lambda r: metrics.campaign_dials.labels(result=r).inc()) if metrics else None,
     )
     task = asyncio.create_task(dispatcher.run(), name="campaign-dispatcher")
     task.add_done_callback(_report_crash)

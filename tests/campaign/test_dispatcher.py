@@ -233,3 +233,20 @@ async def test_two_dispatchers_over_1000_contacts_dial_each_once(
     assert len(dialled) == 1000
     assert max(dialled.values()) == 1, [p for p, n in dialled.items() if n > 1][:5]
     assert all(d.dialled > 0 for d in dispatchers), "both replicas should have dialled"
+
+
+async def test_a_bridge_that_dials_names_the_settings_it_lacks(store: CampaignStore) -> None:
+    from ivr_bridge.config import ConfigError, Settings
+    from ivr_bridge.server.outbound import start_dialling
+
+    with pytest.raises(ConfigError) as info:
+        settings = Settings(
+            campaign_db="sqlite:///x.db",
+            twilio_account_sid=None,
+            twilio_auth_token=None,
+            public_url=None,
+        )
+        start_dialling(settings, store, "http://127.0.0.1:1")
+    message = str(info.value)
+    assert "TWILIO_ACCOUNT_SID" in message and "IVR_PUBLIC_URL" in message
+    assert "IVR_DISPATCHER=false" in message
