@@ -125,17 +125,7 @@ async def run_campaign_demo(args: argparse.Namespace) -> int:
 
 
 async def _prepare(store: CampaignStore, now: float) -> None:
-    start = datetime.fromtimestamp(now, UTC) - timedelta(hours=1)
-    plan = CampaignPlan(
-        business="Elm Street Clinic",
-        window_start=start,
-        window_end=start + timedelta(days=1),
-        hours_start="00:00",
-        hours_end="23:59",
-        days="all",
-        call_room_min=0,
-        ring_timeout_s=20,
-    )
+    plan = CampaignPlan.around_the_clock(now, business="Elm Street Clinic", ring_timeout_s=20)
     await store.create_campaign(
         "demo", name="Demo", caller_id=CALLER_ID, app="reminder", plan=plan, now=now
     )

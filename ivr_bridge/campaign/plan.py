@@ -60,6 +60,21 @@ class CampaignPlan(BaseModel):
         parse_weekdays(value)
         return value
 
+    @classmethod
+    def around_the_clock(cls, now: float, **settings: object) -> CampaignPlan:
+        """A fixed window from an hour ago to a day from now, dialling at any hour: for demos
+        and tests against the Twilio stand-in, never for real callees."""
+        start = datetime.fromtimestamp(now, UTC) - timedelta(hours=1)
+        values: dict[str, object] = {
+            "window_start": start,
+            "window_end": start + timedelta(days=1),
+            "hours_start": "00:00",
+            "hours_end": "23:59",
+            "days": "all",
+            "call_room_min": 0,
+        }
+        return cls.model_validate({**values, **settings})
+
     def schedule(self) -> Schedule:
         window = None
         if self.window_start is not None or self.window_end is not None:

@@ -240,7 +240,7 @@ async def start_bridge(
     )
     if campaigns is not None:
         state.campaigns = campaigns
-        state.apps.add(REMINDER_APP, reminder_app_factory(campaigns))
+        state.apps.add(REMINDER_APP, reminder_app_factory(campaigns, lambda: state.flow_services))
     for name, factory in (apps or {}).items():
         state.apps.add(name, factory)
     if default_app is not None:

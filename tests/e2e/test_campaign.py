@@ -41,6 +41,17 @@ def person_pressing(*keys: str) -> Persona:
     )
 
 
+def person_saying(*answers: str) -> Persona:
+    """Answers "Hello?", then says each answer after the bot's next prompt."""
+    steps: list[Any] = [{"say": "Hello?"}, "wait_for_bot"]
+    for answer in answers:
+        steps += [{"say": answer}, "wait_for_bot"]
+    steps.append("hangup")
+    return Persona(
+        "human", ring_ms=1500, script=CallerScript.model_validate({"steps": steps}), amd_ms=800
+    )
+
+
 PERSONAS: dict[str, Persona] = {
     "+13125550101": person_pressing("1", "1"),  # it's me; confirm
     "+13125550102": person_pressing("1", "3"),  # it's me; cancel
@@ -52,6 +63,7 @@ PERSONAS: dict[str, Persona] = {
     "+13125550108": Persona("voicemail", ring_ms=3000),
     "+13125550109": person_pressing("2"),  # not the right person: nothing is disclosed
     "+13125550110": person_pressing("1", "2"),  # it's me; reschedule
+    "+13125550111": person_saying("yes", "cancel"),  # the same by voice
 }
 EXPECTED = {
     "+13125550101": "confirmed",
@@ -64,21 +76,12 @@ EXPECTED = {
     "+13125550108": "voicemail",
     "+13125550109": "no_decision",
     "+13125550110": "rescheduled",
+    "+13125550111": "cancelled",
 }
 
 
 def all_day_plan(now: float) -> CampaignPlan:
-    start = datetime.fromtimestamp(now, UTC) - timedelta(hours=1)
-    return CampaignPlan(
-        business="Elm Street Clinic",
-        window_start=start,
-        window_end=start + timedelta(days=1),
-        hours_start="00:00",
-        hours_end="23:59",
-        days="all",
-        call_room_min=0,
-        ring_timeout_s=5,
-    )
+    return CampaignPlan.around_the_clock(now, business="Elm Street Clinic", ring_timeout_s=5)
 
 
 def contacts_for(phones: list[str], now: float) -> list[Contact]:
