@@ -19,10 +19,12 @@ class VirtualClock:
         self._origin: float | None = None
         self.slipped_ms = 0.0
         """Call time given up to stalls of this process (see ``slip``)."""
+        self.started_at: float | None = None
+        """Event-loop time (``time.monotonic``) at which call time 0 was."""
 
     def start(self) -> None:
         """Call time 0 is now (the moment the media stream opens)."""
-        self._origin = asyncio.get_running_loop().time()
+        self._origin = self.started_at = asyncio.get_running_loop().time()
 
     @property
     def started(self) -> bool:

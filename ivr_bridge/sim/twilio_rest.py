@@ -97,6 +97,23 @@ class StandInCall:
     result: CallResult | None = None
     beep_end_ms: float | None = None
     """Voicemail: line time at which the machine's tone ended (a message starts after it)."""
+    created_mono: float = 0.0
+    """``time.monotonic()`` of the create request (the event loop's clock too)."""
+    line: VirtualClock | None = None
+    """The answered call's line clock (call time 0 = the stream opened)."""
+
+    def dial_to_first_audio_s(self) -> float | None:
+        """Real seconds from the create request to the first bot audio the callee heard,
+        ringing included (None: nobody answered, the bot never spoke, or the caller's clock
+        slipped before it, which makes the conversion back to real time unknowable)."""
+        line = self.line
+        if self.result is None or line is None or line.started_at is None:
+            return None
+        if not self.result.recorder.utterances or line.slipped_ms > 0:
+            return None
+        first = self.result.recorder.utterances[0].start_ms
+        return line.started_at + line.real_seconds(first) - self.created_mono
+
     callbacks: list[dict[str, str]] = field(default_factory=list)
 
     def resource(self, account: str) -> dict[str, Any]:
@@ -219,7 +236,8 @@ class TwilioRestStandIn:
             protocol.new_sid("CA"), to, from_, fields, persona, created_at=time.time()
         )
         self.calls[call.sid] = call
-        self.create_times.append(time.monotonic())
+        call.created_mono = time.monotonic()
+        self.create_times.append(call.created_mono)
         task = asyncio.create_task(self._play(call))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -289,7 +307,7 @@ class TwilioRestStandIn:
             await self._flush(call, pending)
             answered = time.monotonic()
             script, amd_ms = await self._script(call)
-            line = VirtualClock(self.speed)
+            line = call.line = VirtualClock(self.speed)
             amd = asyncio.create_task(self._amd(call, amd_ms, line))
             try:
                 call.result = await self._converse(call, script, line)

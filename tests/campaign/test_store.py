@@ -100,7 +100,8 @@ async def test_claims_respect_pause_and_the_concurrency_cap(store: CampaignStore
 async def test_two_dispatchers_never_claim_the_same_attempt(store_factory: StoreFactory) -> None:
     setup = await store_factory()
     cid = await campaign(setup, leads="24h", max_concurrent=10_000)
-    await setup.add_contacts(cid, [contact(i, f"+1312{i:07d}") for i in range(1000)], now=NOW)
+    # 300 here; the dispatchers' own test dials 1,000 through the REST stand-in on PostgreSQL.
+    await setup.add_contacts(cid, [contact(i, f"+1312{i:07d}") for i in range(300)], now=NOW)
     due = local(2026, 12, 3, 15, 0)
 
     async def dispatcher(name: str) -> list[int]:
@@ -116,7 +117,7 @@ async def test_two_dispatchers_never_claim_the_same_attempt(store_factory: Store
 
     a, b = await asyncio.gather(dispatcher("replica-a"), dispatcher("replica-b"))
     assert not set(a) & set(b), "an attempt was claimed twice"
-    assert len(a) + len(b) == 1000, "attempts were left unclaimed"
+    assert len(a) + len(b) == 300, "attempts were left unclaimed"
 
 
 async def test_callbacks_twice_late_or_out_of_order_change_nothing(store: CampaignStore) -> None:

@@ -64,6 +64,15 @@ PERSONAS: dict[str, Persona] = {
     "+13125550109": person_pressing("2"),  # not the right person: nothing is disclosed
     "+13125550110": person_pressing("1", "2"),  # it's me; reschedule
     "+13125550111": person_saying("yes", "cancel"),  # the same by voice
+    "+13125550112": person_pressing("1", "1"),
+    "+13125550113": person_pressing("1", "1"),
+    "+13125550114": person_saying("yes", "confirm"),
+    "+13125550115": Persona("voicemail", ring_ms=2000),
+    "+13125550116": Persona("busy"),
+    "+13125550117": Persona("no_answer"),
+    "+13125550118": person_pressing("1", "3"),
+    "+13125550119": person_pressing("2"),
+    "+13125550120": Persona("busy"),
 }
 EXPECTED = {
     "+13125550101": "confirmed",
@@ -77,6 +86,15 @@ EXPECTED = {
     "+13125550109": "no_decision",
     "+13125550110": "rescheduled",
     "+13125550111": "cancelled",
+    "+13125550112": "confirmed",
+    "+13125550113": "confirmed",
+    "+13125550114": "confirmed",
+    "+13125550115": "voicemail",
+    "+13125550116": "busy",
+    "+13125550117": "no_answer",
+    "+13125550118": "cancelled",
+    "+13125550119": "no_decision",
+    "+13125550120": "busy",
 }
 
 
@@ -111,7 +129,7 @@ async def _run_until_all_dialled(
         await asyncio.gather(task, return_exceptions=True)
 
 
-async def test_a_campaign_dials_at_its_pace_and_every_contact_ends_in_its_outcome(
+async def test_a_20_contact_campaign_dials_at_its_pace_and_every_contact_ends_in_its_outcome(
     make_bridge: Any, tmp_path: Path
 ) -> None:
     now = time.time()
@@ -154,20 +172,29 @@ async def test_a_campaign_dials_at_its_pace_and_every_contact_ends_in_its_outcom
 
         # The message is left after the machine's tone (measured on the callee's recording):
         # only the short neutral opening, said before anyone could know, overlaps the greeting.
-        machine = next(c for c in standin.calls.values() if c.to == "+13125550108")
-        assert machine.result is not None
-        recorder = machine.result.recorder
-        [tone] = [t for t in recorder.turns if t.kind == "play"]
-        assert tone.end_ms is not None
-        opening, *message = recorder.utterances
-        assert message, "no voicemail message was heard"
-        assert all(u.start_ms >= tone.end_ms for u in message), (tone, recorder.utterances)
-        assert opening.end_ms - opening.start_ms < 3000
+        machines = [c for c in standin.calls.values() if c.persona.kind == "voicemail"]
+        assert len(machines) == 2
+        for machine in machines:
+            assert machine.result is not None
+            recorder = machine.result.recorder
+            [tone] = [t for t in recorder.turns if t.kind == "play"]
+            assert tone.end_ms is not None
+            opening, *message = recorder.utterances
+            assert message, "no voicemail message was heard"
+            assert all(u.start_ms >= tone.end_ms for u in message), (tone, recorder.utterances)
+            assert opening.end_ms - opening.start_ms < 3000
         # Busy, no answer and a failure Twilio gave no reason for are tried again later in the
         # window; decisions and an invalid number (21211) are final.
         again = sorted(r["phone"] for r in await store.attempt_rows("flu") if r["number"] == 2)
         # (the wrong person and the voicemail are not called again in this round either)
-        assert again == ["+13125550104", "+13125550105", "+13125550106"]
+        assert again == [
+            "+13125550104",
+            "+13125550105",
+            "+13125550106",
+            "+13125550116",
+            "+13125550117",
+            "+13125550120",
+        ]
 
         # Never faster than the account's pace: in any second, at most CPS requests arrived
         # (one more allowed for network jitter between two requests sent 1/CPS apart).
