@@ -35,6 +35,9 @@ CLAIM_GRACE_S = 120.0
 LIVE_GRACE_S = 900.0
 """A placed call with no final status this long after dialling lost its last callback."""
 RECONCILE_EVERY_S = 30.0
+PACE_MARGIN = 0.05
+"""Requests are spaced 5 % wider than ``1/cps``: they reach Twilio with some jitter, and two
+arriving 976 ms apart at 1 CPS were measured when spaced exactly 1 s."""
 
 
 class Dispatcher:
@@ -133,7 +136,9 @@ class Dispatcher:
         return len(claimed)
 
     async def _dial(self, attempt: Claimed) -> None:
-        slot = await self.store.reserve_dial_slot(self.account, cps=self.cps, now=self.clock())
+        slot = await self.store.reserve_dial_slot(
+            self.account, cps=self.cps / (1 + PACE_MARGIN), now=self.clock()
+        )
         wait = slot - self.clock()
         if wait > 0:
             await self.sleep(wait)
