@@ -16,6 +16,7 @@ failed" (4xx with Twilio's error code, e.g. 21211 for an invalid number).
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlencode
@@ -26,6 +27,13 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
 STATUS_EVENTS = ["initiated", "ringing", "answered", "completed"]
+_PHONE = re.compile(r"\+\d{4,11}(\d{4})\b")
+
+
+def mask_phones(text: str) -> str:
+    """Twilio's error messages quote the number ("Invalid 'To' Phone Number: +1415..."): a
+    message for a log line keeps its last four digits only."""
+    return _PHONE.sub(lambda m: "+" + "•" * (len(m.group()) - 5) + m.group(1), text)
 
 # twilio-python logs every request's parameters at INFO: phone numbers do not belong in logs.
 logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
@@ -131,7 +139,7 @@ class TwilioDialer:
         except TwilioRestException as exc:
             retry = exc.status == 429 or exc.status >= 500
             code = exc.code if isinstance(exc.code, int) else None
-            return Refused(retry, code, f"HTTP {exc.status}: {exc.msg}")
+            return Refused(retry, code, mask_phones(f"HTTP {exc.status}: {exc.msg}"))
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             return Refused(True, None, f"Twilio unreachable: {exc}")
         return Dialed(str(call.sid))
