@@ -35,6 +35,7 @@ def mask_phones(text: str) -> str:
     message for a log line keeps its last four digits only."""
     return _PHONE.sub(lambda m: "+" + "•" * (len(m.group()) - 5) + m.group(1), text)
 
+
 # twilio-python logs every request's parameters at INFO: phone numbers do not belong in logs.
 logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
 
