@@ -35,6 +35,8 @@ CLAIM_GRACE_S = 120.0
 LIVE_GRACE_S = 900.0
 """A placed call with no final status this long after dialling lost its last callback."""
 RECONCILE_EVERY_S = 30.0
+ERROR_BACKOFF_MAX_S = 30.0
+"""After a failed step (database unreachable), wait up to this long before the next."""
 PACE_MARGIN = 0.05
 """Requests are spaced 5 % wider than ``1/cps``: they reach Twilio with some jitter, and two
 arriving 976 ms apart at 1 CPS were measured when spaced exactly 1 s."""
@@ -72,11 +74,21 @@ class Dispatcher:
         """Dial until cancelled; look for what a crash or a lost callback left, now and then."""
         log.info("dispatcher_started", worker=self.worker, cps=self.cps)
         next_reconcile = self.clock()
+        failures = 0
         while True:
-            if self.clock() >= next_reconcile:
-                await self.reconcile()
-                next_reconcile = self.clock() + RECONCILE_EVERY_S
-            if not await self.step():
+            try:
+                if self.clock() >= next_reconcile:
+                    await self.reconcile()
+                    next_reconcile = self.clock() + RECONCILE_EVERY_S
+                busy = await self.step()
+                failures = 0
+            except Exception as exc:  # the database or Twilio away for a moment: keep going
+                # What this batch had claimed is given back by the reconciler after its grace.
+                failures += 1
+                log.warning("dispatcher_step_failed", error=repr(exc)[:300], failures=failures)
+                await self.sleep(min(ERROR_BACKOFF_MAX_S, self.poll_s * 2**failures))
+                continue
+            if not busy:
                 await self.sleep(self.poll_s)
 
     async def reconcile(

@@ -251,3 +251,30 @@ async def test_a_bridge_that_dials_names_the_settings_it_lacks(store: CampaignSt
     message = str(info.value)
     assert "TWILIO_ACCOUNT_SID" in message and "IVR_PUBLIC_URL" in message
     assert "IVR_DISPATCHER=false" in message
+
+
+async def test_a_database_hiccup_does_not_stop_the_dispatcher(store: CampaignStore) -> None:
+    clock = SimClock(local(2026, 12, 3, 9, 0))
+    await setup(store, ["+13125550100"], now=clock.now, leads="48h")
+    dialer = ScriptedDialer(clock=clock)
+    dispatcher = Dispatcher(
+        store, dialer, worker="w", account=ACCOUNT, clock=clock, sleep=clock.sleep
+    )
+    real_claim, calls = store.claim_due, []
+
+    async def flaky_claim(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError("connection refused")
+        return await real_claim(*args, **kwargs)  # type: ignore[arg-type]
+
+    store.claim_due = flaky_claim  # type: ignore[method-assign]
+    task = asyncio.create_task(dispatcher.run())
+    try:
+        async with asyncio.timeout(10):
+            while not dialer.requests:  # noqa: ASYNC110 - the scripted dialer's log
+                await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert len(calls) >= 2 and dialer.requests[0][1].to == "+13125550100"
