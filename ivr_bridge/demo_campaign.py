@@ -133,7 +133,6 @@ async def _prepare(store: CampaignStore, now: float) -> None:
     contacts = [
         Contact(line, phone, f"Ana {what.split()[0].title()}", appointment, "America/Chicago")
         for line, (phone, what, _) in enumerate(CALLEES, start=2)
-        if phone.startswith("+") and len(phone) >= 9
     ]
     await store.add_contacts("demo", contacts, now=now)
     await store.set_status("demo", "running")

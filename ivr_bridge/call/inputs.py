@@ -7,6 +7,19 @@ detection result), delivered in the same queue so a dialog waiting for the calle
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
+
+AnsweredByValue = Literal[
+    "human",
+    "machine_start",
+    "machine_end_beep",
+    "machine_end_silence",
+    "machine_end_other",
+    "fax",
+    "unknown",
+]
+"""Twilio's ``AnsweredBy`` values (answering-machine detection)."""
+ANSWERED_BY: frozenset[str] = frozenset(get_args(AnsweredByValue))
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,9 @@ from ivr_bridge.errors import CampaignError
 
 REQUIRED = ("phone", "name", "appointment", "timezone")
 OPTIONAL = ("language",)
-E164 = re.compile(r"^\+[1-9]\d{7,14}$")
+E164_PATTERN = r"^\+[1-9]\d{7,14}$"
+"""E.164 as Twilio takes it: +, a country code, 8-15 digits in all."""
+E164 = re.compile(E164_PATTERN)
 _PHONE_NOISE = re.compile(r"[\s().\-]")
 LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 MAX_NAME = 100

@@ -34,8 +34,6 @@ DECISIONS = frozenset(
 """A person made a choice: the contact needs no further reminder."""
 
 MACHINE_RESULTS = frozenset({"machine_end_beep", "machine_end_silence", "machine_end_other"})
-HUMAN_RESULTS = frozenset({"human", "unknown"})  # unknown is treated as a person (outbound.md)
-ANSWERED_BY = MACHINE_RESULTS | HUMAN_RESULTS | {"machine_start", "fax"}
 
 INVALID_NUMBER_ERRORS = frozenset({13223, 13224, 21211, 21214, 21217, 21219, 21215})
 """Twilio error codes that mean the number itself is wrong: retrying cannot help."""

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ivr_bridge.campaign.contacts import E164_PATTERN
 from ivr_bridge.campaign.hours import CallingHours, parse_clock, parse_weekdays
 from ivr_bridge.campaign.schedule import RetryPolicy, Schedule, parse_leads
 from ivr_bridge.errors import CampaignError
@@ -20,7 +21,7 @@ class CampaignPlan(BaseModel):
 
     business: str = Field(default="your clinic", min_length=1, max_length=80)
     """Who is calling, said in the first sentence of every call and message."""
-    callback_number: str | None = Field(default=None, pattern=r"^\+[1-9]\d{7,14}$")
+    callback_number: str | None = Field(default=None, pattern=E164_PATTERN)
     """The number voicemails and unanswered calls give (default: the caller id)."""
     leads: str = "48h,24h"
     """Rounds, as lead times before the appointment."""

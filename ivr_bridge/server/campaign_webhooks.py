@@ -14,8 +14,8 @@ import time
 import structlog
 from aiohttp import web
 
+from ivr_bridge.call.inputs import ANSWERED_BY
 from ivr_bridge.call.registry import MachineDetected
-from ivr_bridge.campaign.outcomes import ANSWERED_BY
 from ivr_bridge.server.state import STATE
 from ivr_bridge.server.twilio_webhooks import signed_form
 

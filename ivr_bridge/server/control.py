@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import hmac
 import json
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Literal
 
 import structlog
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from ivr_bridge.call.inputs import AnsweredByValue
 from ivr_bridge.call.registry import CallEvent, HangUpNow, MachineDetected, TransferNow
 from ivr_bridge.server.state import STATE
 
@@ -28,17 +29,6 @@ log = structlog.get_logger(__name__)
 
 CONTROL_PATH = "/calls/{call_sid}/control"
 MAX_BODY_BYTES = 4096
-AnsweredByValue = Literal[
-    "human",
-    "machine_start",
-    "machine_end_beep",
-    "machine_end_silence",
-    "machine_end_other",
-    "fax",
-    "unknown",
-]
-"""Twilio's ``AnsweredBy`` values (answering-machine detection)."""
-ANSWERED_BY: tuple[str, ...] = get_args(AnsweredByValue)
 
 
 class _Action(BaseModel):
