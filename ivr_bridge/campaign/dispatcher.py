@@ -22,9 +22,10 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
+from ivr_bridge.campaign.callbacks import TERMINAL_STATUSES
 from ivr_bridge.campaign.dialer import Dialed, Dialer, DialRequest
 from ivr_bridge.campaign.outcomes import Outcome
-from ivr_bridge.campaign.store import TERMINAL_STATUSES, CampaignStore, Claimed
+from ivr_bridge.campaign.store import CampaignStore, Claimed
 
 log = structlog.get_logger("ivr_bridge.campaign")
 
@@ -159,6 +160,7 @@ class Dispatcher:
         if verdict is not None:
             self.on_result(verdict)
             return
+        requested_at = self.clock()  # dial → first audio counts from the request
         result = await self.dialer.dial(
             DialRequest(
                 to=attempt.phone,
@@ -172,7 +174,7 @@ class Dispatcher:
         if isinstance(result, Dialed):
             self.dialled += 1
             self.on_result("placed")
-            await self.store.mark_dialed(attempt.attempt_id, result.call_sid, now=self.clock())
+            await self.store.mark_dialed(attempt.attempt_id, result.call_sid, now=requested_at)
             log.info("dialled", attempt=attempt.attempt_id, call_sid=result.call_sid)
         elif result.retry:
             self.on_result("retry")

@@ -22,26 +22,24 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from ivr_bridge.campaign.callbacks import CallbackUpdates
 from ivr_bridge.campaign.contacts import Contact
-from ivr_bridge.campaign.outcomes import DECISIONS, Outcome
+from ivr_bridge.campaign.outcomes import Outcome
 from ivr_bridge.campaign.plan import CampaignPlan
+from ivr_bridge.campaign.queries import StoreQueries
 from ivr_bridge.campaign.reminder import ReminderDetails
 from ivr_bridge.campaign.schema import attempts, campaigns, contacts, migrate, opt_outs, pace
 from ivr_bridge.campaign.settle import (
     as_datetime,
-    attempt_by_sid,
     record_opt_out,
     schedule_round,
     settle,
 )
 from ivr_bridge.errors import CampaignError
-
-TERMINAL_STATUSES = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
-STATUS_ORDER = {"queued": 0, "initiated": 1, "ringing": 2, "in-progress": 3, "answered": 3}
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +74,7 @@ def engine_for(url: str) -> AsyncEngine:
         ) from None
 
 
-class CampaignStore:
+class CampaignStore(CallbackUpdates, StoreQueries):
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
@@ -337,124 +335,6 @@ class CampaignStore:
                 continue
         raise CampaignError(f"cannot reserve a dial slot for {account}")
 
-    # -- what Twilio and the call report -----------------------------------------------------
-
-    async def apply_status(
-        self,
-        call_sid: str,
-        status: str,
-        *,
-        sequence: int | None,
-        now: float,
-        duration_s: int | None = None,
-        error_code: int | None = None,
-        answered_by: str | None = None,
-        attempt_id: int | None = None,
-    ) -> bool:
-        """A status callback; False when no attempt has that CallSid (not one of ours).
-
-        ``attempt_id`` (from the callback URL) lets a callback that beats the dispatcher's own
-        record of the CallSid find its attempt."""
-        status = status.lower()
-        async with self.engine.begin() as db:
-            row = await _row_for(db, call_sid, attempt_id, now)
-            if row is None:
-                return False
-            values: dict[str, Any] = {}
-            if answered_by and not row["answered_by"]:
-                values["answered_by"] = answered_by
-            if row["state"] == "done":
-                if values:
-                    await db.execute(
-                        update(attempts).where(attempts.c.id == row["id"]).values(**values)
-                    )
-                    await settle(db, row["id"], now)
-                return True  # a duplicate or a late, out-of-order callback: the end stands
-            seq = sequence if sequence is not None else -1
-            if (
-                row["status_seq"] is not None
-                and seq <= row["status_seq"]
-                and status not in TERMINAL_STATUSES
-            ):
-                return True
-            values["status_seq"] = max(
-                seq, row["status_seq"] if row["status_seq"] is not None else -1
-            )
-            if status in TERMINAL_STATUSES:
-                values.update(
-                    state="done",
-                    call_status=status,
-                    ended_at=now,
-                    duration_s=duration_s,
-                    error_code=error_code,
-                )
-            elif STATUS_ORDER.get(status, -1) >= STATUS_ORDER.get(row["call_status"] or "", -1):
-                values["call_status"] = status
-            await db.execute(update(attempts).where(attempts.c.id == row["id"]).values(**values))
-            if status in TERMINAL_STATUSES:
-                await settle(db, row["id"], now)
-        return True
-
-    async def apply_amd(
-        self,
-        call_sid: str,
-        answered_by: str,
-        amd_ms: int | None,
-        *,
-        now: float,
-        attempt_id: int | None = None,
-    ) -> bool:
-        async with self.engine.begin() as db:
-            row = await _row_for(db, call_sid, attempt_id, now)
-            if row is None:
-                return False
-            await db.execute(
-                update(attempts)
-                .where(attempts.c.id == row["id"])
-                .values(answered_by=answered_by, amd_ms=amd_ms)
-            )
-            if row["state"] == "done":
-                await settle(db, row["id"], now)
-        return True
-
-    async def apply_call_result(
-        self,
-        call_sid: str,
-        *,
-        decision: Outcome | None,
-        voicemail_left: bool,
-        first_audio_ms: int | None,
-        now: float,
-    ) -> bool:
-        """What the call itself found out (the callee's choice, a message left)."""
-        if decision is not None and decision not in DECISIONS:
-            raise ValueError(f"{decision} is not a callee's decision")
-        async with self.engine.begin() as db:
-            row = await attempt_by_sid(db, call_sid)
-            if row is None:
-                return False
-            await db.execute(
-                update(attempts)
-                .where(attempts.c.id == row["id"])
-                .values(
-                    decision=decision.value if decision else row["decision"],
-                    voicemail_left=int(voicemail_left or row["voicemail_left"]),
-                    first_audio_ms=first_audio_ms
-                    if first_audio_ms is not None
-                    else row["first_audio_ms"],
-                )
-            )
-            if decision is Outcome.OPTED_OUT:
-                phone = (
-                    await db.execute(
-                        select(contacts.c.phone).where(contacts.c.id == row["contact_id"])
-                    )
-                ).scalar_one()
-                await record_opt_out(db, phone, f"call {call_sid}", now)
-            if row["state"] == "done":
-                await settle(db, row["id"], now)
-        return True
-
     # -- the reminder call's own view (``dialog.reminder.ReminderBackend``) -------------------
 
     async def reminder_details(self, attempt_id: int) -> ReminderDetails | None:
@@ -507,93 +387,3 @@ class CampaignStore:
             return (
                 await db.execute(select(opt_outs.c.phone).where(opt_outs.c.phone == phone))
             ).first() is not None
-
-    # -- reading -----------------------------------------------------------------------------
-
-    async def attempt_rows(self, campaign_id: str) -> list[dict[str, Any]]:
-        """One row per attempt, with its contact, in dialling order (for export and status)."""
-        async with self.engine.connect() as db:
-            rows = (
-                (
-                    await db.execute(
-                        select(
-                            attempts,
-                            contacts.c.phone,
-                            contacts.c.name,
-                            contacts.c.line,
-                            contacts.c.appointment_at,
-                            contacts.c.timezone,
-                            contacts.c.outcome.label("contact_outcome"),
-                        )
-                        .join(contacts, contacts.c.id == attempts.c.contact_id)
-                        .where(attempts.c.campaign_id == campaign_id)
-                        .order_by(attempts.c.scheduled_at, attempts.c.id)
-                    )
-                )
-                .mappings()
-                .all()
-            )
-        return [dict(row) for row in rows]
-
-    async def contact_outcomes(self, campaign_id: str) -> dict[str, str | None]:
-        async with self.engine.connect() as db:
-            rows = (
-                await db.execute(
-                    select(contacts.c.phone, contacts.c.outcome).where(
-                        contacts.c.campaign_id == campaign_id
-                    )
-                )
-            ).all()
-        return {phone: outcome for phone, outcome in rows}
-
-    async def stale(self, *, claimed_before: float, dialed_before: float) -> list[dict[str, Any]]:
-        """Attempts a reconciler must look into: claimed but never placed (a dispatcher died
-        mid-dial), or placed and never given a final status (a callback lost)."""
-        async with self.engine.connect() as db:
-            rows = (
-                (
-                    await db.execute(
-                        select(attempts, contacts.c.phone, campaigns.c.caller_id)
-                        .join(contacts, contacts.c.id == attempts.c.contact_id)
-                        .join(campaigns, campaigns.c.id == attempts.c.campaign_id)
-                        .where(
-                            (
-                                and_(
-                                    attempts.c.state == "dialing",
-                                    attempts.c.claimed_at < claimed_before,
-                                )
-                            )
-                            | (
-                                and_(
-                                    attempts.c.state == "live", attempts.c.dialed_at < dialed_before
-                                )
-                            )
-                        )
-                    )
-                )
-                .mappings()
-                .all()
-            )
-        return [dict(row) for row in rows]
-
-
-async def _row_for(
-    db: AsyncConnection, call_sid: str, attempt_id: int | None, now: float
-) -> dict[str, Any] | None:
-    """The attempt of a callback: by CallSid, or (first callback, before the dispatcher wrote
-    the CallSid down) the claimed attempt named in the callback URL, which adopts the sid."""
-    row = await attempt_by_sid(db, call_sid)
-    if row is None and attempt_id is not None:
-        await db.execute(
-            update(attempts)
-            .where(
-                attempts.c.id == attempt_id,
-                attempts.c.state == "dialing",
-                attempts.c.call_sid.is_(None),
-            )
-            .values(state="live", call_sid=call_sid, dialed_at=now, call_status="queued")
-        )
-        # Adopted now (rowcount 1), or the dispatcher recorded the sid between the read above
-        # and this update: either way the attempt is found by the sid now.
-        row = await attempt_by_sid(db, call_sid)
-    return row
