@@ -180,6 +180,33 @@ class BridgeMetrics:
             registry=r,
         )
 
+        self.campaign_first_audio = Histogram(
+            "ivr_campaign_dial_to_first_audio_seconds",
+            "A campaign call: the dial request until the bridge sent its first audio (ringing "
+            "included: the callee's part of it shows up here too)",
+            buckets=(0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 12.0, 20.0, 30.0, 60.0),
+            registry=r,
+        )
+        self.campaign_attempts = Gauge(
+            "ivr_campaign_attempts",
+            "Attempts by campaign and outcome, read from the campaign database (the same on "
+            "every replica: aggregate with max, not sum)",
+            ["campaign", "outcome"],
+            registry=r,
+        )
+        self.campaign_answer_rate = Gauge(
+            "ivr_campaign_answer_rate",
+            "Share of placed attempts someone or something answered, by campaign",
+            ["campaign"],
+            registry=r,
+        )
+        self.campaign_amd_unknown_rate = Gauge(
+            "ivr_campaign_amd_unknown_rate",
+            "Share of answering-machine verdicts that were 'unknown', by campaign",
+            ["campaign"],
+            registry=r,
+        )
+
     def observe_underrun(self, gap_s: float) -> None:
         """Playback told of a dry spell inside an utterance (``gap_s`` long)."""
         self.playback_underruns.inc()

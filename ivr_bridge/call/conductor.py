@@ -79,8 +79,12 @@ class CallConductor:
         default_barge_in: BargeInPolicy | None = None,
         listening: ListenerSettings | None = None,
         failure: FailurePolicy = DEFAULT_FAILURE,
+        on_first_media: Callable[[float], None] | None = None,
     ) -> None:
+        """``on_first_media``: told the wall-clock time (epoch s) the caller's first audio
+        went out."""
         self.details = details
+        self._on_first_media = on_first_media
         self.clock = CallClock()
         self.event_log = CallEventLog(self.clock)
         self._dialog = dialog
@@ -390,6 +394,8 @@ class CallConductor:
         await self.playback.wait_idle()
 
     def _first_media_sent(self) -> None:
+        if self._on_first_media is not None:
+            self._on_first_media(time.time())
         self.start_to_first_media_s = time.monotonic() - self._started_at
         self._metrics.start_to_first_media.observe(self.start_to_first_media_s)
         log.info(

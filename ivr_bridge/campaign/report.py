@@ -94,6 +94,8 @@ class CampaignStatus:
     finished_contacts: int
     attempts_by_state: Counter[str] = field(default_factory=Counter)
     attempts_by_outcome: Counter[str] = field(default_factory=Counter)
+    placed_by_outcome: Counter[str] = field(default_factory=Counter)
+    """Outcomes of the attempts Twilio took (an opted-out or refused one never rang)."""
     contacts_by_outcome: Counter[str] = field(default_factory=Counter)
     amd: Counter[str] = field(default_factory=Counter)
 
@@ -101,8 +103,8 @@ class CampaignStatus:
         return None if whole == 0 else part / whole
 
     def rollups(self) -> dict[str, float | None]:
-        o = self.attempts_by_outcome
-        placed = sum(n for k, n in o.items() if k not in ("expired_window",))
+        o = self.placed_by_outcome
+        placed = sum(o.values())
         answered = sum(n for k, n in o.items() if k in ANSWERED)
         people = sum(self.amd[k] for k in ("human", "unknown"))
         machines = sum(n for k, n in self.amd.items() if k.startswith("machine") or k == "fax")
@@ -157,6 +159,8 @@ def campaign_status(campaign: dict[str, Any], rows: Sequence[dict[str, Any]]) ->
         status.attempts_by_state[r["state"]] += 1
         if r["outcome"]:
             status.attempts_by_outcome[r["outcome"]] += 1
+            if r["call_sid"]:
+                status.placed_by_outcome[r["outcome"]] += 1
         if r["answered_by"]:
             status.amd[r["answered_by"]] += 1
     status.contacts = len(contacts)

@@ -22,6 +22,7 @@ from ivr_bridge.dialog.reminder import REMINDER_APP, reminder_app_factory
 from ivr_bridge.metrics import BridgeMetrics
 from ivr_bridge.recognition import warm_up_recognizers
 from ivr_bridge.server.campaign_api import add_campaign_api_routes
+from ivr_bridge.server.campaign_metrics import CampaignMetrics
 from ivr_bridge.server.campaign_webhooks import add_campaign_routes
 from ivr_bridge.server.control import add_control_routes
 from ivr_bridge.server.loop_lag import loop_lag_probe_ctx
@@ -79,7 +80,10 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body = generate_latest(request.app[STATE].metrics.registry)
+    state = request.app[STATE]
+    if state.campaign_metrics is not None:
+        await state.campaign_metrics.refresh()
+    body = generate_latest(state.metrics.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
@@ -240,6 +244,7 @@ async def start_bridge(
     )
     if campaigns is not None:
         state.campaigns = campaigns
+        state.campaign_metrics = CampaignMetrics(campaigns, metrics)
         state.apps.add(REMINDER_APP, reminder_app_factory(campaigns, lambda: state.flow_services))
     for name, factory in (apps or {}).items():
         state.apps.add(name, factory)

@@ -23,6 +23,7 @@ from ivr_bridge.call.conductor import CallConductor
 from ivr_bridge.call.control import CallDetails
 from ivr_bridge.call.event_log import mask_phone_numbers
 from ivr_bridge.call.registry import CallEvent, HangUpNow
+from ivr_bridge.dialog.reminder import ATTEMPT_PARAMETER
 from ivr_bridge.metrics import speech_error_label
 from ivr_bridge.server.state import STATE, BridgeState
 from ivr_bridge.server.stream_tokens import TOKEN_PARAMETER
@@ -89,6 +90,8 @@ class MediaStream:
         self._ws = ws
         self._metrics = state.metrics
         self.conductor: CallConductor | None = None
+        self._first_audio_note: asyncio.Task[None] | None = None
+        """A campaign call's dial → first audio, being written to the campaign store."""
         self._call_task: asyncio.Task[None] | None = None
         self._stopped = False
         self._closed_by_bridge = False
@@ -246,10 +249,17 @@ class MediaStream:
             started_at=started_at,
             default_barge_in=state.barge_in,
             listening=state.listening,
+            on_first_media=(
+                (lambda at: self._first_audio_sent(call, at))
+                if state.campaigns is not None and ATTEMPT_PARAMETER in call.parameters
+                else None
+            ),
         )
         self._hand_over_early_input(self.conductor)
         try:
             await self.conductor.run()
+            if self._first_audio_note is not None:  # a database write: moments, at most 2 s
+                await asyncio.wait({self._first_audio_note}, timeout=2.0)
         except asyncio.CancelledError:
             # Shutdown grace ran out (or the caller left): release the socket so the server can
             # stop; Twilio then moves on to <Connect action>.
@@ -257,6 +267,28 @@ class MediaStream:
                 with contextlib.suppress(Exception):
                     await asyncio.shield(self._ws.close(code=WSCloseCode.GOING_AWAY))
             raise
+        finally:
+            if self._first_audio_note is not None:
+                self._first_audio_note.cancel()
+
+    def _first_audio_sent(self, call: CallDetails, at: float) -> None:
+        self._first_audio_note = asyncio.create_task(self._note_first_audio(call, at))
+
+    async def _note_first_audio(self, call: CallDetails, at: float) -> None:
+        """A campaign call: dial → first bot audio, on the attempt and as a histogram."""
+        store = self._state.campaigns
+        raw = call.parameters.get(ATTEMPT_PARAMETER, "")
+        if store is None:
+            return
+        try:
+            delay_s = await store.record_first_audio(
+                call.call_sid, at=at, attempt_id=int(raw) if raw.isdigit() else None
+            )
+        except Exception as exc:  # a figure, not the call: the database may be away
+            log.warning("could not record the campaign call's first audio", error=repr(exc))
+            return
+        if delay_s is not None:
+            self._state.metrics.campaign_first_audio.observe(delay_s)
 
     def _recovering(self, speech: SpeechSession, voice: str) -> RecoveringSpeech:
         """The call's speech path, mended mid-call when a session stalls or drops."""

@@ -21,6 +21,7 @@ from ivr_bridge.config import Settings
 from ivr_bridge.dialog.flow import Flow, FlowError, FlowServices, load_flow, resolve_flow_path
 from ivr_bridge.dialog.flow_app import FLOW_APP, flow_app_factory
 from ivr_bridge.metrics import BridgeMetrics
+from ivr_bridge.server.campaign_metrics import CampaignMetrics
 from ivr_bridge.server.readiness import SpeechPathHealth
 from ivr_bridge.server.stream_tokens import StreamTokens
 from ivr_bridge.speech.session import SpeechSession
@@ -68,6 +69,7 @@ class BridgeState:
     """Webhook bodies read before their signature could be checked, at most this many at once."""
     campaigns: CampaignStore | None = None
     """Outbound campaigns (their callbacks and the reminder app); None: none on this bridge."""
+    campaign_metrics: CampaignMetrics | None = None
     streams: set[Any] = field(default_factory=set)
     """Every open media-stream socket, with or without a call (closed at the end of a drain)."""
 

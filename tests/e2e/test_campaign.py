@@ -8,9 +8,12 @@ import asyncio
 import itertools
 import math
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from ivr_bridge.campaign.contacts import Contact
 from ivr_bridge.campaign.dialer import TwilioDialer
@@ -20,6 +23,7 @@ from ivr_bridge.campaign.store import CampaignStore
 from ivr_bridge.sim.script import CallerScript
 from ivr_bridge.sim.twilio_rest import Persona, TwilioRestStandIn
 from tests.e2e.conftest import AUTH_TOKEN
+from tests.e2e.scrape import metric, metrics
 
 ACCOUNT = "AC" + "5" * 32
 CALLER_ID = "+15005550006"
@@ -129,6 +133,14 @@ async def _run_until_all_dialled(
         await asyncio.gather(task, return_exceptions=True)
 
 
+async def _first_audio_noted(base_url: str, *, calls: int, timeout_s: float = 10.0) -> None:
+    """Each call writes its dial → first audio as it happens: wait until all have."""
+    name = "ivr_campaign_dial_to_first_audio_seconds_count"
+    async with asyncio.timeout(timeout_s):
+        while await metric(base_url, name) < calls:  # noqa: ASYNC110 - polling a scrape
+            await asyncio.sleep(0.1)
+
+
 async def test_a_20_contact_campaign_dials_at_its_pace_and_every_contact_ends_in_its_outcome(
     make_bridge: Any, tmp_path: Path
 ) -> None:
@@ -169,6 +181,25 @@ async def test_a_20_contact_campaign_dials_at_its_pace_and_every_contact_ends_in
         assert rows["+13125550107"]["error_code"] == 21211
         assert rows["+13125550101"]["answered_by"] == "human"
         assert rows["+13125550108"]["answered_by"] == "machine_end_beep"
+
+        # /metrics tells the same story as the database, and times every answered call.
+        await _first_audio_noted(bridge.base_url, calls=13)
+        samples = await metrics(bridge.base_url)
+        by_outcome = Counter(r["outcome"] or "in_progress" for r in await store.attempt_rows("flu"))
+        shown = {
+            key.split('outcome="')[1].rstrip('"}'): value
+            for key, value in samples.items()
+            if key.startswith('ivr_campaign_attempts{campaign="flu"')
+        }
+        assert shown == by_outcome
+        # 13 of the 19 calls Twilio took were answered (11 people, 2 machines); the invalid
+        # number never rang.
+        assert samples['ivr_campaign_answer_rate{campaign="flu"}'] == pytest.approx(13 / 19)
+        assert samples['ivr_campaign_amd_unknown_rate{campaign="flu"}'] == 0.0
+        assert samples["ivr_campaign_dial_to_first_audio_seconds_count"] == 13
+        answered = [r for r in rows.values() if r["answered_by"]]
+        assert len(answered) == 13
+        assert all(r["first_audio_ms"] is not None and r["first_audio_ms"] > 0 for r in answered)
 
         # The message is left after the machine's tone (measured on the callee's recording):
         # only the short neutral opening, said before anyone could know, overlaps the greeting.
