@@ -68,6 +68,12 @@ class CallApp(Protocol):
         ...
 
     @property
+    def language(self) -> str | None:
+        """Language the speech session speaks (ISO 639-1, e.g. ``es``); None: the bridge's
+        default (``IVR_LANGUAGE``)."""
+        ...
+
+    @property
     def failure(self) -> FailurePolicy: ...
 
     async def run(self, call: CallControl) -> None:
@@ -121,6 +127,7 @@ class DialogApp:
     dialog: Callable[[CallControl], Awaitable[None]]
     name: str = "dialog"
     voice: str | None = None
+    language: str | None = None
     failure: FailurePolicy = DEFAULT_FAILURE
 
     async def run(self, call: CallControl) -> None:

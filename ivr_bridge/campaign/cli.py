@@ -18,7 +18,9 @@ from pathlib import Path
 from ivr_bridge.campaign.contacts import read_contacts
 from ivr_bridge.campaign.plan import CampaignPlan
 from ivr_bridge.campaign.report import campaign_status, export_csv
+from ivr_bridge.campaign.script import DEFAULT_SCRIPT, ReminderScript, load_script, script_path
 from ivr_bridge.campaign.store import CampaignStore
+from ivr_bridge.config import DEFAULT_FLOWS_DIR
 from ivr_bridge.errors import CampaignError
 
 DEFAULT_DB = "sqlite:///campaigns.db"
@@ -27,6 +29,12 @@ DEFAULT_DB = "sqlite:///campaigns.db"
 def add_campaign_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--db", default=None, help=f"campaign database (IVR_CAMPAIGN_DB, default {DEFAULT_DB})"
+    )
+    parser.add_argument(
+        "--flows-dir",
+        type=Path,
+        default=None,
+        help=f"where reminders/<script>.yaml are (IVR_FLOWS_DIR, default {DEFAULT_FLOWS_DIR})",
     )
     sub = parser.add_subparsers(dest="campaign_command", required=True)
     create = sub.add_parser("create", help="a new campaign (draft until started)")
@@ -42,6 +50,9 @@ def add_campaign_arguments(parser: argparse.ArgumentParser) -> None:
     create.add_argument("--days", default="mon-sat", help="calling days, e.g. mon-fri")
     create.add_argument("--max-attempts", type=int, default=3, help="per round")
     create.add_argument("--max-concurrent", type=int, default=20, help="live calls at once")
+    create.add_argument(
+        "--script", default=DEFAULT_SCRIPT, help="the words: flows/reminders/SCRIPT.yaml"
+    )
     imp = sub.add_parser("import", help="add contacts from a CSV file")
     imp.add_argument("name")
     imp.add_argument("csv", type=Path)
@@ -90,6 +101,7 @@ def _plan(args: argparse.Namespace) -> CampaignPlan:
                 "days": args.days,
                 "max_attempts": args.max_attempts,
                 "max_concurrent": args.max_concurrent,
+                "script": args.script,
                 **window,
             }
         )
@@ -97,21 +109,29 @@ def _plan(args: argparse.Namespace) -> CampaignPlan:
         raise CampaignError(f"campaign settings: {exc}") from None
 
 
+def _script(args: argparse.Namespace, plan: CampaignPlan) -> ReminderScript:
+    flows_dir = args.flows_dir or Path(os.environ.get("IVR_FLOWS_DIR") or DEFAULT_FLOWS_DIR)
+    return load_script(script_path(flows_dir, plan.script))
+
+
 async def _command(store: CampaignStore, args: argparse.Namespace) -> int:
     command, now = args.campaign_command, time.time()
     if command == "create":
+        plan = _plan(args)
+        _script(args, plan)  # refuse a campaign whose words are missing or broken
         await store.create_campaign(
             args.name,
             name=args.name,
             caller_id=args.caller_id,
             app="reminder",
-            plan=_plan(args),
+            plan=plan,
             now=now,
         )
         print(f"campaign {args.name} created (draft): import contacts, then start it")
         return 0
     if command == "import":
-        result = read_contacts(args.csv, now=datetime.now(UTC), strict=args.strict)
+        script = _script(args, await store.plan(args.name))
+        result = read_contacts(args.csv, now=datetime.now(UTC), strict=args.strict, script=script)
         skipped = await store.add_contacts(args.name, result.contacts, now=now)
         for problem in result.problems:
             print(problem, file=sys.stderr)

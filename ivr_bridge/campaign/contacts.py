@@ -16,6 +16,7 @@ column is a free field the reminder's templates can use.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import re
 from collections.abc import Iterable, Mapping
@@ -24,6 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from ivr_bridge.campaign.reminder import ReminderDetails
+from ivr_bridge.campaign.script import SAMPLE, ReminderScript
 from ivr_bridge.errors import CampaignError
 
 REQUIRED = ("phone", "name", "appointment", "timezone")
@@ -148,8 +151,11 @@ def parse_contacts(
     now: datetime,
     default_language: str = "en-US",
     strict: bool = False,
+    script: ReminderScript | None = None,
 ) -> ContactImport:
-    """Judge every row; raises ``ContactsError`` for a bad header, or any bad row if strict."""
+    """Judge every row; raises ``ContactsError`` for a bad header, or any bad row if strict.
+    With ``script``, a row the script cannot speak to (its language, a field the words use)
+    is a bad row too."""
     result = ContactImport(source)
     reader = csv.reader(lines)
     try:
@@ -188,6 +194,9 @@ def parse_contacts(
                 now=now,
                 default_language=default_language,
             )
+            problem = script.problem_with(contact.language, _details(contact)) if script else None
+            if problem is not None:
+                raise ValueError(problem)
         except ValueError as exc:
             result.problems.append(RowProblem(source, start, str(exc)))
             continue
@@ -206,7 +215,12 @@ def parse_contacts(
 
 
 def read_contacts(
-    path: Path, *, now: datetime, default_language: str = "en-US", strict: bool = False
+    path: Path,
+    *,
+    now: datetime,
+    default_language: str = "en-US",
+    strict: bool = False,
+    script: ReminderScript | None = None,
 ) -> ContactImport:
     """``parse_contacts`` over a file (UTF-8, with or without a byte-order mark)."""
     try:
@@ -223,6 +237,17 @@ def read_contacts(
         now=now,
         default_language=default_language,
         strict=strict,
+        script=script,
+    )
+
+
+def _details(contact: Contact) -> ReminderDetails:
+    """What the script's words will be filled with (the campaign's own names: samples)."""
+    return dataclasses.replace(
+        SAMPLE,
+        name=contact.name,
+        appointment=contact.appointment.astimezone(ZoneInfo(contact.timezone)),
+        fields=contact.fields,
     )
 
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
@@ -48,6 +49,8 @@ class DialRequest:
     app: str
     ring_timeout_s: int
     time_limit_s: int
+    parameters: Mapping[str, str] = field(default_factory=dict)
+    """More for the call's app (the reminder's script and the contact's language)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +114,9 @@ class TwilioDialer:
         self._public = public_url.rstrip("/")
 
     def urls(self, request: DialRequest) -> dict[str, str]:
-        query = urlencode({"app": request.app, "attempt": str(request.attempt_id)})
+        query = urlencode(
+            {**request.parameters, "app": request.app, "attempt": str(request.attempt_id)}
+        )
         callbacks = urlencode({"attempt": str(request.attempt_id)})
         return {
             "url": f"{self._public}/twilio/voice?{query}",

@@ -169,6 +169,7 @@ class Dispatcher:
                 app=attempt.app,
                 ring_timeout_s=attempt.plan.ring_timeout_s,
                 time_limit_s=attempt.plan.time_limit_s,
+                parameters={"script": attempt.plan.script, "language": attempt.language},
             )
         )
         if isinstance(result, Dialed):

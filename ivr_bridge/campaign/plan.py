@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from ivr_bridge.campaign.contacts import E164_PATTERN
 from ivr_bridge.campaign.hours import CallingHours, parse_clock, parse_weekdays
 from ivr_bridge.campaign.schedule import RetryPolicy, Schedule, parse_leads
+from ivr_bridge.campaign.script import DEFAULT_SCRIPT, SCRIPT_NAME
 from ivr_bridge.errors import CampaignError
 
 
@@ -42,6 +43,8 @@ class CampaignPlan(BaseModel):
     """Calls of this campaign live at once."""
     ring_timeout_s: int = Field(default=25, ge=5, le=600)
     time_limit_s: int = Field(default=300, ge=30, le=14_400)
+    script: str = Field(default=DEFAULT_SCRIPT, pattern=SCRIPT_NAME)
+    """The words calls say: ``flows/reminders/<script>.yaml``."""
 
     @field_validator("leads", "cutoff")
     @classmethod

@@ -6,7 +6,8 @@ The reminder dialog (``ivr_bridge.dialog.reminder``) programs against this small
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
@@ -18,6 +19,8 @@ class ReminderDetails:
     """In the callee's local time."""
     business: str
     callback_number: str
+    fields: Mapping[str, str] = field(default_factory=dict)
+    """The contact's extra CSV columns (templates read them as ``fields.NAME``)."""
 
 
 class ReminderBackend(Protocol):

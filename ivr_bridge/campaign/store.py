@@ -57,6 +57,7 @@ class Claimed:
     app: str
     plan: CampaignPlan
     timezone: str
+    language: str
 
 
 def engine_for(url: str) -> AsyncEngine:
@@ -249,6 +250,7 @@ class CampaignStore(CallbackUpdates, StoreQueries):
                         campaigns.c.app,
                         campaigns.c.settings,
                         contacts.c.timezone,
+                        contacts.c.language,
                     )
                     .join(contacts, contacts.c.id == attempts.c.contact_id)
                     .join(campaigns, campaigns.c.id == attempts.c.campaign_id)
@@ -269,6 +271,7 @@ class CampaignStore(CallbackUpdates, StoreQueries):
                 r[8],
                 CampaignPlan.model_validate_json(r[9]),
                 r[10],
+                r[11],
             )
             for r in rows
         ]
@@ -347,6 +350,7 @@ class CampaignStore(CallbackUpdates, StoreQueries):
                         contacts.c.timezone,
                         campaigns.c.settings,
                         campaigns.c.caller_id,
+                        contacts.c.fields,
                     )
                     .select_from(attempts)
                     .join(contacts, contacts.c.id == attempts.c.contact_id)
@@ -356,13 +360,14 @@ class CampaignStore(CallbackUpdates, StoreQueries):
             ).first()
         if row is None:
             return None
-        name, appointment_at, zone, settings, caller_id = row
+        name, appointment_at, zone, settings, caller_id, fields = row
         plan = CampaignPlan.model_validate_json(settings)
         return ReminderDetails(
             name=name,
             appointment=as_datetime(appointment_at).astimezone(ZoneInfo(zone)),
             business=plan.business,
             callback_number=plan.callback_number or caller_id,
+            fields=json.loads(fields),
         )
 
     async def report_reminder(

@@ -34,6 +34,10 @@ class FlowApp:
         return self.flow.voice
 
     @property
+    def language(self) -> str | None:
+        return None
+
+    @property
     def failure(self) -> FailurePolicy:
         return FailurePolicy(apology=self.flow.apology or APOLOGY)
 

@@ -17,24 +17,33 @@ waits for the verdict, listening:
 
 What was decided goes to the ``ReminderBackend`` (the campaign store) before the goodbye, so a
 callee who hangs up during it still counts. The dialog never learns about campaigns: it reads
-its words' details and reports a decision through that one small interface.
+its words' details and reports a decision through that one small interface. The words are a
+script in ``flows/reminders/`` (``campaign.script``), in the contact's language; a language
+without phrases is answered by key only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 
 from ivr_bridge.call.app import DEFAULT_FAILURE, AppFactory, AppUnavailable, FailurePolicy
 from ivr_bridge.call.control import BargeInPolicy, CallControl
 from ivr_bridge.call.inputs import AnsweredBy, DtmfInput, SpeechInput
-from ivr_bridge.campaign.reminder import ReminderBackend, ReminderDetails
+from ivr_bridge.campaign.reminder import ReminderBackend
+from ivr_bridge.campaign.script import (
+    DEFAULT_SCRIPT,
+    SCRIPTS_SUBDIR,
+    Phrases,
+    ReminderScript,
+)
 from ivr_bridge.dialog.services import FlowServices, GrammarChoice, RecognizerUnavailable
 from ivr_bridge.recognition.models import GrammarError
 
 REMINDER_APP = "reminder"
 ATTEMPT_PARAMETER = "attempt"
+SCRIPT_PARAMETER = "script"
+LANGUAGE_PARAMETER = "language"
 AMD_WAIT_MS = 6_000
 """How long after the opening line the call waits for the machine verdict (then: a person)."""
 GREETING_WAIT_MS = 30_000
@@ -44,32 +53,18 @@ CHOICES = {"1": "confirmed", "2": "rescheduled", "3": "cancelled", "9": "opted_o
 MIN_CONFIDENCE = 0.4
 """A spoken answer below this grammar confidence is asked again rather than acted on: a
 wrongly heard "cancel" costs a patient their appointment."""
-IDENTITY = {
-    "1": GrammarChoice(
-        "yes", ("yes", "yeah", "speaking", "this is she", "this is he", "that's me")
-    ),
-    "2": GrammarChoice("no", ("no", "wrong number", "they are not here", "not me")),
-}
-"""Key → the spoken phrases that mean it."""
-OFFER = {
-    "1": GrammarChoice("confirm", ("confirm", "yes", "i will be there", "keep it")),
-    "2": GrammarChoice(
-        "reschedule", ("reschedule", "change it", "another time", "a different day")
-    ),
-    "3": GrammarChoice("cancel", ("cancel", "cancel it", "i can't make it")),
-    "9": GrammarChoice("stop", ("stop calling", "do not call", "don't call me", "remove me")),
-    "*": GrammarChoice("repeat", ("repeat", "say that again")),
-}
+IDENTITY_KEYS = {"1": "right_person", "2": "wrong_person"}
+OFFER_KEYS = {"1": "confirm", "2": "reschedule", "3": "cancel", "9": "stop", "*": "repeat"}
+"""Key → the script's phrases that mean it (fixed: a key decides the reported outcome)."""
 
 
-def spoken_time(when: datetime) -> str:
-    hour = when.strftime("%I").lstrip("0")
-    minutes = "" if when.minute == 0 else f":{when.minute:02d}"
-    return f"{when.strftime('%A, %B')} {when.day}, at {hour}{minutes} {when.strftime('%p')}"
-
-
-def spoken_number(number: str) -> str:
-    return " ".join(number.lstrip("+"))
+def grammar(phrases: Phrases, keys: Mapping[str, str]) -> dict[str, GrammarChoice]:
+    """Key → what may be said instead (keys whose phrases are empty are keys only)."""
+    return {
+        key: GrammarChoice(name, getattr(phrases, name))
+        for key, name in keys.items()
+        if getattr(phrases, name)
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,9 +72,19 @@ class ReminderApp:
     attempt_id: int
     backend: ReminderBackend
     services: FlowServices
+    script: ReminderScript
+    words: str
+    """The script's language block this call speaks (``en``, ``es``...)."""
     name: str = REMINDER_APP
-    voice: str | None = None
     failure: FailurePolicy = DEFAULT_FAILURE
+
+    @property
+    def voice(self) -> str | None:
+        return self.script.languages[self.words].voice
+
+    @property
+    def language(self) -> str | None:
+        return self.words.split("-")[0]
 
     async def run(self, call: CallControl) -> None:
         details = await self.backend.reminder_details(self.attempt_id)
@@ -87,10 +92,11 @@ class ReminderApp:
             call.record_event("reminder_unknown_attempt", attempt=self.attempt_id)
             await call.hangup()
             return
-        first = details.name.split()[0]
-        await call.say(
-            f"Hello, this is {details.business} calling.", barge_in=BargeInPolicy("none")
-        )
+
+        def line(part: str) -> str:
+            return self.script.say(self.words, part, details)
+
+        await call.say(line("opening"), barge_in=BargeInPolicy("none"))
         verdict = await self._answered_by(call, AMD_WAIT_MS)
         if verdict == "machine_start":
             verdict = await self._answered_by(call, GREETING_WAIT_MS, past_start=True)
@@ -98,9 +104,13 @@ class ReminderApp:
             await call.hangup()
             return
         if verdict is not None and verdict.startswith("machine"):
-            await self._voicemail(call, details, first)
+            await call.say(line("voicemail"), barge_in=BargeInPolicy("none"))
+            await self.backend.report_reminder(
+                self.attempt_id, call.details.call_sid, decision=None, voicemail_left=True
+            )
+            await call.hangup()
             return
-        await self._person(call, details, first)
+        await self._person(call, line)
 
     async def _answered_by(
         self, call: CallControl, wait_ms: float, *, past_start: bool = False
@@ -119,66 +129,40 @@ class ReminderApp:
                 return "human"  # machines do not press keys
         return None
 
-    async def _voicemail(self, call: CallControl, details: ReminderDetails, first: str) -> None:
-        await call.say(
-            f"Hello, this is {details.business} with a message for {first} about an upcoming "
-            f"appointment. Please call us back at {spoken_number(details.callback_number)}. "
-            "Thank you, goodbye.",
-            barge_in=BargeInPolicy("none"),
-        )
-        await self.backend.report_reminder(
-            self.attempt_id, call.details.call_sid, decision=None, voicemail_left=True
-        )
-        await call.hangup()
-
-    async def _person(self, call: CallControl, details: ReminderDetails, first: str) -> None:
+    async def _person(self, call: CallControl, line: Callable[[str], str]) -> None:
         call.discard_inputs(keys=False)
+        phrases = self.script.languages[self.words].phrases
         key = await self._ask(
-            call,
-            f"Am I speaking with {first}? Say yes or press 1. Say no or press 2.",
-            IDENTITY,
+            call, line("identity"), set(IDENTITY_KEYS), grammar(phrases, IDENTITY_KEYS)
         )
         if key != "1":
-            await call.say("Sorry for the trouble. We will try again another time. Goodbye.")
+            await call.say(line("wrong_person"))
             await call.hangup()
             return
-        offer = (
-            f"You have an appointment on {spoken_time(details.appointment)}. "
-            "To confirm it, say confirm or press 1. To reschedule, say reschedule or press 2. "
-            "To cancel, say cancel or press 3. If you do not want these calls, say stop "
-            "calling or press 9. To hear this again, press star."
+        key = await self._ask(
+            call, line("offer"), set(OFFER_KEYS), grammar(phrases, OFFER_KEYS), repeat_key="*"
         )
-        key = await self._ask(call, offer, OFFER, repeat_key="*")
         decision = CHOICES.get(key or "")
         await self.backend.report_reminder(
             self.attempt_id, call.details.call_sid, decision=decision, voicemail_left=False
         )
-        closing = {
-            "confirmed": "Thank you, your appointment is confirmed. Goodbye.",
-            "rescheduled": "Thank you. Someone will call you to find a new time. Goodbye.",
-            "cancelled": "Your appointment is cancelled. Thank you for letting us know. Goodbye.",
-            "opted_out": "You will not get these calls from us again. Goodbye.",
-        }.get(
-            decision or "",
-            f"We did not get an answer. Please call us at "
-            f"{spoken_number(details.callback_number)}. Goodbye.",
-        )
-        await call.say(closing)
+        await call.say(line(f"closing.{decision or 'no_decision'}"))
         await call.hangup()
 
     async def _ask(
         self,
         call: CallControl,
         prompt: str,
+        keys: set[str],
         choices: dict[str, GrammarChoice],
         *,
         repeat_key: str | None = None,
     ) -> str | None:
-        """Say ``prompt`` (a key or speech cuts it) and wait for a key of ``choices``, or a
-        phrase of one (answered as its key); twice, then None."""
-        keys = set(choices)
+        """Say ``prompt`` (a key, or speech when there are phrases, cuts it) and wait for one
+        of ``keys``, or a phrase of ``choices`` (answered as its key); twice, then None."""
+        barge_in = BargeInPolicy("any" if choices else "dtmf")
         for _ in range(2):
-            await call.say(prompt, barge_in=BargeInPolicy("any"))
+            await call.say(prompt, barge_in=barge_in)
             while True:
                 item = await call.next_input(CHOICE_WAIT_MS)
                 if item is None:
@@ -186,7 +170,7 @@ class ReminderApp:
                 answer = None
                 if isinstance(item, DtmfInput) and item.digit in keys:
                     answer = item.digit
-                elif isinstance(item, SpeechInput):
+                elif isinstance(item, SpeechInput) and choices:
                     answer = await self._heard(call, item, choices)
                     if answer is None:
                         break  # not understood: ask again
@@ -220,12 +204,26 @@ class ReminderApp:
 
 
 def reminder_app_factory(
-    backend: ReminderBackend, services: Callable[[], FlowServices] = FlowServices
+    backend: ReminderBackend,
+    scripts: Mapping[str, ReminderScript],
+    services: Callable[[], FlowServices] = FlowServices,
 ) -> AppFactory:
+    """Reminder calls by their start parameters: the attempt, the script (default
+    ``appointment``) and the contact's language (a block the script lacks: its first one)."""
+
     def factory(parameters: Mapping[str, str]) -> ReminderApp:
         raw = parameters.get(ATTEMPT_PARAMETER, "")
         if not raw.isdigit():
             raise AppUnavailable(f"a reminder call needs its attempt id (got {raw!r})")
-        return ReminderApp(int(raw), backend, services())
+        name = parameters.get(SCRIPT_PARAMETER) or DEFAULT_SCRIPT
+        script = scripts.get(name)
+        if script is None:
+            raise AppUnavailable(
+                f"no reminder script {name!r} in flows/{SCRIPTS_SUBDIR} "
+                f"(there are: {', '.join(scripts) or 'none'})"
+            )
+        language = parameters.get(LANGUAGE_PARAMETER, "")
+        words = script.language_for(language) or next(iter(script.languages))
+        return ReminderApp(int(raw), backend, services(), script, words)
 
     return factory

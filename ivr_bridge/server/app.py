@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from ivr_bridge.call.app import AppFactory
 from ivr_bridge.call.outcomes import MemoryOutcomeStore
 from ivr_bridge.call.registry import HangUpNow
+from ivr_bridge.campaign.script import load_scripts
 from ivr_bridge.campaign.store import CampaignStore
 from ivr_bridge.config import Settings
 from ivr_bridge.dialog.flow import load_flows_dir
@@ -213,13 +214,13 @@ async def start_bridge(
     metrics = BridgeMetrics()
     speech_health = SpeechPathHealth(session_url(base_url))
 
-    async def open_speech(voice: str) -> SpeechSession:
+    async def open_speech(voice: str, language: str | None = None) -> SpeechSession:
         try:
             session = await connect_lmnt(
                 base_url=base_url,
                 api_key=api_key,
                 voice=voice,
-                language=settings.language,
+                language=language or settings.language,
                 on_first_audio_latency=metrics.tts_first_audio.observe,
                 on_closed=metrics.speech_sessions_open.dec,
                 open_timeout=settings.tts_connect_timeout_ms / 1000,
@@ -245,7 +246,11 @@ async def start_bridge(
     if campaigns is not None:
         state.campaigns = campaigns
         state.campaign_metrics = CampaignMetrics(campaigns, metrics)
-        state.apps.add(REMINDER_APP, reminder_app_factory(campaigns, lambda: state.flow_services))
+        state.reminder_scripts = load_scripts(settings.flows_dir)  # a broken one stops startup
+        state.apps.add(
+            REMINDER_APP,
+            reminder_app_factory(campaigns, state.reminder_scripts, lambda: state.flow_services),
+        )
     for name, factory in (apps or {}).items():
         state.apps.add(name, factory)
     if default_app is not None:

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ivr_bridge.campaign.contacts import E164_PATTERN, ContactsError, parse_contacts
 from ivr_bridge.campaign.plan import CampaignPlan
 from ivr_bridge.campaign.report import campaign_status, export_csv
+from ivr_bridge.campaign.script import SCRIPTS_SUBDIR, ReminderScript
 from ivr_bridge.campaign.store import CampaignStore
 from ivr_bridge.errors import CampaignError
 from ivr_bridge.server.control import authorised
@@ -75,10 +76,21 @@ async def _body(request: web.Request, limit: int) -> bytes:
     return raw
 
 
+def _script(request: web.Request, name: str) -> ReminderScript:
+    scripts = request.app[STATE].reminder_scripts
+    if name not in scripts:
+        raise CampaignError(
+            f"plan.script: no reminder script {name!r} in flows/{SCRIPTS_SUBDIR} on this bridge "
+            f"(there are: {', '.join(scripts) or 'none'})"
+        )
+    return scripts[name]
+
+
 async def create(request: web.Request) -> web.Response:
     store = _store(request)
     try:
         body = _NewCampaign.model_validate_json(await _body(request, MAX_JSON_BYTES) or b"{}")
+        _script(request, body.plan.script)
         await store.create_campaign(
             body.id,
             name=body.name or body.id,
@@ -106,7 +118,7 @@ async def contacts(request: web.Request) -> web.Response:
     except UnicodeDecodeError:
         return _problem(400, "contacts.csv:1: not UTF-8 text: save the file as UTF-8")
     try:
-        await store.campaign(campaign_id)
+        script = _script(request, (await store.plan(campaign_id)).script)
         # Off the event loop: up to 8 MB of CSV must not stall the live calls it carries.
         result = await asyncio.to_thread(
             parse_contacts,
@@ -114,6 +126,7 @@ async def contacts(request: web.Request) -> web.Response:
             "contacts.csv",
             now=datetime.now(UTC),
             strict=strict,
+            script=script,
         )
         skipped = await store.add_contacts(campaign_id, result.contacts, now=time.time())
     except ContactsError as exc:

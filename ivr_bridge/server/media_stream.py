@@ -224,7 +224,7 @@ class MediaStream:
         app: CallApp | None = None
         try:
             app = state.apps.resolve(call.parameters)
-            speech = await state.open_speech(app.voice or state.settings.voice)
+            speech = await state.open_speech(app.voice or state.settings.voice, app.language)
         except Exception as exc:  # whatever it is, the caller must not sit on a silent line
             error_type = exc.error_type if isinstance(exc, SpeechSessionError) else "startup"
             state.metrics.speech_errors.labels(type=speech_error_label(error_type)).inc()
@@ -240,7 +240,7 @@ class MediaStream:
             details=call,
             dialog=app.run,
             failure=app.failure,
-            speech=self._recovering(speech, voice),
+            speech=self._recovering(speech, voice, app.language),
             send=self._send,
             close_stream=self._close_by_bridge,
             outcomes=state.outcomes,
@@ -290,13 +290,15 @@ class MediaStream:
         if delay_s is not None:
             self._state.metrics.campaign_first_audio.observe(delay_s)
 
-    def _recovering(self, speech: SpeechSession, voice: str) -> RecoveringSpeech:
+    def _recovering(
+        self, speech: SpeechSession, voice: str, language: str | None
+    ) -> RecoveringSpeech:
         """The call's speech path, mended mid-call when a session stalls or drops."""
         state = self._state
         s = state.settings
         return RecoveringSpeech(
             speech,
-            lambda: state.open_speech(voice),
+            lambda: state.open_speech(voice, language),
             stall_s=s.tts_stall_ms / 1000,
             silence_s=s.tts_silence_ms / 1000,
             reconnect_s=s.tts_reconnect_s,

@@ -16,6 +16,7 @@ from ivr_bridge.call.listener import ListenerSettings
 from ivr_bridge.call.outcomes import OutcomeStore
 from ivr_bridge.call.playback import PlaybackSettings
 from ivr_bridge.call.registry import CallRegistry, MemoryCallRegistry
+from ivr_bridge.campaign.script import ReminderScript
 from ivr_bridge.campaign.store import CampaignStore
 from ivr_bridge.config import Settings
 from ivr_bridge.dialog.flow import Flow, FlowError, FlowServices, load_flow, resolve_flow_path
@@ -31,8 +32,8 @@ UNAUTHENTICATED_READS = 32
 WEBHOOK_MAX_BYTES = 64 * 1024
 """Twilio's webhook forms are a few kB: a bigger body is refused before it is read (413)."""
 
-SpeechFactory = Callable[[str], Awaitable[SpeechSession]]
-"""Opens a speech session for a voice id."""
+SpeechFactory = Callable[[str, str | None], Awaitable[SpeechSession]]
+"""Opens a speech session for a voice id and a language (None: ``IVR_LANGUAGE``)."""
 
 
 @dataclass
@@ -70,6 +71,8 @@ class BridgeState:
     campaigns: CampaignStore | None = None
     """Outbound campaigns (their callbacks and the reminder app); None: none on this bridge."""
     campaign_metrics: CampaignMetrics | None = None
+    reminder_scripts: dict[str, ReminderScript] = field(default_factory=dict)
+    """The reminder calls' words (``flows/reminders/*.yaml``), checked at startup."""
     streams: set[Any] = field(default_factory=set)
     """Every open media-stream socket, with or without a call (closed at the end of a drain)."""
 

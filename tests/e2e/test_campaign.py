@@ -69,7 +69,7 @@ PERSONAS: dict[str, Persona] = {
     "+13125550110": person_pressing("1", "2"),  # it's me; reschedule
     "+13125550111": person_saying("yes", "cancel"),  # the same by voice
     "+13125550112": person_pressing("1", "1"),
-    "+13125550113": person_pressing("1", "1"),
+    "+13125550113": person_pressing("1", "1"),  # in Spanish
     "+13125550114": person_saying("yes", "confirm"),
     "+13125550115": Persona("voicemail", ring_ms=2000),
     "+13125550116": Persona("busy"),
@@ -102,6 +102,9 @@ EXPECTED = {
 }
 
 
+SPANISH = {"+13125550113": "es-MX"}
+
+
 def all_day_plan(now: float) -> CampaignPlan:
     return CampaignPlan.around_the_clock(now, business="Elm Street Clinic", ring_timeout_s=5)
 
@@ -109,7 +112,14 @@ def all_day_plan(now: float) -> CampaignPlan:
 def contacts_for(phones: list[str], now: float) -> list[Contact]:
     appointment = datetime.fromtimestamp(now, UTC) + timedelta(days=3)
     return [
-        Contact(line, phone, f"Ana Patient{line}", appointment, "America/Chicago")
+        Contact(
+            line,
+            phone,
+            f"Ana Patient{line}",
+            appointment,
+            "America/Chicago",
+            SPANISH.get(phone, "en-US"),
+        )
         for line, phone in enumerate(phones, start=2)
     ]
 
