@@ -61,3 +61,25 @@ def test_mistakes_are_named_without_a_traceback(
         capsys, db, "create", "x", "--caller-id", "+15005550006", "--days", "weekdays"
     )
     assert code == 2 and "day names" in err
+
+
+def test_a_campaign_needs_words_that_exist_and_contacts_they_can_be_said_to(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    code, _, err = run(
+        capsys, db, "create", "x", "--caller-id", "+15005550006", "--script", "dental"
+    )
+    assert code == 2
+    assert "flows/reminders/dental.yaml: cannot read the reminder script" in err
+    assert run(capsys, db, "create", "flu", "--caller-id", "+15005550006")[0] == 0
+    contacts = tmp_path / "contacts.csv"
+    contacts.write_text(
+        "phone,name,appointment,timezone,language\n"
+        "+13125550100,Ana Diaz,2030-12-09 14:30,America/Chicago,es-MX\n"
+        "+13125550101,Luc Petit,2030-12-09 14:30,America/Chicago,fr-CA\n",
+        encoding="utf-8",
+    )
+    code, out, err = run(capsys, db, "import", "flu", str(contacts))
+    assert code == 0 and "1 of 2 rows imported" in out
+    assert f"{contacts}:3: language 'fr-CA': the reminder script 'appointment' speaks en, es" in err
