@@ -49,17 +49,17 @@ def _person(*keys: str) -> Persona:
     )
 
 
-CALLEES: list[tuple[str, str, Persona]] = [
-    ("+13125550101", "confirms", _person("1", "1")),
-    ("+13125550102", "reschedules", _person("1", "2")),
-    ("+13125550103", "cancels", _person("1", "3")),
-    ("+13125550104", "asks to stop the calls", _person("1", "9")),
-    ("+13125550105", "is not the patient", _person("2")),
-    ("+13125550106", "answering machine", Persona("voicemail", ring_ms=4000)),
-    ("+13125550107", "busy line", Persona("busy")),
-    ("+13125550108", "rings out", Persona("no_answer")),
-    ("+13125550109", "call fails", Persona("failed")),
-    ("+1312555011", "invalid number", Persona("invalid")),
+CALLEES: list[tuple[str, str, Persona, str]] = [
+    ("+13125550101", "confirms", _person("1", "1"), "confirmed"),
+    ("+13125550102", "reschedules", _person("1", "2"), "rescheduled"),
+    ("+13125550103", "cancels", _person("1", "3"), "cancelled"),
+    ("+13125550104", "asks to stop the calls", _person("1", "9"), "opted_out"),
+    ("+13125550105", "is not the patient", _person("2"), "no_decision"),
+    ("+13125550106", "answering machine", Persona("voicemail", ring_ms=4000), "voicemail"),
+    ("+13125550107", "busy line", Persona("busy"), "busy"),
+    ("+13125550108", "rings out", Persona("no_answer"), "no_answer"),
+    ("+13125550109", "call fails", Persona("failed"), "failed"),
+    ("+1312555011", "invalid number", Persona("invalid"), "failed"),
 ]
 
 
@@ -69,7 +69,7 @@ async def run_campaign_demo(args: argparse.Namespace) -> int:
         return 2
     configure_logging("console", os.environ.get("IVR_LOG_LEVEL", "warning"))
     token = secrets.token_hex(16)
-    personas = {phone: persona for phone, _, persona in CALLEES}
+    personas = {phone: persona for phone, _, persona, _ in CALLEES}
     with tempfile.TemporaryDirectory(prefix="ivr-demo-campaign-") as folder:
         now = time.time()
         store = await CampaignStore.open(f"sqlite:///{Path(folder) / 'campaigns.db'}", now=now)
@@ -110,18 +110,30 @@ async def run_campaign_demo(args: argparse.Namespace) -> int:
             finally:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
-            _print(await store.attempt_rows("demo"), standin, time.monotonic() - started)
-            print(
-                campaign_status(
-                    await store.campaign("demo"), await store.attempt_rows("demo")
-                ).table()
-            )
+            rows = await store.attempt_rows("demo")
+            _print(rows, standin, time.monotonic() - started)
+            print(campaign_status(await store.campaign("demo"), rows).table())
+            return _judge(rows)
         finally:
             await dialer.close()
             await standin.close()
             await bridge.stop()
             await store.close()
-    return 0
+
+
+def _judge(rows: list[dict[str, Any]]) -> int:
+    """0 when every contact's first call ended as its persona should (else 1, named)."""
+    got = {r["phone"]: r["outcome"] for r in rows if r["number"] == 1}
+    wrong = [
+        f"{phone} ({what}): {got.get(phone)} instead of {expected}"
+        for phone, what, _, expected in CALLEES
+        if got.get(phone) != expected
+    ]
+    for line in wrong:
+        print(f"UNEXPECTED {line}", file=sys.stderr)
+    if not wrong:
+        print(f"\nall {len(CALLEES)} contacts ended as expected")
+    return 1 if wrong else 0
 
 
 async def _prepare(store: CampaignStore, now: float) -> None:
@@ -132,7 +144,7 @@ async def _prepare(store: CampaignStore, now: float) -> None:
     appointment = datetime.fromtimestamp(now, UTC) + timedelta(days=2)
     contacts = [
         Contact(line, phone, f"Ana {what.split()[0].title()}", appointment, "America/Chicago")
-        for line, (phone, what, _) in enumerate(CALLEES, start=2)
+        for line, (phone, what, _, _) in enumerate(CALLEES, start=2)
     ]
     await store.add_contacts("demo", contacts, now=now)
     await store.set_status("demo", "running")
@@ -144,7 +156,7 @@ async def _waiting(store: CampaignStore) -> bool:
 
 
 def _print(rows: list[dict[str, Any]], standin: TwilioRestStandIn, wall_s: float) -> None:
-    what = {phone: text for phone, text, _ in CALLEES}
+    what = {phone: text for phone, text, _, _ in CALLEES}
     firsts = [r for r in rows if r["number"] == 1]
     print(f"\n{'callee':<14} {'persona':<24} {'status':<11} {'answered by':<17} outcome")
     for r in firsts:
@@ -164,5 +176,11 @@ def _print(rows: list[dict[str, Any]], standin: TwilioRestStandIn, wall_s: float
         print(
             f"\nanswer → first bot audio (call time): p50 {statistics.median(first_audio):.0f} ms, "
             f"max {max(first_audio):.0f} ms over {len(first_audio)} answered calls"
+        )
+    dial_to_audio = sorted(r["first_audio_ms"] for r in rows if r["first_audio_ms"] is not None)
+    if dial_to_audio:
+        print(
+            f"dial → first bot audio (the bridge's figure, ringing included): p50 "
+            f"{statistics.median(dial_to_audio):.0f} ms, max {dial_to_audio[-1]:.0f} ms"
         )
     print(f"{len(standin.create_times)} calls placed in {wall_s:.1f} s\n")

@@ -214,8 +214,8 @@ def load_script(path: Path) -> ReminderScript:
             try:
                 script.say(language, part, replace(SAMPLE, fields=_AnyFields()))
             except CampaignError as exc:
-                loc = ("languages", language, *part.split("."))
-                raise CampaignError(f"{path}:{_line(node, loc)}: {'.'.join(loc)}: {exc}") from None
+                at = ("languages", language, *part.split("."))
+                raise CampaignError(f"{path}:{_line(node, at)}: {'.'.join(at)}: {exc}") from None
     return script
 
 
