@@ -7,7 +7,8 @@ an inbound call takes, with ``Direction=outbound-api``), a line that is busy, on
 a number that fails, or one Twilio refuses at once (HTTP 400 with error 21211, as for an
 invalid number). Status callbacks (``initiated``, ``ringing``, ``in-progress``, then the final
 status) and the asynchronous answering-machine result are signed with the account's auth token
-and sent in Twilio's order, or shuffled when asked, as the real ones sometimes arrive.
+and sent in Twilio's order, or (when asked) held to the end of the call and shuffled, and sent
+twice, as the real ones sometimes arrive.
 
 Every create request is stamped on one monotonic clock (``create_times``) so a test can measure
 the rate it was dialled at, and ``GET Calls/{sid}.json`` / ``GET Calls.json?To=`` answer the
@@ -143,13 +144,18 @@ class TwilioRestStandIn:
         personas: Callable[[str], Persona],
         speed: float = 1.0,
         shuffle_callbacks: bool = False,
+        duplicate_callbacks: bool = False,
         seed: int = 0,
     ) -> None:
+        """``shuffle_callbacks``: a call's status callbacks are held until it ends, then sent
+        in a random order (``completed`` may come before ``ringing``); ``duplicate_callbacks``:
+        each is sent twice, as Twilio's retries do."""
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.personas = personas
         self.speed = speed
         self.shuffle = shuffle_callbacks
+        self.duplicate = duplicate_callbacks
         self._random = random.Random(seed)
         self.calls: dict[str, StandInCall] = {}
         self.create_times: list[float] = []
@@ -317,7 +323,7 @@ class TwilioRestStandIn:
             duration = max(1, round((time.monotonic() - answered) * self.speed))
             call.duration_s = duration
             status("completed", CallDuration=str(duration))
-        await self._flush(call, pending)
+        await self._flush(call, pending, final=True)
 
     def _events(self, call: StandInCall) -> set[str]:
         asked = call.form.get("StatusCallbackEvent") or []
@@ -405,9 +411,15 @@ class TwilioRestStandIn:
             },
         )
 
-    async def _flush(self, call: StandInCall, pending: list[tuple[str, dict[str, str]]]) -> None:
+    async def _flush(
+        self, call: StandInCall, pending: list[tuple[str, dict[str, str]]], *, final: bool = False
+    ) -> None:
+        if self.shuffle and not final:
+            return  # held until the call ends
         url = str(call.form.get("StatusCallback") or "")
         batch, pending[:] = list(pending), []
+        if self.duplicate:
+            batch += batch
         if self.shuffle:
             self._random.shuffle(batch)
         for _, fields in batch:

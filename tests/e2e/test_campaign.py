@@ -266,3 +266,60 @@ async def test_a_20_contact_campaign_dials_at_its_pace_and_every_contact_ends_in
         await dialer.close()
         await standin.close()
         await store.close()
+
+
+async def test_callbacks_shuffled_and_sent_twice_leave_the_same_outcomes(
+    make_bridge: Any, tmp_path: Path
+) -> None:
+    """Every status callback of a call held to its end, then sent twice in a random order
+    (``completed`` before ``ringing``, duplicates): the outcomes, and one follow-up per
+    retryable attempt, are what Twilio's own order gives."""
+    phones = [
+        "+13125550101",  # confirm by key
+        "+13125550111",  # cancel by voice
+        "+13125550108",  # voicemail
+        "+13125550104",  # busy
+        "+13125550105",  # no answer
+        "+13125550106",  # failed
+    ]
+    now = time.time()
+    store = await CampaignStore.open(f"sqlite:///{tmp_path / 'campaigns.db'}", now=now)
+    bridge = await make_bridge(campaigns=store)
+    standin = TwilioRestStandIn(
+        account_sid=ACCOUNT,
+        auth_token=AUTH_TOKEN,
+        personas=lambda phone: PERSONAS[phone],
+        speed=SPEED,
+        shuffle_callbacks=True,
+        duplicate_callbacks=True,
+        seed=7,
+    )
+    await standin.start()
+    dialer = TwilioDialer(
+        ACCOUNT, AUTH_TOKEN, public_url=bridge.base_url, api_base_url=standin.base_url
+    )
+    try:
+        await store.create_campaign(
+            "flu", name="Flu", caller_id=CALLER_ID, app="reminder", plan=all_day_plan(now), now=now
+        )
+        await store.add_contacts("flu", contacts_for(phones, now), now=now)
+        await store.set_status("flu", "running")
+        dispatcher = Dispatcher(store, dialer, worker="test", account=ACCOUNT, cps=CPS, poll_s=0.05)
+        await _run_until_all_dialled(dispatcher, store, "flu")
+        await standin.settled(timeout_s=90)
+        received = [
+            [int(c["SequenceNumber"]) for c in call.callbacks if "CallStatus" in c]
+            for call in standin.calls.values()
+        ]
+        assert any(seqs != sorted(seqs) for seqs in received), received  # really out of order
+        assert all(len(seqs) == 2 * len(set(seqs)) for seqs in received)  # every one twice
+        rows = await store.attempt_rows("flu")
+        firsts = {r["phone"]: r["outcome"] for r in rows if r["number"] == 1}
+        assert firsts == {phone: EXPECTED[phone] for phone in phones}
+        again = sorted(r["phone"] for r in rows if r["number"] == 2)
+        assert again == ["+13125550104", "+13125550105", "+13125550106"]  # once each
+        assert all(r["state"] == "scheduled" for r in rows if r["number"] == 2)
+    finally:
+        await dialer.close()
+        await standin.close()
+        await store.close()
