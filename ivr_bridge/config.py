@@ -101,6 +101,13 @@ class Settings(BaseSettings):
     at or below the account's CPS (1 unless Twilio raised it), or Twilio queues calls silently."""
     dispatcher: bool = True
     """With ``IVR_CAMPAIGN_DB``: dial from this process (false: callbacks only)."""
+    reconcile_every_s: float = Field(default=30.0, gt=0, le=3600)
+    """How often the dispatcher looks for what a crash or a lost callback left open."""
+    claim_grace_s: float = Field(default=120.0, gt=0, le=3600)
+    """A claim this old with no call placed belongs to a dispatcher that died mid-dial."""
+    live_grace_s: float | None = Field(default=None, gt=0, le=86_400)
+    """A call with no final status this long after dialling is looked up in the Calls API
+    (unset: its ring timeout + time limit + 60 s, when it must have ended)."""
     twilio_api_url: str = "https://api.twilio.com"
     """Twilio's REST API (the offline stand-in's address in tests and demos)."""
     control_token: SecretStr | None = None

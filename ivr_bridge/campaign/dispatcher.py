@@ -25,6 +25,7 @@ import structlog
 from ivr_bridge.campaign.callbacks import TERMINAL_STATUSES
 from ivr_bridge.campaign.dialer import Dialed, Dialer, DialRequest
 from ivr_bridge.campaign.outcomes import Outcome
+from ivr_bridge.campaign.plan import CampaignPlan
 from ivr_bridge.campaign.store import CampaignStore, Claimed
 
 log = structlog.get_logger("ivr_bridge.campaign")
@@ -32,9 +33,13 @@ log = structlog.get_logger("ivr_bridge.campaign")
 RETRY_REFUSED_S = 30.0
 """A dial Twilio refused for now (429, 5xx, network) goes again this much later."""
 CLAIM_GRACE_S = 120.0
-"""A claim older than this with no CallSid belongs to a dispatcher that died mid-dial."""
-LIVE_GRACE_S = 900.0
-"""A placed call with no final status this long after dialling lost its last callback."""
+"""A claim older than this with no CallSid belongs to a dispatcher that died mid-dial (a
+dispatcher renews its claim just before each request, so a live one never looks like that)."""
+LIVE_MARGIN_S = 60.0
+"""A placed call with no final status this long after it must have ended (ring timeout + time
+limit) lost its last callback."""
+SHORTEST_LIVE_S = 5 + 30 + LIVE_MARGIN_S
+"""The shortest ring timeout and time limit a plan allows, and the margin."""
 RECONCILE_EVERY_S = 30.0
 ERROR_BACKOFF_MAX_S = 30.0
 """After a failed step (database unreachable), wait up to this long before the next."""
@@ -57,8 +62,16 @@ class Dispatcher:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         on_result: Callable[[str], None] | None = None,
+        reconcile_every_s: float = RECONCILE_EVERY_S,
+        claim_grace_s: float = CLAIM_GRACE_S,
+        live_grace_s: float | None = None,
     ) -> None:
+        """``live_grace_s``: how long after dialling a call with no final status is looked up
+        (None: its ring timeout + time limit + ``LIVE_MARGIN_S``)."""
         self.store = store
+        self.reconcile_every_s = reconcile_every_s
+        self.claim_grace_s = claim_grace_s
+        self.live_grace_s = live_grace_s
         self.dialer = dialer
         self.worker = worker
         self.account = account
@@ -80,7 +93,7 @@ class Dispatcher:
             try:
                 if self.clock() >= next_reconcile:
                     await self.reconcile()
-                    next_reconcile = self.clock() + RECONCILE_EVERY_S
+                    next_reconcile = self.clock() + self.reconcile_every_s
                 busy = await self.step()
                 failures = 0
             except Exception as exc:  # the database or Twilio away for a moment: keep going
@@ -92,27 +105,29 @@ class Dispatcher:
             if not busy:
                 await self.sleep(self.poll_s)
 
-    async def reconcile(
-        self, *, claim_grace_s: float = CLAIM_GRACE_S, live_grace_s: float = LIVE_GRACE_S
-    ) -> int:
+    async def reconcile(self) -> int:
         """Settle attempts a dead dispatcher or a lost callback left open; returns how many.
 
         Claimed but never recorded as placed: the Calls API says whether the call went out
         (then the attempt adopts it, so it is not dialled twice) or not (then it is due again).
-        Placed with no final status: the call is fetched and its status applied."""
+        Placed with no final status after the call must have ended: the call is fetched and its
+        status applied."""
         now = self.clock()
+        shortest = self.live_grace_s if self.live_grace_s is not None else SHORTEST_LIVE_S
         stale = await self.store.stale(
-            claimed_before=now - claim_grace_s, dialed_before=now - live_grace_s
+            claimed_before=now - self.claim_grace_s, dialed_before=now - shortest
         )
+        stale = [row for row in stale if row["state"] == "dialing" or self._overdue(row, now)]
         for row in stale:
             if row["state"] == "dialing":
                 since = (row["claimed_at"] or now) - 5.0
                 found = await self.dialer.find_calls(row["phone"], row["caller_id"], since=since)
                 if not found:
-                    log.warning(
-                        "reconcile: claimed call never placed; dialling again", attempt=row["id"]
-                    )
-                    await self.store.release(row["id"], at=now)
+                    if await self.store.release(row["id"], at=now, claimed_at=row["claimed_at"]):
+                        log.warning(
+                            "reconcile: claimed call never placed; dialling again",
+                            attempt=row["id"],
+                        )
                     continue
                 call_sid = found[0].call_sid
                 log.warning(
@@ -134,6 +149,14 @@ class Dispatcher:
                     answered_by=placed.answered_by,
                 )
         return len(stale)
+
+    def _overdue(self, row: dict[str, object], now: float) -> bool:
+        if self.live_grace_s is not None:
+            return True  # the query already applied it
+        plan = CampaignPlan.model_validate_json(str(row["settings"]))
+        dialed_at = row["dialed_at"]
+        assert isinstance(dialed_at, float | int)
+        return now - dialed_at > plan.ring_timeout_s + plan.time_limit_s + LIVE_MARGIN_S
 
     async def step(self) -> int:
         """Claim one batch of due attempts and dial them; returns how many were claimed."""
@@ -161,6 +184,12 @@ class Dispatcher:
             self.on_result(verdict)
             return
         requested_at = self.clock()  # dial → first audio counts from the request
+        if not await self.store.renew_claim(attempt.attempt_id, self.worker, now=requested_at):
+            self.on_result("claim_lost")
+            log.warning(
+                "claim lost before dialling: another dispatcher has it", attempt=attempt.attempt_id
+            )
+            return
         result = await self.dialer.dial(
             DialRequest(
                 to=attempt.phone,

@@ -71,7 +71,9 @@ class StoreQueries:
             rows = (
                 (
                     await db.execute(
-                        select(attempts, contacts.c.phone, campaigns.c.caller_id)
+                        select(
+                            attempts, contacts.c.phone, campaigns.c.caller_id, campaigns.c.settings
+                        )
                         .join(contacts, contacts.c.id == attempts.c.contact_id)
                         .join(campaigns, campaigns.c.id == attempts.c.campaign_id)
                         .where(

@@ -284,14 +284,37 @@ class CampaignStore(CallbackUpdates, StoreQueries):
                 .values(state="live", call_sid=call_sid, dialed_at=now, call_status="queued")
             )
 
-    async def release(self, attempt_id: int, *, at: float) -> None:
-        """Give a claimed attempt back, due at ``at`` (the dial was refused for now: 429)."""
+    async def release(self, attempt_id: int, *, at: float, claimed_at: float | None = None) -> bool:
+        """Give a claimed attempt back, due at ``at`` (the dial was refused for now: 429).
+        ``claimed_at``: only if the claim is still the one seen then (a reconciler must not
+        take back a claim its dispatcher has just renewed to dial it). True: given back."""
+        conditions = [attempts.c.id == attempt_id, attempts.c.state == "dialing"]
+        if claimed_at is not None:
+            conditions.append(attempts.c.claimed_at == claimed_at)
         async with self.engine.begin() as db:
-            await db.execute(
+            result = await db.execute(
                 update(attempts)
-                .where(attempts.c.id == attempt_id, attempts.c.state == "dialing")
+                .where(*conditions)
                 .values(state="scheduled", scheduled_at=at, claimed_by=None, claimed_at=None)
             )
+        return result.rowcount == 1
+
+    async def renew_claim(self, attempt_id: int, worker: str, *, now: float) -> bool:
+        """Just before the request goes out: is the attempt still this worker's? (A claim that
+        waited past the reconcilers' grace may have been given back and taken by another
+        dispatcher.) Renewing it keeps every reconciler off it while the request is in
+        flight."""
+        async with self.engine.begin() as db:
+            result = await db.execute(
+                update(attempts)
+                .where(
+                    attempts.c.id == attempt_id,
+                    attempts.c.state == "dialing",
+                    attempts.c.claimed_by == worker,
+                )
+                .values(claimed_at=now)
+            )
+        return result.rowcount == 1
 
     async def finish_undialled(
         self, attempt_id: int, outcome: Outcome, *, now: float, error_code: int | None = None

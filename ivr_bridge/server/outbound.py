@@ -78,6 +78,9 @@ def start_dialling(
         worker=f"{socket.gethostname()}-{os.getpid()}",
         account=settings.twilio_account_sid,
         cps=settings.dial_cps,
+        reconcile_every_s=settings.reconcile_every_s,
+        claim_grace_s=settings.claim_grace_s,
+        live_grace_s=settings.live_grace_s,
         on_result=(lambda r: metrics.campaign_dials.labels(result=r).inc()) if metrics else None,
     )
     task = asyncio.create_task(dispatcher.run(), name="campaign-dispatcher")

@@ -164,6 +164,45 @@ async def test_a_crash_before_the_request_dials_the_contact_once_later(
     assert [request.to for _, request in dialer.requests] == ["+13125550100"]
 
 
+async def test_a_claim_that_waited_past_the_grace_is_not_dialled_by_both(
+    store_factory: StoreFactory,
+) -> None:
+    """Many replicas share one slow pace, so a claim can wait longer than the reconcilers'
+    grace: another replica gives it back and dials it. The first must then not dial it too."""
+    clock = SimClock(local(2026, 12, 3, 9, 0))
+    store = await store_factory()
+    await setup(store, ["+13125550100", "+13125550101"], now=clock.now, leads="48h")
+    dialer = ScriptedDialer(clock=clock)
+    results: list[str] = []
+    other = Dispatcher(
+        await store_factory(), dialer, worker="b", account=ACCOUNT, clock=clock, sleep=clock.sleep
+    )
+
+    async def slow_pace(seconds: float) -> None:
+        # While "a" waits for its slot, "b"'s reconciler finds the claim stale and no call for
+        # it, gives it back, and "b" dials it.
+        clock.now += max(seconds, 200.0)
+        assert await other.reconcile() >= 1
+        assert await other.step() == 1
+
+    first = Dispatcher(
+        store,
+        dialer,
+        worker="a",
+        account=ACCOUNT,
+        cps=0.01,
+        clock=clock,
+        sleep=slow_pace,
+        on_result=results.append,
+    )
+    assert await first.step() == 2
+    assert results == ["placed", "claim_lost"]
+    assert Counter(request.to for _, request in dialer.requests) == {
+        "+13125550100": 1,
+        "+13125550101": 1,
+    }
+
+
 async def test_an_opted_out_number_is_never_dialled(store: CampaignStore) -> None:
     clock = SimClock(local(2026, 12, 3, 9, 0))
     await setup(store, ["+13125550100"], now=clock.now, leads="48h")
