@@ -44,7 +44,10 @@ from ivr_bridge.sim.result import CallResult
 from ivr_bridge.sim.script import CallerScript
 
 API = "/2010-04-01/Accounts/{account}"
-PersonaKind = Literal["human", "voicemail", "busy", "no_answer", "failed", "invalid"]
+PersonaKind = Literal[
+    "human", "hang_up_early", "voicemail", "busy", "no_answer", "failed", "invalid"
+]
+"""``hang_up_early``: answers "Hello?" and hangs up a moment into the bot's first words."""
 BEEP_MS = 500
 """The answering machine's tone after its greeting (1 kHz)."""
 AMD_DECISION_MS = 300
@@ -354,6 +357,9 @@ class TwilioRestStandIn:
     async def _script(self, call: StandInCall) -> tuple[CallerScript, float]:
         """The callee's script, and when the machine verdict is known (call ms after answer)."""
         persona = call.persona
+        if persona.kind == "hang_up_early":
+            steps: list[Any] = [{"say": "Hello?"}, {"silence": 1_200}, "hangup"]
+            return CallerScript.model_validate({"steps": steps}), persona.amd_ms
         if persona.kind != "voicemail":
             script = persona.script or CallerScript.model_validate(
                 {"steps": [{"say": "Hello?"}, "wait_for_bot", "hangup"]}

@@ -75,7 +75,7 @@ PERSONAS: dict[str, Persona] = {
     "+13125550116": Persona("busy"),
     "+13125550117": Persona("no_answer"),
     "+13125550118": person_pressing("1", "3"),
-    "+13125550119": person_pressing("2"),
+    "+13125550119": Persona("hang_up_early", ring_ms=1500, amd_ms=800),  # gone at "Hello"
     "+13125550120": Persona("busy"),
 }
 EXPECTED = {

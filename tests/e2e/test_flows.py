@@ -321,7 +321,14 @@ expect: {ended: hangup}
     timeline = [(e.get("event"), e.get("call_ms"), e.get("text")) for e in logs if "call_ms" in e]
     assert recording["audio_ms"] > 500, (recording, timeline)
     if recording["engine"] is not None:  # faster-whisper installed
-        assert "friday" in recording["text"].lower(), (recording, timeline)
+        # whisper tiny hears this espeak voice's "friday" as "right there" with as little as
+        # 20 ms of line silence before it (and not without), so "friday" depended on where the
+        # VAD cut; "next ... in the morning" survives every cut from 0 to 300 ms either side.
+        words = recording["text"].lower().split()
+        assert words[:1] == ["next"] and "morning" in recording["text"].lower(), (
+            recording,
+            timeline,
+        )
 
 
 async def test_a_recorded_prompt_and_a_goto_step_play_through_the_call(
