@@ -109,7 +109,11 @@ async def start_speech_server(
     """Start listening (port 0 = any free port). Refuses a non-loopback host without keys."""
     config = config if config is not None else SpeechServerConfig()
     check_bind(config, host)
-    runner = web.AppRunner(build_app(config), handle_signals=False, access_log=None)
+    # Stopping waits at most 2 s for handlers still running (a session mid-sentence, an upgrade
+    # held by ``accept_delay_ms``), then cancels them: aiohttp's default is a minute.
+    runner = web.AppRunner(
+        build_app(config), handle_signals=False, access_log=None, shutdown_timeout=2.0
+    )
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     try:

@@ -47,8 +47,8 @@ REPO = Path(__file__).resolve().parents[2]
 ACCOUNT = "AC" + "7" * 32
 CALLER_ID = "+15005550006"
 CAMPAIGN = "restart"
-CPS = 4.0
-"""About 4 s of dialling before the kill and 4 s after it."""
+CPS = 8.0
+"""About 2 s of dialling before the kill and 2 s after it."""
 SPEED = 2.0
 """Stand-in time: a line that rings out (5 s ring timeout) rings 2.5 s, so calls placed just
 before the kill are still ringing at it."""
