@@ -129,6 +129,11 @@ async def run(args: argparse.Namespace) -> None:
         await standin.close()
         if bridge is not None:
             await bridge.stop()
+        own = [
+            r["first_audio_ms"] - RING_MS
+            for r in await store.attempt_rows(name)
+            if r["first_audio_ms"] is not None
+        ]
         await store.close()
     per_minute = 60 * (len(phones) - 1) / dial_s if dial_s > 0 else float("inf")
     gaps = [b - a for a, b in zip(standin.create_times, standin.create_times[1:], strict=False)]
@@ -151,6 +156,13 @@ async def run(args: argparse.Namespace) -> None:
                 if len(measured) < len(latencies)
                 else ""
             )
+        )
+    if own:
+        print(
+            f"the bridge's own figure (dial request → first media frame sent, as "
+            f"ivr_campaign_dial_to_first_audio_seconds), ringing excluded, {len(own)} calls: "
+            f"p50 {statistics.median(own):.0f} ms, p95 {pct(own, 0.95):.0f} ms, "
+            f"max {max(own):.0f} ms"
         )
     outcomes: dict[str, Any] = {}
     for call in standin.calls.values():
