@@ -9,6 +9,8 @@ import itertools
 import math
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -151,23 +153,38 @@ async def _first_audio_noted(base_url: str, *, calls: int, timeout_s: float = 10
             await asyncio.sleep(0.1)
 
 
-async def test_a_20_contact_campaign_dials_at_its_pace_and_every_contact_ends_in_its_outcome(
-    make_bridge: Any, tmp_path: Path
-) -> None:
-    now = time.time()
-    store = await CampaignStore.open(f"sqlite:///{tmp_path / 'campaigns.db'}", now=now)
+@asynccontextmanager
+async def campaign_stack(
+    make_bridge: Any, tmp_path: Path, **standin_options: Any
+) -> AsyncIterator[tuple[CampaignStore, Any, TwilioRestStandIn, TwilioDialer]]:
+    """A campaign store on SQLite, a bridge answering for it, the Twilio stand-in playing
+    ``PERSONAS`` and a dialer into it."""
+    store = await CampaignStore.open(f"sqlite:///{tmp_path / 'campaigns.db'}", now=time.time())
     bridge = await make_bridge(campaigns=store)
     standin = TwilioRestStandIn(
         account_sid=ACCOUNT,
         auth_token=AUTH_TOKEN,
         personas=lambda phone: PERSONAS.get(phone, Persona("busy")),
         speed=SPEED,
+        **standin_options,
     )
     await standin.start()
     dialer = TwilioDialer(
         ACCOUNT, AUTH_TOKEN, public_url=bridge.base_url, api_base_url=standin.base_url
     )
     try:
+        yield store, bridge, standin, dialer
+    finally:
+        await dialer.close()
+        await standin.close()
+        await store.close()
+
+
+async def test_a_20_contact_campaign_dials_at_its_pace_and_every_contact_ends_in_its_outcome(
+    make_bridge: Any, tmp_path: Path
+) -> None:
+    now = time.time()
+    async with campaign_stack(make_bridge, tmp_path) as (store, bridge, standin, dialer):
         await store.create_campaign(
             "flu",
             name="Flu shots",
@@ -262,10 +279,6 @@ async def test_a_20_contact_campaign_dials_at_its_pace_and_every_contact_ends_in
         assert len(standin.create_times) == before, "an opted-out number was dialled"
         [dental] = await store.attempt_rows("dental")
         assert dental["outcome"] == "opted_out"
-    finally:
-        await dialer.close()
-        await standin.close()
-        await store.close()
 
 
 async def test_callbacks_shuffled_and_sent_twice_leave_the_same_outcomes(
@@ -283,22 +296,9 @@ async def test_callbacks_shuffled_and_sent_twice_leave_the_same_outcomes(
         "+13125550106",  # failed
     ]
     now = time.time()
-    store = await CampaignStore.open(f"sqlite:///{tmp_path / 'campaigns.db'}", now=now)
-    bridge = await make_bridge(campaigns=store)
-    standin = TwilioRestStandIn(
-        account_sid=ACCOUNT,
-        auth_token=AUTH_TOKEN,
-        personas=lambda phone: PERSONAS[phone],
-        speed=SPEED,
-        shuffle_callbacks=True,
-        duplicate_callbacks=True,
-        seed=7,
-    )
-    await standin.start()
-    dialer = TwilioDialer(
-        ACCOUNT, AUTH_TOKEN, public_url=bridge.base_url, api_base_url=standin.base_url
-    )
-    try:
+    async with campaign_stack(
+        make_bridge, tmp_path, shuffle_callbacks=True, duplicate_callbacks=True, seed=7
+    ) as (store, _, standin, dialer):
         await store.create_campaign(
             "flu", name="Flu", caller_id=CALLER_ID, app="reminder", plan=all_day_plan(now), now=now
         )
@@ -319,7 +319,3 @@ async def test_callbacks_shuffled_and_sent_twice_leave_the_same_outcomes(
         again = sorted(r["phone"] for r in rows if r["number"] == 2)
         assert again == ["+13125550104", "+13125550105", "+13125550106"]  # once each
         assert all(r["state"] == "scheduled" for r in rows if r["number"] == 2)
-    finally:
-        await dialer.close()
-        await standin.close()
-        await store.close()
