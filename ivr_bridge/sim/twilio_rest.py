@@ -47,7 +47,8 @@ API = "/2010-04-01/Accounts/{account}"
 PersonaKind = Literal[
     "human", "hang_up_early", "voicemail", "busy", "no_answer", "failed", "invalid"
 ]
-"""``hang_up_early``: answers "Hello?" and hangs up a moment into the bot's first words."""
+"""``hang_up_early``: answers "Hello?", says "Sorry, not now." over the bot's first words and
+hangs up."""
 BEEP_MS = 500
 """The answering machine's tone after its greeting (1 kHz)."""
 AMD_DECISION_MS = 300
@@ -358,7 +359,13 @@ class TwilioRestStandIn:
         """The callee's script, and when the machine verdict is known (call ms after answer)."""
         persona = call.persona
         if persona.kind == "hang_up_early":
-            steps: list[Any] = [{"say": "Hello?"}, {"silence": 1_200}, "hangup"]
+            # Gone a moment into the bot's first words, whenever they come: a fixed silence
+            # would race the bridge's first audio on a loaded machine.
+            steps: list[Any] = [
+                {"say": "Hello?"},
+                {"barge_in": {"after_ms": 300, "say": "Sorry, not now."}},
+                "hangup",
+            ]
             return CallerScript.model_validate({"steps": steps}), persona.amd_ms
         if persona.kind != "voicemail":
             script = persona.script or CallerScript.model_validate(
