@@ -23,6 +23,7 @@ from ivr_bridge.speechserver.config import (
     SpeechServerConfigError,
     check_bind,
 )
+from ivr_bridge.speechserver.engines import VoiceEngines
 from ivr_bridge.speechserver.keys import (
     CONFIG_KEY,
     METRICS_KEY,
@@ -32,7 +33,6 @@ from ivr_bridge.speechserver.keys import (
 )
 from ivr_bridge.speechserver.rest import add_routes, envelope_middleware
 from ivr_bridge.speechserver.session import handle_stream
-from ivr_bridge.speechserver.synth import get_synthesizer
 
 __all__ = [
     "CONFIG_KEY",
@@ -56,7 +56,7 @@ def build_app(config: SpeechServerConfig | None = None) -> web.Application:
     """The server as an aiohttp application (mountable, or run by :func:`start_speech_server`)."""
     app = web.Application(middlewares=[envelope_middleware])
     app[CONFIG_KEY] = config if config is not None else SpeechServerConfig()
-    app[SYNTH_KEY] = get_synthesizer()
+    app[SYNTH_KEY] = VoiceEngines()
     sessions: set[web.WebSocketResponse] = set()
     app[SESSIONS_KEY] = sessions
     registry = CollectorRegistry()

@@ -10,10 +10,10 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from ivr_bridge.speechserver.config import SpeechServerConfig
-from ivr_bridge.speechserver.synth import EspeakSynthesizer
+from ivr_bridge.speechserver.engines import Synthesizer
 
 CONFIG_KEY = web.AppKey("speech_config", SpeechServerConfig)
-SYNTH_KEY = web.AppKey("speech_synth", EspeakSynthesizer)
+SYNTH_KEY: web.AppKey[Synthesizer] = web.AppKey("speech_synth")
 SESSIONS_KEY: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("speech_sessions")
 """Open session sockets (each removes itself when done), closed with 1001 on shutdown."""
 METRICS_KEY = web.AppKey("speech_metrics", CollectorRegistry)

@@ -29,6 +29,7 @@ from ivr_bridge.errors import SpeechError
 from ivr_bridge.speechserver import protocol
 from ivr_bridge.speechserver.audio_format import encode, ulaw_wav_header
 from ivr_bridge.speechserver.config import SpeechServerConfig
+from ivr_bridge.speechserver.engines import Synthesizer
 from ivr_bridge.speechserver.faults import Faults
 from ivr_bridge.speechserver.keys import CONFIG_KEY, SESSION_COUNT_KEY, SESSIONS_KEY, SYNTH_KEY
 from ivr_bridge.speechserver.pipeline import (
@@ -41,7 +42,7 @@ from ivr_bridge.speechserver.pipeline import (
     chunk_audio,
 )
 from ivr_bridge.speechserver.protocol import ErrorType, InitMessage, LmntRequestRefused
-from ivr_bridge.speechserver.synth import EspeakSynthesizer, SynthesisError
+from ivr_bridge.speechserver.synth import SynthesisError
 from ivr_bridge.speechserver.text_buffer import TextBuffer
 from ivr_bridge.speechserver.voices import get_voice
 
@@ -62,7 +63,7 @@ class StreamSession:
         self,
         ws: web.WebSocketResponse,
         config: SpeechServerConfig,
-        synth: EspeakSynthesizer,
+        synth: Synthesizer,
         session_number: int = 1,
     ) -> None:
         self._ws = ws

@@ -1,4 +1,5 @@
-"""The speech server's voice catalogue: LMNT-style ids mapped onto espeak-ng voices and variants.
+"""The speech server's voice catalogue: LMNT-style ids mapped onto espeak-ng voices and variants,
+and the neural ``heart`` voice (hibari-tts; see :mod:`ivr_bridge.speechserver.neural`).
 
 Ids are lower-case like LMNT's system voices, so code written for LMNT (``voice="leah"``) works
 unchanged. Each voice is an espeak language voice plus a variant (``+f3``) and pitch settings.
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 Gender = Literal["female", "male", "nonbinary"]
+Engine = Literal["espeak", "hibari"]
 
 _ESPEAK_GENDER = {"male": 1, "female": 2, "nonbinary": 0}
 
@@ -31,6 +33,8 @@ class VoiceProfile:
     """espeak pitch 0-100 (50 = the variant's own)."""
     pitch_range: int = 50
     rate_wpm: int = 175
+    engine: Engine = "espeak"
+    """``hibari``: the neural voice speaks English; espeak (the fields above) other languages."""
 
     @property
     def espeak_language(self) -> str:
@@ -51,7 +55,7 @@ class VoiceProfile:
             "gender": self.gender,
             "preview_url": None,
             "starred": False,
-            "tags": [self.espeak_voice, self.gender],
+            "tags": [self.espeak_voice, self.gender, self.engine],
             "type": "instant",
         }
 
@@ -59,6 +63,15 @@ class VoiceProfile:
 VOICES: dict[str, VoiceProfile] = {
     voice.id: voice
     for voice in (
+        VoiceProfile(
+            "heart",
+            "Heart",
+            "female",
+            "Natural American voice (neural, English; other languages in espeak).",
+            "en-us",
+            "f4",
+            engine="hibari",
+        ),
         VoiceProfile(
             "leah",
             "Leah",
