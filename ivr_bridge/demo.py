@@ -7,21 +7,19 @@ Twilio call through it with a shipped caller script, and writes what the caller 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import secrets
 import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from aiohttp import web
 
 from ivr_bridge.config import load_settings
 from ivr_bridge.logs import configure_logging
-from ivr_bridge.recognition import RecognizerUnavailable, get_transcriber
 from ivr_bridge.server.app import start_bridge
 from ivr_bridge.sim import load_script, run_call
 from ivr_bridge.sim.cli import exit_code, print_result
+from ivr_bridge.sim.hearing import bot_transcriber_or_note
 
 DEMO_FLOW = "support_line.yaml"
 DEMO_SCRIPT = "support-line-demo"
@@ -47,20 +45,6 @@ async def _start_balance_service() -> tuple[web.AppRunner, str]:
     return runner, f"http://127.0.0.1:{port}/balance"
 
 
-def _bot_transcriber() -> Callable[[bytes, int], Awaitable[str]] | None:
-    """Whisper (embedded) writes what the bot said into the transcript, when it is installed."""
-    try:
-        transcriber = get_transcriber()
-    except RecognizerUnavailable as exc:
-        print(f"note: bot speech will not be transcribed ({exc})")
-        return None
-
-    async def transcribe(pcm16: bytes, sample_rate: int) -> str:
-        return (await transcriber.transcribe(pcm16, sample_rate)).text
-
-    return transcribe
-
-
 async def run_demo(args: argparse.Namespace) -> int:
     """Run the demo call; 0 when it met its expectations, 1 when not, 2 for bad arguments."""
     if not args.speed > 0:
@@ -79,7 +63,7 @@ async def run_demo(args: argparse.Namespace) -> int:
     )
     script = load_script(DEMO_SCRIPT)
     # Loading Whisper imports and reads a model: done off the loop, before anything serves.
-    transcriber = await asyncio.to_thread(_bot_transcriber)
+    transcriber = await bot_transcriber_or_note()
     backend, balance_url = await _start_balance_service()
     previous_url = os.environ.get("IVR_BALANCE_URL")
     os.environ["IVR_BALANCE_URL"] = balance_url  # the flow reads it per call

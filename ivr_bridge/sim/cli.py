@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from ivr_bridge.sim.call import run_call
+from ivr_bridge.sim.hearing import bot_transcriber_or_note
 from ivr_bridge.sim.result import CallResult
 from ivr_bridge.sim.script import ScriptError, load_script
 from ivr_bridge.sim.voice import AudioFileError
@@ -51,6 +52,13 @@ def add_call_arguments(parser: argparse.ArgumentParser) -> None:
         "--speed", type=float, default=1.0, help="virtual clock speed (10 = ten times real time)"
     )
     parser.add_argument(
+        "--transcribe",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="transcribe what the bot said (embedded whisper); default: when the script checks "
+        "bot_said or how the call ended",
+    )
+    parser.add_argument(
         "--param",
         action="append",
         default=[],
@@ -80,6 +88,12 @@ async def run_call_from_args(args: argparse.Namespace) -> int:
     if args.speed <= 0:
         print("error: --speed must be > 0", file=sys.stderr)
         return EXIT_USAGE
+    transcriber = None
+    # An apology is heard in the bot's last words, so an ``ended`` check wants ears too.
+    needs_words = bool(script.expect.bot_said) or script.expect.ended is not None
+    wanted = args.transcribe if args.transcribe is not None else needs_words
+    if wanted:
+        transcriber = await bot_transcriber_or_note()
     try:
         result = await run_call(
             voice_url=args.url,
@@ -89,6 +103,7 @@ async def run_call_from_args(args: argparse.Namespace) -> int:
             speed=args.speed,
             out_dir=args.out,
             custom_parameters=params or None,
+            transcriber=transcriber,
         )
     except AudioFileError as exc:  # a ``play:`` file; raised before anything is dialled
         print(f"error: script {args.script}: {exc}", file=sys.stderr)

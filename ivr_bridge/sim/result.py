@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from ivr_bridge.sim.matching import apology_in, best_match
 from ivr_bridge.sim.recording import CallerTurn, CallRecorder, Utterance
 from ivr_bridge.sim.script import Expectations
 from ivr_bridge.sim.session import StreamStats
@@ -223,9 +224,8 @@ def check_expectations(
     results: list[ExpectationResult] = []
     ended = expect.ended or ("dial" if expect.dial is not None else None)
     if ended is not None:
-        results.append(
-            ExpectationResult(f"ended: {ended}", _status(verdict.kind == ended), verdict.describe())
-        )
+        kind, how = ending(verdict, recorder)
+        results.append(ExpectationResult(f"ended: {ended}", _status(kind == ended), how))
     if expect.dial is not None:
         results.append(
             ExpectationResult(
@@ -235,13 +235,7 @@ def check_expectations(
             )
         )
     for text in expect.bot_said:
-        heard = [u.text for u in recorder.utterances if u.text is not None]
-        if len(heard) < len(recorder.utterances) or not recorder.utterances:
-            ok, detail = False, "not verifiable: bot audio was not transcribed"
-        else:
-            ok = any(text.lower() in h.lower() for h in heard)
-            detail = " | ".join(heard)[:200] or "(bot said nothing)"
-        results.append(ExpectationResult(f"bot said: {text}", _status(ok), detail))
+        results.append(_bot_said(text, recorder, expect.bot_said_similarity))
     if expect.min_bot_utterances is not None:
         count = len(recorder.utterances)
         results.append(
@@ -277,6 +271,39 @@ def check_expectations(
         )
     )
     return results
+
+
+def ending(verdict: Verdict, recorder: CallRecorder) -> tuple[str, str]:
+    """How the call ended and how to say so: when the bot ended the call, an apology in its last
+    words (or the TwiML's) makes it ``apology`` — a caller hanging up after a reprompt's "sorry"
+    is still the caller's hang-up."""
+    how = verdict.describe()
+    if verdict.kind in ("hangup", "stream_closed"):
+        last = next((u for u in reversed(recorder.utterances) if u.text), None)
+        for words in [*verdict.said, last.text if last is not None else ""]:
+            if words and (sorry := apology_in(words)) is not None:
+                return "apology", f"{how} after an apology ({sorry!r}: {words[:120]!r})"
+    return verdict.kind, how
+
+
+def _bot_said(text: str, recorder: CallRecorder, similarity: float) -> ExpectationResult:
+    """``text`` against every utterance the caller heard (each transcribed on its own)."""
+    name = f"bot said: {text}"
+    utterances = recorder.utterances
+    if not utterances:
+        return ExpectationResult(name, "fail", "the bot said nothing")
+    if any(u.text is None for u in utterances):
+        return ExpectationResult(
+            name, "fail", "not verifiable: bot audio was not transcribed (use --transcribe)"
+        )
+    matches = [(best_match(text, u.text or ""), u) for u in utterances]
+    match, where = max(matches, key=lambda m: m[0].score)
+    at = f"{where.start_ms / 1000:.1f} s"
+    if match.passes(similarity):
+        detail = f"heard {match.heard!r} at {at} (score {match.score:.2f})"
+        return ExpectationResult(name, "pass", detail)
+    closest = f"closest {match.heard!r} at {at} (score {match.score:.2f} < {similarity:.2f})"
+    return ExpectationResult(name, "fail", closest if match.heard else "nothing close was heard")
 
 
 def _clear_delays(recorder: CallRecorder) -> list[float | None]:

@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from ivr_bridge.errors import SimulationError
+from ivr_bridge.sim.matching import DEFAULT_SIMILARITY
 
 DEFAULT_CALLER_VOICE = "brandon"
 """A male voice, distinct from the bot's default ``leah``."""
@@ -127,12 +128,19 @@ class CallerSettings(_Model):
     """The caller hangs up when the call lasts this long (call time)."""
 
 
+Ending = Literal["hangup", "dial", "caller_hangup", "stream_closed", "apology", "other"]
+"""How a call ended; ``apology``: the bot's last words (or the TwiML's) said sorry."""
+
+
 class Expectations(_Model):
-    ended: Literal["hangup", "dial", "caller_hangup", "stream_closed", "other"] | None = None
+    ended: Ending | None = None
+    """An apology is never ``hangup``: a call that ended saying sorry fails ``ended: hangup``."""
     dial: str | None = None
     """Exact dial target; implies ``ended: dial``."""
     bot_said: list[str] = Field(default_factory=list)
-    """Each text must appear (case-insensitive) in what the bot said; needs a transcriber."""
+    """Each phrase must be close to something the caller heard (speech-to-text of the audio)."""
+    bot_said_similarity: float = Field(default=DEFAULT_SIMILARITY, gt=0, le=1)
+    """How close (0-1) a heard stretch must be; see :mod:`ivr_bridge.sim.matching`."""
     min_bot_utterances: int | None = Field(default=None, ge=0)
     max_turn_latency_ms: int | None = Field(default=None, gt=0)
     clear_after_barge_in_ms: int | None = Field(default=None, gt=0)

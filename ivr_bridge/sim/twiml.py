@@ -41,6 +41,8 @@ class Verdict:
     """Dial target (number, SIP URI, client) for ``dial``; a reason for ``error``."""
     verbs: list[str] = field(default_factory=list)
     twiml: str = ""
+    said: list[str] = field(default_factory=list)
+    """What ``<Say>`` verbs speak before the call ends or moves (an apology shows here)."""
 
     def describe(self) -> str:
         if self.kind == "dial":
@@ -92,17 +94,21 @@ def verdict_from_twiml(twiml: str) -> Verdict:
     except TwimlError as exc:
         return Verdict("error", target=str(exc), twiml=twiml)
     verbs = [child.tag for child in root]
+    said: list[str] = []
     for child in root:
+        if child.tag == "Say" and (child.text or "").strip():
+            said.append((child.text or "").strip())
         if child.tag == "Hangup":
-            return Verdict("hangup", verbs=verbs, twiml=twiml)
+            return Verdict("hangup", verbs=verbs, twiml=twiml, said=said)
         if child.tag == "Dial":
-            return Verdict("dial", target=_dial_target(child), verbs=verbs, twiml=twiml)
+            target = _dial_target(child)
+            return Verdict("dial", target=target, verbs=verbs, twiml=twiml, said=said)
         if child.tag in ("Redirect", "Connect", "Enqueue", "Reject"):
-            return Verdict("other", target=child.tag, verbs=verbs, twiml=twiml)
+            return Verdict("other", target=child.tag, verbs=verbs, twiml=twiml, said=said)
     if all(verb in _PASSIVE_VERBS for verb in verbs):
         # Nothing left that keeps or moves the call: after the last verb Twilio hangs up.
-        return Verdict("hangup", verbs=verbs, twiml=twiml)
-    return Verdict("other", verbs=verbs, twiml=twiml)
+        return Verdict("hangup", verbs=verbs, twiml=twiml, said=said)
+    return Verdict("other", verbs=verbs, twiml=twiml, said=said)
 
 
 def _dial_target(dial: ET.Element) -> str:

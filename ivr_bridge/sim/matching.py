@@ -1,0 +1,98 @@
+"""Does what the caller heard say what a check expects? Loose on purpose, strict where it counts.
+
+The words come from a speech recogniser listening to 8 kHz µ-law, so exact substrings fail on
+noise the agent is not to blame for ("forty two" for "42", a dropped "the", "your" for "you're").
+A phrase matches when some stretch of the heard words is close to it word by word (difflib's
+ratio over words) *and* most of its words are there (recall): one wrong word in a long prompt
+passes, a different prompt that shares a few words does not.
+
+Apologies are found the same way: a call that ends with the agent saying sorry is a failure
+whatever the TwiML after it says, so callers of :func:`apology_in` mark such an ending.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from difflib import SequenceMatcher
+
+DEFAULT_SIMILARITY = 0.8
+"""How close a heard stretch must be to the expected phrase (0-1)."""
+
+_ONES = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen nineteen"
+).split()
+_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+_TOKEN = re.compile(r"[a-z0-9']+")
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3})")
+_APOLOGY = re.compile(
+    r"\b(sorry|apologi[sz]e|technical difficult\w*|something went wrong|could not connect|"
+    r"cannot be connected|can ?not help right now|can't help right now|having trouble|"
+    r"not available right now)\b"
+)
+
+
+def _number_words(n: int) -> list[str]:
+    """English words for 0 ≤ n < 1,000,000 (what a recogniser may write instead of digits)."""
+    if n < 20:
+        return [_ONES[n]]
+    if n < 100:
+        return [_TENS[n // 10]] + ([_ONES[n % 10]] if n % 10 else [])
+    if n < 1000:
+        rest = _number_words(n % 100) if n % 100 else []
+        return [_ONES[n // 100], "hundred", *rest]
+    rest = _number_words(n % 1000) if n % 1000 else []
+    return [*_number_words(n // 1000), "thousand", *rest]
+
+
+def words(text: str) -> list[str]:
+    """Lower-case words with numbers spelled out: "$42.50" and "forty two fifty" compare alike."""
+    out: list[str] = []
+    text = _THOUSANDS.sub("", text.lower().replace("-", " "))
+    for token in _TOKEN.findall(text):
+        if token.isdigit():
+            if len(token) > 6 or token.startswith("0"):
+                out += [_ONES[int(d)] for d in token]  # account numbers are read digit by digit
+            else:
+                out += _number_words(int(token))
+        else:
+            out.append(token.strip("'"))
+    return [w for w in out if w]
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    score: float
+    """0-1: how close the best stretch of what was heard is to the phrase."""
+    heard: str
+    """That stretch (empty when nothing was heard)."""
+
+    def passes(self, similarity: float = DEFAULT_SIMILARITY) -> bool:
+        return self.score >= similarity
+
+
+def best_match(expected: str, heard: str) -> Match:
+    """The stretch of ``heard`` closest to ``expected``, scored as the module docstring says."""
+    want, got = words(expected), words(heard)
+    if not want:
+        return Match(1.0, "")
+    if not got:
+        return Match(0.0, "")
+    best = Match(0.0, "")
+    n = len(want)
+    for size in range(max(1, n - 2), n + 3):
+        for start in range(0, max(1, len(got) - size + 1)):
+            window = got[start : start + size]
+            ratio = SequenceMatcher(None, want, window, autojunk=False).ratio()
+            recall = sum(1 for w in set(want) if w in window) / len(set(want))
+            score = min(ratio, recall)
+            if score > best.score:
+                best = Match(round(score, 3), " ".join(window))
+    return best
+
+
+def apology_in(text: str) -> str | None:
+    """The apologetic words in ``text`` ("sorry", "technical difficulties"...), or None."""
+    found = _APOLOGY.search(" ".join(words(text)))
+    return found.group(0) if found else None
