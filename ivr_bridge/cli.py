@@ -40,6 +40,12 @@ def _call(args: argparse.Namespace) -> int:
     return asyncio.run(run_call_from_args(args))
 
 
+def _test(args: argparse.Namespace) -> int:
+    from ivr_bridge.tester.cli import run_tests_from_args
+
+    return asyncio.run(run_tests_from_args(args))
+
+
 def _demo(args: argparse.Namespace) -> int:
     if args.what == "campaign":
         from ivr_bridge.demo_campaign import run_campaign_demo
@@ -101,6 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_call_arguments(call)
     call.set_defaults(func=_call)
+
+    test = sub.add_parser("test", help="run a suite of phone scenarios against a voice agent")
+    from ivr_bridge.tester.cli import add_test_arguments
+
+    add_test_arguments(test)
+    test.set_defaults(func=_test)
 
     flows = sub.add_parser("flows", help="work with flow files")
     flows_sub = flows.add_subparsers(dest="flows_command", required=True)

@@ -2,9 +2,11 @@
 
 The words come from a speech recogniser listening to 8 kHz µ-law, so exact substrings fail on
 noise the agent is not to blame for ("forty two" for "42", a dropped "the", "your" for "you're").
-A phrase matches when some stretch of the heard words is close to it word by word (difflib's
-ratio over words) *and* most of its words are there (recall): one wrong word in a long prompt
-passes, a different prompt that shares a few words does not.
+A phrase matches when some stretch of the heard words is close to it letter by letter (difflib's
+ratio) *and* its words are there (recall; a word counts when heard in another spelling,
+"canceled", as a word that sounds the same, "here", or inside a compound, "examplebank"): a
+long prompt may lose a word, a prompt with its key word changed or a different prompt that
+shares a few words does not pass.
 
 Apologies are found the same way: a call that ends with the agent saying sorry is a failure
 whatever the TwiML after it says, so callers of :func:`apology_in` mark such an ending.
@@ -16,14 +18,17 @@ import re
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 
-DEFAULT_SIMILARITY = 0.8
-"""How close a heard stretch must be to the expected phrase (0-1)."""
+DEFAULT_SIMILARITY = 0.85
+"""How close a heard stretch must be to the expected phrase (0-1): a phrase of up to six words
+must be heard whole (one wrong word in five is 0.8), a longer one may lose a word."""
 
 _ONES = (
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
     "fifteen sixteen seventeen eighteen nineteen"
 ).split()
 _TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+_SAME_WORD = 0.85
+"""Two words this alike (difflib ratio over letters) are one word heard two ways."""
 _TOKEN = re.compile(r"[a-z0-9']+")
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3})")
 _APOLOGY = re.compile(
@@ -80,16 +85,56 @@ def best_match(expected: str, heard: str) -> Match:
     if not got:
         return Match(0.0, "")
     best = Match(0.0, "")
-    n = len(want)
+    n, phrase = len(want), " ".join(want)
     for size in range(max(1, n - 2), n + 3):
         for start in range(0, max(1, len(got) - size + 1)):
             window = got[start : start + size]
-            ratio = SequenceMatcher(None, want, window, autojunk=False).ratio()
-            recall = sum(1 for w in set(want) if w in window) / len(set(want))
+            ratio = SequenceMatcher(None, phrase, " ".join(window), autojunk=False).ratio()
+            recall = sum(1 for w in want if _present(w, window)) / n
             score = min(ratio, recall)
             if score > best.score:
                 best = Match(round(score, 3), " ".join(window))
     return best
+
+
+def _present(word: str, window: list[str]) -> bool:
+    """The word, a spelling of it ("canceled"), or a compound holding it ("examplebank")."""
+    for heard in window:
+        if word == heard:
+            return True
+        if (
+            len(word) >= 4
+            and len(heard) > len(word)
+            and (heard.startswith(word) or heard.endswith(word))
+        ):
+            return True
+        if SequenceMatcher(None, word, heard).ratio() >= _SAME_WORD:
+            return True
+        if len(word) >= 3 and soundex(word) == soundex(heard):  # "hear" / "here", "for" / "four"
+            return True
+    return False
+
+
+_SOUNDEX = {
+    c: d
+    for d, letters in enumerate(("", "bfpv", "cgjkqsxz", "dt", "l", "mn", "r"))
+    for c in letters
+}
+
+
+def soundex(word: str) -> str:
+    """American Soundex: words that sound alike to a recogniser share a code."""
+    letters = [c for c in word.lower() if c.isalpha()]
+    if not letters:
+        return ""
+    code, last = [letters[0]], _SOUNDEX.get(letters[0], 0)
+    for c in letters[1:]:
+        digit = _SOUNDEX.get(c, 0)
+        if digit and digit != last:
+            code.append(str(digit))
+        if c not in "hw":
+            last = digit
+    return "".join([*code, "0", "0", "0"])[:4]
 
 
 def apology_in(text: str) -> str | None:

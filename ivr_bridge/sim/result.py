@@ -35,6 +35,8 @@ class ExpectationResult:
     name: str
     status: Status
     detail: str
+    at_ms: float | None = None
+    """Where on the call the check looked (a report puts its verdict there), when one place."""
 
     @property
     def passed(self) -> bool:
@@ -225,7 +227,8 @@ def check_expectations(
     ended = expect.ended or ("dial" if expect.dial is not None else None)
     if ended is not None:
         kind, how = ending(verdict, recorder)
-        results.append(ExpectationResult(f"ended: {ended}", _status(kind == ended), how))
+        at = recorder.line_end_ms
+        results.append(ExpectationResult(f"ended: {ended}", _status(kind == ended), how, at))
     if expect.dial is not None:
         results.append(
             ExpectationResult(
@@ -301,9 +304,11 @@ def _bot_said(text: str, recorder: CallRecorder, similarity: float) -> Expectati
     at = f"{where.start_ms / 1000:.1f} s"
     if match.passes(similarity):
         detail = f"heard {match.heard!r} at {at} (score {match.score:.2f})"
-        return ExpectationResult(name, "pass", detail)
+        return ExpectationResult(name, "pass", detail, where.start_ms)
     closest = f"closest {match.heard!r} at {at} (score {match.score:.2f} < {similarity:.2f})"
-    return ExpectationResult(name, "fail", closest if match.heard else "nothing close was heard")
+    if not match.heard:
+        return ExpectationResult(name, "fail", "nothing close was heard")
+    return ExpectationResult(name, "fail", closest, where.start_ms)
 
 
 def _clear_delays(recorder: CallRecorder) -> list[float | None]:

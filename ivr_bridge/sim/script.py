@@ -118,6 +118,22 @@ Step = Annotated[
 ]
 
 
+def normalise_steps(value: Any) -> Any:
+    """``- hangup`` and ``- wait_for_bot`` need no argument; ``hangup:`` (null) neither."""
+    if not isinstance(value, list):
+        return value
+    out = []
+    for item in value:
+        if isinstance(item, str) and item in _NO_ARGUMENT_STEPS:
+            item = {item: {}}
+        elif isinstance(item, dict):
+            item = {
+                k: ({} if v is None and k in _NO_ARGUMENT_STEPS else v) for k, v in item.items()
+            }
+        out.append(item)
+    return out
+
+
 class CallerSettings(_Model):
     model_config = ConfigDict(populate_by_name=True)
 
@@ -162,19 +178,7 @@ class CallerScript(_Model):
     @field_validator("steps", mode="before")
     @classmethod
     def _bare_step_names(cls, value: Any) -> Any:
-        """``- hangup`` and ``- wait_for_bot`` need no argument; ``hangup:`` (null) neither."""
-        if not isinstance(value, list):
-            return value
-        out = []
-        for item in value:
-            if isinstance(item, str) and item in _NO_ARGUMENT_STEPS:
-                item = {item: {}}
-            elif isinstance(item, dict):
-                item = {
-                    k: ({} if v is None and k in _NO_ARGUMENT_STEPS else v) for k, v in item.items()
-                }
-            out.append(item)
-        return out
+        return normalise_steps(value)
 
     def resolve(self, path: str) -> Path:
         candidate = Path(path)
@@ -206,7 +210,7 @@ def parse_script(text: str, source: str = "<script>", base_dir: Path | None = No
         problems = []
         for error in exc.errors():
             loc = tuple(error["loc"])
-            line = _line_of(root, loc)
+            line = line_of(root, loc)
             where = ".".join(str(part) for part in loc) or "script"
             problems.append(f"{source}:{line}: {where}: {error['msg']}")
         raise ScriptError("\n".join(problems)) from None
@@ -229,7 +233,7 @@ def shipped_scripts() -> list[str]:
     return sorted(p.stem for p in SHIPPED_SCRIPTS.glob("*.yaml"))
 
 
-def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int:
+def line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int:
     """1-based line of the deepest YAML node the error location reaches."""
     if node is None:
         return 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ivr_bridge.sim.matching import apology_in, best_match, words
+from ivr_bridge.sim.matching import apology_in, best_match, soundex, words
 from ivr_bridge.sim.recording import CallRecorder, Utterance
 from ivr_bridge.sim.result import check_expectations
 from ivr_bridge.sim.script import Expectations
@@ -64,8 +64,8 @@ def test_untranscribed_audio_is_not_verifiable_and_fails() -> None:
 
 
 def test_a_stricter_similarity_rejects_a_near_miss() -> None:
-    near = heard("Welcome to Acne Bank.")
-    assert best_match("welcome to acme bank", "Welcome to Acne Bank.").score == pytest.approx(0.75)
+    near = heard("Welcome to Apex Bank.")
+    assert best_match("welcome to acme bank", "Welcome to Apex Bank.").score == pytest.approx(0.75)
     assert not results(Expectations(bot_said=["welcome to acme bank"]), near)[
         "bot said: welcome to acme bank"
     ].passed
@@ -97,3 +97,17 @@ def test_apologies_are_found_in_their_usual_words() -> None:
     assert apology_in("I'm sorry, I can't help right now.") == "sorry"
     assert apology_in("Our assistant is not available right now") == "not available right now"
     assert apology_in("Your appointment is confirmed. Goodbye.") is None
+
+
+def test_a_prompt_with_its_key_word_changed_does_not_pass() -> None:
+    heard_it = best_match("please enter your account number", "Please enter your card number.")
+    assert not heard_it.passes()
+
+
+def test_words_that_sound_alike_count_as_heard() -> None:
+    assert soundex("hear") == soundex("here") and soundex("Ashcraft") == "a261"
+    assert best_match("press four to hear them", "Press for to here them.").passes()
+    assert best_match(
+        "your appointment has been cancelled", "Your appointment has been canceled."
+    ).passes()
+    assert not best_match("press one to confirm", "Press nine to cancel.").passes()

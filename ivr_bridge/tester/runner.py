@@ -1,0 +1,188 @@
+"""Run a suite: every scenario × repeat as one simulated call, at most ``parallel`` at a time.
+
+A scenario passes when the share of its repeats that passed reaches its ``pass_rate``; one
+repeat whose timing could not be judged (the machine fell behind, see
+:mod:`ivr_bridge.sim.result`) counts neither way, and a scenario left short of its pass rate only
+by such repeats is *inconclusive*, never failed. A call that could not be placed at all (refused
+connection, bad audio file) is a failed repeat with the reason, and the rest of the suite runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from ivr_bridge.sim import CallResult, run_call
+from ivr_bridge.sim.hearing import BotTranscriber
+from ivr_bridge.tester.suite import LoadedSuite, PlannedScenario
+from ivr_bridge.tester.targets import Targets
+
+Status = Literal["pass", "fail", "inconclusive"]
+
+
+@dataclass(slots=True)
+class RunResult:
+    """One call of one scenario."""
+
+    scenario: str
+    index: int
+    """1-based repeat number."""
+    wall_s: float
+    result: CallResult | None
+    error: str | None = None
+    """Why the call could not be placed (then ``result`` is None)."""
+    out_dir: Path | None = None
+
+    @property
+    def status(self) -> Status:
+        if self.result is None:
+            return "fail"
+        return self.result.status
+
+    def reason(self) -> str:
+        """The first failing (or unjudged) check, for one-line displays."""
+        if self.error is not None:
+            return self.error
+        assert self.result is not None
+        for check in self.result.expectations:
+            if check.status != "pass":
+                return f"{check.name}: {check.detail}"
+        return ""
+
+
+@dataclass(slots=True)
+class ScenarioResult:
+    scenario: PlannedScenario
+    runs: list[RunResult] = field(default_factory=list)
+
+    @property
+    def passed_runs(self) -> int:
+        return sum(1 for r in self.runs if r.status == "pass")
+
+    @property
+    def judged_runs(self) -> int:
+        return sum(1 for r in self.runs if r.status != "inconclusive")
+
+    @property
+    def pass_rate(self) -> float:
+        return self.passed_runs / len(self.runs) if self.runs else 0.0
+
+    @property
+    def status(self) -> Status:
+        needed = self.scenario.pass_rate * len(self.runs)
+        if self.passed_runs >= needed - 1e-9:
+            return "pass"
+        unjudged = len(self.runs) - self.judged_runs
+        return "inconclusive" if self.passed_runs + unjudged >= needed - 1e-9 else "fail"
+
+
+@dataclass(slots=True)
+class SuiteResult:
+    suite: LoadedSuite
+    scenarios: list[ScenarioResult]
+    parallel: int
+    started_at: float
+    """Unix time the first call was placed."""
+    wall_s: float
+
+    @property
+    def status(self) -> Status:
+        statuses = {s.status for s in self.scenarios}
+        if "fail" in statuses:
+            return "fail"
+        return "inconclusive" if "inconclusive" in statuses else "pass"
+
+    def count(self, status: Status) -> int:
+        return sum(1 for s in self.scenarios if s.status == status)
+
+
+Progress = Callable[[RunResult, int, int], None]
+"""Called as each call ends: (run, calls finished, calls in all)."""
+
+
+def needs_words(loaded: LoadedSuite) -> bool:
+    """Whether any check needs speech-to-text of the bot (what it said, or an apology)."""
+    return any(
+        s.script.expect.bot_said or s.script.expect.ended is not None for s in loaded.scenarios
+    )
+
+
+async def run_suite(
+    loaded: LoadedSuite,
+    targets: Targets,
+    *,
+    out_dir: Path,
+    parallel: int = 4,
+    repeat: int | None = None,
+    transcriber: BotTranscriber | None = None,
+    progress: Progress | None = None,
+) -> SuiteResult:
+    """Place every call the suite plans (``repeat`` overrides each scenario's count)."""
+    if parallel < 1:
+        raise ValueError("parallel must be at least 1")
+    results = [ScenarioResult(s) for s in loaded.scenarios]
+    jobs = [
+        (result, index)
+        for result in results
+        for index in range(1, (repeat or result.scenario.repeat) + 1)
+    ]
+    gate = asyncio.Semaphore(parallel)
+    finished = 0
+    started = time.time()
+    clock = time.monotonic()
+
+    async def one(result: ScenarioResult, index: int) -> None:
+        nonlocal finished
+        async with gate:
+            run = await _place(result.scenario, index, targets, out_dir, transcriber)
+        result.runs.append(run)
+        finished += 1
+        if progress is not None:
+            progress(run, finished, len(jobs))
+
+    async with asyncio.TaskGroup() as group:
+        for result, index in jobs:
+            group.create_task(one(result, index))
+    for result in results:
+        result.runs.sort(key=lambda r: r.index)
+    return SuiteResult(loaded, results, parallel, started, time.monotonic() - clock)
+
+
+async def _place(
+    scenario: PlannedScenario,
+    index: int,
+    targets: Targets,
+    out_dir: Path,
+    transcriber: BotTranscriber | None,
+) -> RunResult:
+    where = out_dir / slug(scenario.name) / str(index)
+    began = time.monotonic()
+    target = targets.resolve(scenario.target)
+    try:
+        result = await run_call(
+            voice_url=target.voice_url,
+            ws_url=target.ws_url,
+            script=scenario.script,
+            auth_token=target.auth_token,
+            speed=scenario.speed,
+            out_dir=where,
+            transcriber=transcriber,
+        )
+    except Exception as exc:  # one call that could not be placed must not stop the suite
+        return RunResult(scenario.name, index, time.monotonic() - began, None, _why(exc))
+    return RunResult(scenario.name, index, time.monotonic() - began, result, out_dir=where)
+
+
+def _why(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return f"the call could not be placed: {text}"
+
+
+def slug(name: str) -> str:
+    """A file-system name for a scenario ("Balance by voice!" → "balance-by-voice")."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "scenario"
