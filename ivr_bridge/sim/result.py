@@ -12,11 +12,13 @@ more is a failure; a limit met is a pass, since the slack can only make delays l
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from ivr_bridge.sim import audio_timing
 from ivr_bridge.sim.matching import apology_in, best_match
 from ivr_bridge.sim.recording import CallerTurn, CallRecorder, Utterance
 from ivr_bridge.sim.script import Expectations
@@ -254,6 +256,7 @@ def check_expectations(
         results.append(
             _timing(f"turn latency ≤ {limit} ms", latencies, limit, slack_ms, "no caller turns")
         )
+    results += _audio_timing(expect, recorder, slack_ms)
     if expect.clear_after_barge_in_ms is not None:
         limit = expect.clear_after_barge_in_ms
         results.append(
@@ -274,6 +277,44 @@ def check_expectations(
         )
     )
     return results
+
+
+def _audio_timing(
+    expect: Expectations, recorder: CallRecorder, slack_ms: float
+) -> list[ExpectationResult]:
+    """The limits measured from the heard audio (:mod:`ivr_bridge.sim.audio_timing`)."""
+    out: list[ExpectationResult] = []
+    latencies = sorted(t.latency_ms for t in recorder.turns if t.latency_ms is not None)
+    for q, limit in ((50, expect.turn_latency_p50_ms), (95, expect.turn_latency_p95_ms)):
+        if limit is not None:
+            value = (
+                latencies[max(0, math.ceil(q / 100 * len(latencies)) - 1)] if latencies else None
+            )
+            name = f"turn latency p{q} ≤ {limit} ms"
+            out.append(_timing(name, [value], limit, slack_ms, "no caller turns"))
+    if expect.max_yield_ms is not None:
+        limit = expect.max_yield_ms
+        measured = audio_timing.yields(recorder)
+        out.append(_timing(f"yield ≤ {limit} ms", measured, limit, slack_ms, "no barge-in"))
+    if expect.max_talk_over_ms is not None:
+        limit = expect.max_talk_over_ms
+        overlaps = audio_timing.talk_overs(recorder)
+        if not overlaps:
+            out.append(ExpectationResult(f"talk-over ≤ {limit} ms", "pass", "none"))
+        else:
+            out.append(_timing(f"talk-over ≤ {limit} ms", list(overlaps), limit, slack_ms, ""))
+    if expect.max_dead_air_ms is not None:
+        limit = expect.max_dead_air_ms
+        gaps = audio_timing.dead_air(recorder)
+        longest = max(gaps, key=lambda g: g.duration_ms, default=None)
+        name = f"dead air ≤ {limit} ms"
+        if longest is None:
+            out.append(ExpectationResult(name, "pass", "none"))
+        else:
+            check = _timing(name, [longest.duration_ms], limit, slack_ms, "")
+            where = f"longest {longest.duration_ms:.0f} ms at {longest.start_ms / 1000:.1f} s"
+            out.append(ExpectationResult(check.name, check.status, where, longest.start_ms))
+    return out
 
 
 def ending(verdict: Verdict, recorder: CallRecorder) -> tuple[str, str]:

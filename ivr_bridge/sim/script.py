@@ -159,8 +159,17 @@ class Expectations(_Model):
     """How close (0-1) a heard stretch must be; see :mod:`ivr_bridge.sim.matching`."""
     min_bot_utterances: int | None = Field(default=None, ge=0)
     max_turn_latency_ms: int | None = Field(default=None, gt=0)
+    turn_latency_p50_ms: int | None = Field(default=None, gt=0)
+    """Median caller end of turn → first bot audio over the call."""
+    turn_latency_p95_ms: int | None = Field(default=None, gt=0)
     clear_after_barge_in_ms: int | None = Field(default=None, gt=0)
     """Every barge-in is followed by a ``clear`` within this long."""
+    max_yield_ms: int | None = Field(default=None, gt=0)
+    """Every barge-in: caller onset → the bot's audio stops being heard (marks or not)."""
+    max_talk_over_ms: int | None = Field(default=None, ge=0)
+    """A bot utterance that starts while the caller talks overlaps it by at most this."""
+    max_dead_air_ms: int | None = Field(default=None, gt=0)
+    """No stretch with both sides silent longer than this, after the bot first spoke."""
     protocol_errors: int = Field(default=0, ge=0)
     """How many server messages Twilio would reject (31950/31951) are tolerated."""
 

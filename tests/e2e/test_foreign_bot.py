@@ -1,0 +1,67 @@
+"""The tester measures other people's bots from the audio the caller heard: a Media Streams bot
+that sends no marks, paces its own 20 ms or 1 s frames, and stops or ``clear``s when talked
+over. Its latency and yield, as the tester reports them, agree with the bot's own log within
+40 ms; a run whose caller fell behind its clock is inconclusive, never a failure."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from ivr_bridge.sim import CallerScript, CallResult, run_call
+from ivr_bridge.sim.audio_timing import yields
+from tests.e2e.foreign_bot import BotScript, ForeignBot
+
+AGREE_MS = 40.0
+CALLER = CallerScript.model_validate(
+    {
+        "name": "talk over the greeting, then wait for the answer",
+        "steps": [
+            {"barge_in": {"after_ms": 700, "say": "Stop, please."}},
+            "wait_for_bot",
+            "hangup",
+        ],
+        "expect": {"max_yield_ms": 1500, "max_turn_latency_ms": 2000, "max_talk_over_ms": 0},
+    }
+)
+BOTS = {
+    "20 ms frames, stops": BotScript(frame_ms=20, on_barge_in="stop"),
+    "1 s frames, stops (its second plays out)": BotScript(frame_ms=1000, on_barge_in="stop"),
+    "20 ms frames, clear without marks": BotScript(frame_ms=20, on_barge_in="clear"),
+}
+
+
+async def call(script: BotScript) -> tuple[ForeignBot, CallResult]:
+    bot = ForeignBot(script)
+    await bot.start()
+    try:
+        result = await run_call(voice_url=None, ws_url=bot.url, script=CALLER, auth_token=None)
+    finally:
+        await bot.close()
+    return bot, result
+
+
+async def test_latency_and_yield_agree_with_the_bots_own_log() -> None:
+    runs = await asyncio.gather(*(call(script) for script in BOTS.values()))
+    for name, (bot, result) in zip(BOTS, runs, strict=True):
+        if result.lag_ms > 20:
+            pytest.skip(f"inconclusive: the caller fell {result.lag_ms:.0f} ms behind ({name})")
+        greeting, reply = bot.log.utterances
+        heard = result.utterances
+        assert len(heard) == 2, (name, heard)
+        [turn] = result.turns
+        [onset] = [e["t_ms"] for e in result.recorder.events_of("barge_in")]
+        # Yield: caller onset → the greeting stops being heard.
+        [measured_yield] = yields(result.recorder)
+        assert measured_yield is not None
+        assert measured_yield == pytest.approx(greeting.end_ms - onset, abs=AGREE_MS), name
+        # Latency: caller end of turn → the reply is heard.
+        assert turn.latency_ms == pytest.approx(reply.start_ms - turn.end_ms, abs=AGREE_MS), name
+        assert heard[1].start_ms == pytest.approx(reply.start_ms, abs=AGREE_MS), name
+        assert result.passed, (name, result.expectations)
+    one_second = runs[1][1]
+    twenty_ms = runs[0][1]
+    # A bot that sent a second ahead cannot take it back without a clear: the caller hears it.
+    [late], [prompt] = yields(one_second.recorder), yields(twenty_ms.recorder)
+    assert late is not None and prompt is not None and late > prompt + 100
