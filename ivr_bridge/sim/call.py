@@ -21,6 +21,7 @@ from yarl import URL
 
 from ivr_bridge.sim import protocol
 from ivr_bridge.sim.clock import VirtualClock
+from ivr_bridge.sim.line import LineConditions, speech_level
 from ivr_bridge.sim.recording import CallRecorder
 from ivr_bridge.sim.result import CallResult, check_expectations, timing_slack_ms
 from ivr_bridge.sim.runner import ScriptRunner, prepare_audio
@@ -102,11 +103,13 @@ async def run_call(
     call_sid: str | None = None,
     webhook_fields: dict[str, str] | None = None,
     clock: VirtualClock | None = None,
+    seed: int = 0,
 ) -> CallResult:
     """Place one simulated call and return what happened.
 
     Exactly one of ``voice_url`` (start at the voice webhook, like Twilio) and ``ws_url`` (direct
-    mode: open that stream with no webhook, for servers that are not ours) is given.
+    mode: open that stream with no webhook, for servers that are not ours) is given. ``seed``
+    draws the persona's noise, lost packets and jitter (the same seed, the same line).
     """
     if (voice_url is None) == (ws_url is None):
         raise ValueError("give exactly one of voice_url and ws_url")
@@ -117,6 +120,11 @@ async def run_call(
     )
     recorder = CallRecorder(utterance_gap_ms=utterance_gap_ms)
     audio = await prepare_audio(script, caller_speech or synthesize_caller_speech)
+    persona = script.caller
+    line = None
+    if persona.noise is not None or persona.line.impaired:
+        level = speech_level([clip for key, clip in audio.items() if key[0] == "say"])
+        line = LineConditions(persona.noise, persona.line, seed, speech_rms=level)
     clock = clock or VirtualClock(speed)  # given: someone else times events on the line too
     stats = None
     timeout = aiohttp.ClientTimeout(total=open_timeout_s)
@@ -154,6 +162,7 @@ async def run_call(
                 auth_token,
                 first_media_ms,
                 open_timeout_s,
+                line,
             )
             if session is not None:
                 stats = session.stats
@@ -172,6 +181,8 @@ async def run_call(
                     )
                     or verdict
                 )
+    if line is not None:
+        recorder.event(recorder.line_end_ms, "line", seed=seed, frames_lost=line.frames_lost)
     recorder.event(recorder.line_end_ms, "verdict", kind=verdict.kind, target=verdict.target)
     if transcriber is not None:
         for utterance in recorder.utterances:
@@ -204,6 +215,7 @@ async def _stream(
     auth_token: str | None,
     first_media_ms: int,
     open_timeout_s: float,
+    line: LineConditions | None = None,
 ) -> tuple[StreamSession | None, Verdict]:
     """Open the signed stream and run the script on it until one side ends it."""
     url = instruction.url
@@ -231,6 +243,7 @@ async def _stream(
         instruction.parameters,
         first_media_ms=first_media_ms,
         max_duration_ms=script.caller.max_duration_ms,
+        line=line,
     )
     runner = asyncio.create_task(ScriptRunner(session, script, recorder, audio).run())
     try:

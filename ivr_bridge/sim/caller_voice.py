@@ -36,18 +36,19 @@ class CallerVoiceError(SimulationError):
     """The caller's voice helper could not synthesise a phrase."""
 
 
-async def synthesize(text: str, voice: str, sample_rate: int) -> bytes:
-    """16-bit PCM of ``text`` in ``voice`` at ``sample_rate``, deterministically."""
+async def synthesize(text: str, voice: str, sample_rate: int, rate: float = 1.0) -> bytes:
+    """16-bit PCM of ``text`` in ``voice`` at ``sample_rate``, deterministically; ``rate``
+    scales the speaking rate (1.0 = the voice's own)."""
     return await asyncio.get_running_loop().run_in_executor(
-        None, _request, text, voice, sample_rate
+        None, _request, text, voice, sample_rate, rate
     )
 
 
-def _request(text: str, voice: str, sample_rate: int) -> bytes:
+def _request(text: str, voice: str, sample_rate: int, rate: float = 1.0) -> bytes:
     with _lock:
         helper = _running()
         assert helper.stdin is not None and helper.stdout is not None
-        helper.stdin.write(json.dumps([text, voice, sample_rate]).encode() + b"\n")
+        helper.stdin.write(json.dumps([text, voice, sample_rate, rate]).encode() + b"\n")
         helper.stdin.flush()
         ok, payload = _read_reply(helper.stdout)
     if not ok:
@@ -100,19 +101,21 @@ def serve() -> None:
     synth = EspeakSynthesizer()
     synth.prepare()  # load espeak-ng before any fork: every child starts from this state
     for line in sys.stdin.buffer:
-        text, voice, sample_rate = json.loads(line)
-        ok, payload = _in_child(synth, text, voice, sample_rate)
+        text, voice, sample_rate, rate = json.loads(line)
+        ok, payload = _in_child(synth, text, voice, sample_rate, rate)
         out.write(_HEADER.pack(b"1" if ok else b"0", len(payload)) + payload)
         out.flush()
 
 
-def _in_child(synth: Any, text: str, voice: str, sample_rate: int) -> tuple[bool, bytes]:
+def _in_child(
+    synth: Any, text: str, voice: str, sample_rate: int, rate: float
+) -> tuple[bool, bytes]:
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: synthesise from the pristine state, hand back, leave at once
         os.close(read)
         try:
-            message = b"1" + synth.synthesize_now(text, voice, sample_rate)
+            message = b"1" + synth.synthesize_now(text, voice, sample_rate, rate)
         except Exception as exc:
             message = b"0" + repr(exc).encode()
         with os.fdopen(write, "wb") as pipe:

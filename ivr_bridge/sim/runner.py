@@ -6,6 +6,7 @@ would be seconds of call time), so the timeline depends only on the server.
 
 from __future__ import annotations
 
+import audioop
 from collections.abc import Awaitable, Callable
 
 from ivr_bridge.sim.protocol import FRAME_MS
@@ -40,6 +41,14 @@ def quiet_for(quiet_ms: float, speed: float) -> float:
     return max(quiet_ms, min(QUIET_REAL_FLOOR_MS * speed, 2 * quiet_ms))
 
 
+def _louder(ulaw: bytes, gain_db: float) -> bytes:
+    """The persona's loudness (clipped at full scale, as a hot microphone would be)."""
+    if not gain_db:
+        return ulaw
+    pcm = audioop.mul(audioop.ulaw2lin(ulaw, 2), 2, 10 ** (gain_db / 20))
+    return audioop.lin2ulaw(pcm, 2)
+
+
 def _say_key(text: str, voice: str) -> tuple[str, str]:
     return ("say", f"{voice}\0{text}")
 
@@ -55,7 +64,8 @@ async def prepare_audio(script: CallerScript, speech: CallerSpeech) -> PreparedA
             voice = getattr(action, "voice", None) or script.caller.voice
             key = _say_key(say, voice)
             if key not in prepared:
-                prepared[key] = await speech(say, voice)
+                ulaw = await speech(say, voice, script.caller.rate)
+                prepared[key] = _louder(ulaw, script.caller.loudness_db)
         if isinstance(play, str) and ("play", play) not in prepared:
             prepared[("play", play)] = await load_wav_as_ulaw(script.resolve(play))
     return prepared

@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from ivr_bridge.errors import SimulationError
+from ivr_bridge.sim.line import LineSettings, NoiseSettings
 from ivr_bridge.sim.matching import DEFAULT_SIMILARITY
 
 DEFAULT_CALLER_VOICE = "brandon"
@@ -142,6 +143,14 @@ class CallerSettings(_Model):
     to: str = "+15005550001"
     max_duration_ms: int = Field(default=180_000, gt=0)
     """The caller hangs up when the call lasts this long (call time)."""
+    rate: float = Field(default=1.0, ge=0.5, le=2.0)
+    """Speaking rate (1.0 = the voice's own; 1.3 a hurried caller)."""
+    loudness_db: float = Field(default=0.0, ge=-30, le=12)
+    """Gain on the caller's speech (-12 a quiet, distant caller; +6 a loud one, clipping)."""
+    noise: NoiseSettings | None = None
+    """Background noise on every frame the caller sends, at an SNR against its speech."""
+    line: LineSettings = LineSettings()
+    """Packet loss, jitter and clipping on the way to the agent."""
 
 
 Ending = Literal["hangup", "dial", "caller_hangup", "stream_closed", "apology", "other"]

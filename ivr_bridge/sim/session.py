@@ -32,6 +32,7 @@ from ivr_bridge.errors import SimulationError
 from ivr_bridge.sim import protocol
 from ivr_bridge.sim.clock import VirtualClock
 from ivr_bridge.sim.jitter import PlayoutBuffer, UnderrunCounter
+from ivr_bridge.sim.line import LineConditions
 from ivr_bridge.sim.recording import CallRecorder
 
 log = structlog.get_logger(__name__)
@@ -85,6 +86,7 @@ class StreamSession:
         *,
         first_media_ms: int = 120,
         max_duration_ms: float = 180_000,
+        line: LineConditions | None = None,
     ) -> None:
         self.ws = ws
         self.ids = ids
@@ -93,6 +95,10 @@ class StreamSession:
         self.custom_parameters = custom_parameters
         self.first_media_ms = first_media_ms
         self.max_duration_ms = max_duration_ms
+        self.line = line
+        """The persona's noise and impairments on what the caller sends (None: a clean line)."""
+        self._held: deque[tuple[float, dict[str, Any]]] = deque()
+        """Jittered frames not yet sent: (release call ms, message)."""
         self.buffer = PlayoutBuffer()
         self.underruns = UnderrunCounter(max_gap_ms=recorder.utterance_gap_ms)
         self.stats = StreamStats()
@@ -241,7 +247,7 @@ class StreamSession:
                 await self._echo(name, t, cleared=False)
             caller = self._next_caller_frame(t)
             self.stats.media_sent += 1
-            if not await self._send(protocol.media(self.stats.media_sent, int(t), caller)):
+            if not await self._send_caller_frame(t, caller):
                 return
             if self._digits:
                 digit, future = self._digits.popleft()
@@ -258,6 +264,20 @@ class StreamSession:
             self.line_ms = t
             self._wake()
             await asyncio.sleep(0)  # let the receiver run even when the line is catching up
+
+    async def _send_caller_frame(self, t: float, caller: bytes) -> bool:
+        """The caller's frame as the persona's line delivers it (noise, loss, clipping, jitter)."""
+        if self.line is None:
+            return await self._send(protocol.media(self.stats.media_sent, int(t), caller))
+        message = protocol.media(self.stats.media_sent, int(t), self.line.frame(caller))
+        release = t + self.line.delay_ms()
+        if self._held:
+            release = max(release, self._held[-1][0])  # a network delays, it does not reorder
+        self._held.append((release, message))
+        while self._held and self._held[0][0] <= t:
+            if not await self._send(self._held.popleft()[1]):
+                return False
+        return True
 
     def _next_caller_frame(self, t: float) -> bytes:
         size = protocol.FRAME_BYTES

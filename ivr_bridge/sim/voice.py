@@ -17,20 +17,20 @@ from ivr_bridge.audio.codec import SAMPLE_RATE, pcm16_to_ulaw, resample_pcm16
 from ivr_bridge.errors import SimulationError
 from ivr_bridge.sim import caller_voice
 
-CallerSpeech = Callable[[str, str], Awaitable[bytes]]
-"""(text, voice id) → 8 kHz µ-law of the caller saying it."""
+CallerSpeech = Callable[[str, str, float], Awaitable[bytes]]
+"""(text, voice id, speaking rate) → 8 kHz µ-law of the caller saying it."""
 
 _CACHE_SIZE = 256
-_cache: OrderedDict[tuple[str, str], bytes] = OrderedDict()
+_cache: OrderedDict[tuple[str, str, float], bytes] = OrderedDict()
 
 
-async def synthesize_caller_speech(text: str, voice: str) -> bytes:
+async def synthesize_caller_speech(text: str, voice: str, rate: float = 1.0) -> bytes:
     """Speak ``text`` with the project's espeak-ng synthesizer, as 8 kHz µ-law."""
-    key = (text, voice)
+    key = (text, voice, rate)
     if key in _cache:
         _cache.move_to_end(key)
         return _cache[key]
-    ulaw = pcm16_to_ulaw(await caller_voice.synthesize(text, voice, SAMPLE_RATE))
+    ulaw = pcm16_to_ulaw(await caller_voice.synthesize(text, voice, SAMPLE_RATE, rate))
     _cache[key] = ulaw
     if len(_cache) > _CACHE_SIZE:
         _cache.popitem(last=False)

@@ -112,9 +112,10 @@ class EspeakSynthesizer:
         """Load espeak-ng now, on the calling thread (a process that forks per synthesis)."""
         self._ensure_initialised()
 
-    def synthesize_now(self, text: str, voice: str, sample_rate: int) -> bytes:
+    def synthesize_now(self, text: str, voice: str, sample_rate: int, speed: float = 1.0) -> bytes:
         """Synthesise on the calling thread, blocking; 16-bit PCM at ``sample_rate``."""
-        result = self._run(text, voice, get_voice(voice), 1.0, None, sample_rate, threading.Event())
+        profile = get_voice(voice)
+        result = self._run(text, voice, profile, speed, None, sample_rate, threading.Event())
         return result.pcm16
 
     def shutdown(self) -> None:

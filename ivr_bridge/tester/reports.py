@@ -47,6 +47,7 @@ def run_json(run: RunResult) -> dict[str, Any]:
     result = run.result
     return {
         "index": run.index,
+        "seed": run.seed,
         "status": run.status,
         "wall_s": round(run.wall_s, 2),
         "reason": run.reason(),

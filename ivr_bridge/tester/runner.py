@@ -37,6 +37,8 @@ class RunResult:
     error: str | None = None
     """Why the call could not be placed (then ``result`` is None)."""
     out_dir: Path | None = None
+    seed: int = 0
+    """What drew this call's noise, lost packets and jitter."""
 
     @property
     def status(self) -> Status:
@@ -163,6 +165,7 @@ async def _place(
     where = out_dir / slug(scenario.name) / str(index)
     began = time.monotonic()
     target = targets.resolve(scenario.target)
+    seed = scenario.seed_for(index)
     try:
         result = await run_call(
             voice_url=target.voice_url,
@@ -172,10 +175,13 @@ async def _place(
             speed=scenario.speed,
             out_dir=where,
             transcriber=transcriber,
+            seed=seed,
         )
     except Exception as exc:  # one call that could not be placed must not stop the suite
-        return RunResult(scenario.name, index, time.monotonic() - began, None, _why(exc))
-    return RunResult(scenario.name, index, time.monotonic() - began, result, out_dir=where)
+        wall = time.monotonic() - began
+        return RunResult(scenario.name, index, wall, None, _why(exc), seed=seed)
+    wall = time.monotonic() - began
+    return RunResult(scenario.name, index, wall, result, out_dir=where, seed=seed)
 
 
 def _why(exc: BaseException) -> str:

@@ -12,6 +12,7 @@ Media Streams WebSocket server; no webhook, no marks expected).
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,8 @@ class Scenario(_Model):
     description: str = ""
     tags: list[str] = Field(default_factory=list)
     target: Target | None = None
+    persona: str | None = None
+    """A persona from the suite's ``personas`` (the caller's voice, rate, loudness, noise, line)."""
     script: str | None = None
     """A caller script file (relative to the suite) instead of inline caller/steps/expect."""
     caller: CallerSettings | None = None
@@ -118,6 +121,10 @@ class Suite(_Model):
     description: str = ""
     bridge: BridgeSettings = BridgeSettings()
     defaults: Defaults = Defaults()
+    personas: dict[str, CallerSettings] = Field(default_factory=dict)
+    """Named callers scenarios pick with ``persona:``."""
+    seed: int = 0
+    """Draws every call's noise, lost packets and jitter: the same seed, the same calls."""
     scenarios: list[Scenario] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -143,6 +150,11 @@ class PlannedScenario(BaseModel):
     repeat: int
     pass_rate: float
     speed: float
+    seed: int
+
+    def seed_for(self, index: int) -> int:
+        """The seed of repeat ``index``: stable across runs, different for every call."""
+        return zlib.crc32(f"{self.seed}:{self.name}:{index}".encode())
 
 
 class LoadedSuite(BaseModel):
@@ -203,13 +215,26 @@ def _plan(suite: Suite, scenario: Scenario, path: Path) -> PlannedScenario:
     target = scenario.target or defaults.target
     if sum(x is not None for x in (target.flow, target.url, target.ws_url)) != 1:
         raise ValueError("the target needs exactly one of flow, url, ws_url")
+    if scenario.persona is not None and scenario.persona not in suite.personas:
+        known = ", ".join(sorted(suite.personas)) or "none defined"
+        raise ValueError(f"no persona {scenario.persona!r} (personas: {known})")
+    if scenario.persona is not None and scenario.caller is not None:
+        raise ValueError("give either persona or caller, not both")
+    caller = (
+        suite.personas[scenario.persona]
+        if scenario.persona is not None
+        else scenario.caller or defaults.caller
+    )
     if scenario.script is not None:
         script = load_script(path.parent / scenario.script)
-        script = script.model_copy(update={"name": scenario.name})
+        update: dict[str, Any] = {"name": scenario.name}
+        if caller is not None:
+            update["caller"] = caller
+        script = script.model_copy(update=update)
     else:
         script = CallerScript(
             name=scenario.name,
-            caller=scenario.caller or defaults.caller or CallerSettings(),
+            caller=caller or CallerSettings(),
             parameters=scenario.parameters,
             steps=scenario.steps,
             expect=scenario.expect,
@@ -224,6 +249,7 @@ def _plan(suite: Suite, scenario: Scenario, path: Path) -> PlannedScenario:
         repeat=scenario.repeat or defaults.repeat,
         pass_rate=scenario.pass_rate if scenario.pass_rate is not None else defaults.pass_rate,
         speed=defaults.speed,
+        seed=suite.seed,
     )
 
 

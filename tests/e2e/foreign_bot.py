@@ -56,6 +56,8 @@ class BotLog:
     utterances: list[Heard] = field(default_factory=list)
     caller_onsets_ms: list[float] = field(default_factory=list)
     caller_ends_ms: list[float] = field(default_factory=list)
+    arrivals: list[tuple[float, float]] = field(default_factory=list)
+    """(wall ms, media timestamp) of every caller frame, in arrival order."""
 
 
 @dataclass
@@ -114,6 +116,7 @@ class ForeignBot:
                 stream_sid = data["start"]["streamSid"]
             elif event == "media":
                 stamp = float(data["media"]["timestamp"])
+                self.log.arrivals.append((time.monotonic() * 1000, stamp))
                 self._offset_ms = min(self._offset_ms, time.monotonic() * 1000 - stamp)
                 if talking is None and not self.log.utterances:
                     talking = asyncio.create_task(

@@ -11,6 +11,7 @@ import pytest
 
 from ivr_bridge.sim import CallerScript, CallResult, run_call
 from ivr_bridge.sim.audio_timing import yields
+from ivr_bridge.sim.line import LineSettings, NoiseSettings
 from tests.e2e.foreign_bot import BotScript, ForeignBot
 
 AGREE_MS = 40.0
@@ -65,3 +66,34 @@ async def test_latency_and_yield_agree_with_the_bots_own_log() -> None:
     # A bot that sent a second ahead cannot take it back without a clear: the caller hears it.
     [late], [prompt] = yields(one_second.recorder), yields(twenty_ms.recorder)
     assert late is not None and prompt is not None and late > prompt + 100
+
+
+async def test_a_jittery_noisy_line_reaches_the_bot_late_in_order_and_noisy() -> None:
+    persona = CALLER.caller.model_copy(
+        update={
+            "noise": NoiseSettings(kind="pink", snr_db=20),
+            "line": LineSettings(jitter_ms=80, loss_pct=5),
+        }
+    )
+    script = CALLER.model_copy(update={"caller": persona})
+    bot = ForeignBot(BotScript())
+    await bot.start()
+    try:
+        result = await run_call(
+            voice_url=None, ws_url=bot.url, script=script, auth_token=None, seed=4
+        )
+    finally:
+        await bot.close()
+    if result.lag_ms > 20:
+        pytest.skip(f"inconclusive: the caller fell {result.lag_ms:.0f} ms behind")
+    stamps = [stamp for _, stamp in bot.log.arrivals]
+    assert stamps == sorted(stamps)  # held back, never reordered
+    offset = min(wall - stamp for wall, stamp in bot.log.arrivals)
+    late = [wall - stamp - offset for wall, stamp in bot.log.arrivals]
+    assert max(late) > 40  # frames really were held back ...
+    # ... by the persona's jitter and a 20 ms tick, plus a real-time floor for a busy machine
+    assert max(late) < 80 + 20 + 200
+    [line] = result.recorder.events_of("line")
+    assert line["frames_lost"] > 0
+    # The noise does not make the caller talk: the bot heard one barge-in, as scripted.
+    assert len(bot.log.caller_onsets_ms) == 1

@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from ivr_bridge.tester.suite import load_suite
 from tests.e2e.browser import CHROMIUM, open_page
 
 ROOT = Path(__file__).resolve().parents[2]
 SUITE = ROOT / "suites" / "phone_lines.yaml"
+SCENARIOS = len(load_suite(SUITE).scenarios)
 
 pytest.importorskip("faster_whisper")
 pytest.importorskip("hibari")
@@ -38,7 +40,7 @@ def shipped_run(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> tuple[subprocess.CompletedProcess[str], Path]:
     out = tmp_path_factory.mktemp("shipped")
-    return ivr_test(str(SUITE), "--out", str(out), "--parallel", "6"), out
+    return ivr_test(str(SUITE), "--out", str(out), "--parallel", str(SCENARIOS)), out
 
 
 def test_the_shipped_suite_passes_against_our_support_line_and_reminder(
@@ -47,13 +49,13 @@ def test_the_shipped_suite_passes_against_our_support_line_and_reminder(
     proc, out = shipped_run
     assert proc.returncode == 0, proc.stdout + proc.stderr
     junit = ET.parse(out / "junit.xml").getroot()
-    assert junit.get("tests") == "6" and junit.get("failures") == "0"
+    assert junit.get("tests") == str(SCENARIOS) and junit.get("failures") == "0"
     results = json.loads((out / "results.json").read_text())
     assert results["status"] == "pass"
     checks = [c for s in results["scenarios"] for call in s["calls"] for c in call["checks"]]
     said = [c for c in checks if c["name"].startswith("bot said")]
     assert len(said) >= 10 and all("heard" in c["detail"] for c in said)
-    assert "[6/6]" in proc.stderr  # progress, one line per call
+    assert f"[{SCENARIOS}/{SCENARIOS}]" in proc.stderr  # progress, one line per call
     for scenario in results["scenarios"]:
         assert (Path(scenario["calls"][0]["out_dir"]) / "call.wav").exists()
 
@@ -96,7 +98,7 @@ async def test_the_report_shows_each_call_timeline_recording_and_verdicts_in_chr
         statuses = await page.evaluate(
             "[...document.querySelectorAll('table.results tr.scenario')].map(r => r.dataset.status)"
         )
-        assert statuses == ["pass"] * 6
+        assert statuses == ["pass"] * SCENARIOS
         # Every call has a drawn timeline: both waveforms, its utterances, its latency brackets.
         timelines = await page.evaluate(
             """[...document.querySelectorAll('section.call')].map(s => {
@@ -108,7 +110,7 @@ async def test_the_report_shows_each_call_timeline_recording_and_verdicts_in_chr
                          latencies: svg.querySelectorAll('g.latency').length};
                })"""
         )
-        assert len(timelines) == 6
+        assert len(timelines) == SCENARIOS
         for drawn in timelines:
             assert drawn["width"] > 500 and drawn["utterances"] >= 1
             assert drawn["waves"] and max(drawn["waves"]) > 1000
