@@ -19,8 +19,9 @@ WIDTH = 1000
 LANE_HEIGHT = 60
 TOP = 20
 """Room above the lanes for the time axis labels."""
-LANES = {"caller": TOP, "bot": TOP + LANE_HEIGHT + 30}
-HEIGHT = TOP + 2 * LANE_HEIGHT + 30 + 40
+LANES = {"caller": TOP, "bot": TOP + LANE_HEIGHT + 50}
+"""Between the lanes: the caller's turn labels, then the latency brackets."""
+HEIGHT = TOP + 2 * LANE_HEIGHT + 50 + 30
 
 
 def timeline_svg(result: CallResult) -> str:

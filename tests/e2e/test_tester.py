@@ -128,7 +128,7 @@ async def test_the_report_shows_each_call_timeline_recording_and_verdicts_in_chr
         assert duration == pytest.approx(first["metrics"]["call_s"], abs=0.5)
         # Playing moves the playhead over the timeline.
         head_x = await page.evaluate(
-            """(() => { const s = document.querySelector('section.call');
+            """(() => { const s = document.querySelector('#balance-by-keypad-1');
                  const a = s.querySelector('audio'); a.currentTime = 5;
                  a.dispatchEvent(new Event('timeupdate'));
                  return +s.querySelector('.playhead').getAttribute('x1'); })()"""
@@ -136,8 +136,7 @@ async def test_the_report_shows_each_call_timeline_recording_and_verdicts_in_chr
         assert head_x > 50
         # Each check's verdict is on the transcript line it judged.
         placed = await page.evaluate(
-            "[...document.querySelectorAll('section.call')][0].querySelector('table.transcript')"
-            ".innerText"
+            "document.querySelector('#balance-by-keypad-1 table.transcript').innerText"
         )
         assert "PASS bot said: please enter your account number" in placed.replace("\t", " ")
         assert "PASS ended: hangup" in placed.replace("\t", " ")
