@@ -209,15 +209,32 @@ class ScriptError(SimulationError, ValueError):
     """A caller script that cannot run; the message names file and line."""
 
 
-def parse_script(text: str, source: str = "<script>", base_dir: Path | None = None) -> CallerScript:
-    """Validate a YAML caller script; ``source`` names it in error messages."""
+def read_yaml(text: str, source: str) -> tuple[Any, yaml.Node | None]:
+    """The document and its node tree (for line numbers); ``ValueError`` naming the line."""
     try:
-        data = yaml.safe_load(text)
-        root = yaml.compose(text)
+        return yaml.safe_load(text), yaml.compose(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
-        raise ScriptError(f"{source}{where}: invalid YAML: {exc}") from None
+        raise ValueError(f"{source}{where}: invalid YAML: {exc}") from None
+
+
+def describe_errors(exc: ValidationError, root: yaml.Node | None, source: str, what: str) -> str:
+    """Every validation problem as ``file:line: where: what``, one per line."""
+    problems = []
+    for error in exc.errors():
+        loc = tuple(error["loc"])
+        where = ".".join(str(part) for part in loc) or what
+        problems.append(f"{source}:{line_of(root, loc)}: {where}: {error['msg']}")
+    return "\n".join(problems)
+
+
+def parse_script(text: str, source: str = "<script>", base_dir: Path | None = None) -> CallerScript:
+    """Validate a YAML caller script; ``source`` names it in error messages."""
+    try:
+        data, root = read_yaml(text, source)
+    except ValueError as exc:
+        raise ScriptError(str(exc)) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -225,13 +242,7 @@ def parse_script(text: str, source: str = "<script>", base_dir: Path | None = No
     try:
         return CallerScript.model_validate({**data, "base_dir": base_dir})
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            loc = tuple(error["loc"])
-            line = line_of(root, loc)
-            where = ".".join(str(part) for part in loc) or "script"
-            problems.append(f"{source}:{line}: {where}: {error['msg']}")
-        raise ScriptError("\n".join(problems)) from None
+        raise ScriptError(describe_errors(exc, root, source, "script")) from None
 
 
 def load_script(path_or_name: str | Path) -> CallerScript:

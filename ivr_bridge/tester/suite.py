@@ -16,7 +16,6 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ivr_bridge.errors import SimulationError
@@ -25,9 +24,11 @@ from ivr_bridge.sim.script import (
     CallerSettings,
     Expectations,
     Step,
+    describe_errors,
     line_of,
     load_script,
     normalise_steps,
+    read_yaml,
 )
 
 
@@ -176,18 +177,15 @@ def parse_suite(text: str, path: Path) -> LoadedSuite:
     """Validate a suite; :class:`SuiteError` lists every problem with its file and line."""
     source = str(path)
     try:
-        data = yaml.safe_load(text)
-        root = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        raise SuiteError(f"{source}{where}: invalid YAML: {exc}") from None
+        data, root = read_yaml(text, source)
+    except ValueError as exc:
+        raise SuiteError(str(exc)) from None
     if not isinstance(data, dict):
         raise SuiteError(f"{source}:1: a suite is a mapping (name, bridge, defaults, scenarios)")
     try:
         suite = Suite.model_validate(data)
     except ValidationError as exc:
-        raise SuiteError(_describe(exc, root, source)) from None
+        raise SuiteError(describe_errors(exc, root, source, "suite")) from None
     problems: list[str] = []
     planned: list[PlannedScenario] = []
     for index, scenario in enumerate(suite.scenarios):
@@ -251,15 +249,6 @@ def _plan(suite: Suite, scenario: Scenario, path: Path) -> PlannedScenario:
         speed=defaults.speed,
         seed=suite.seed,
     )
-
-
-def _describe(exc: ValidationError, root: yaml.Node | None, source: str) -> str:
-    problems = []
-    for error in exc.errors():
-        loc = tuple(error["loc"])
-        where = ".".join(str(part) for part in loc) or "suite"
-        problems.append(f"{source}:{line_of(root, loc)}: {where}: {error['msg']}")
-    return "\n".join(problems)
 
 
 def suite_json_schema() -> dict[str, Any]:
