@@ -34,7 +34,9 @@ def yields(recorder: CallRecorder) -> list[float | None]:
     out: list[float | None] = []
     for barge in recorder.events_of("barge_in"):
         onset = float(barge["t_ms"])
-        speaking = next((u for u in recorder.utterances if u.start_ms <= onset < u.end_ms), None)
+        # Inclusive at the end: the bot heard in the frame just before the onset counts, and
+        # if its audio stopped right there, it yielded at once.
+        speaking = next((u for u in recorder.utterances if u.start_ms <= onset <= u.end_ms), None)
         if speaking is None:
             continue  # the bot was already quiet: nothing to yield
         if speaking.end_ms >= recorder.line_end_ms - 1:

@@ -30,6 +30,13 @@ def test_yield_is_onset_to_the_bots_audio_stopping() -> None:
     assert yields(call()) == [150.0]
 
 
+def test_a_bot_whose_audio_stops_at_the_onset_yielded_at_once() -> None:
+    recorder = call()
+    recorder.events.clear()
+    recorder.event(1150.0, "barge_in")
+    assert yields(recorder) == [0.0]
+
+
 def test_talk_over_is_a_bot_utterance_starting_inside_a_caller_turn() -> None:
     assert talk_overs(call()) == [300.0]
 
