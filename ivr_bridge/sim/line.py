@@ -18,13 +18,14 @@ persona meant; what the agent got is what this module made of it.
 
 from __future__ import annotations
 
-import audioop
 import math
 import random
 from dataclasses import dataclass, field
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from ivr_bridge.audio.codec import audioop  # the one guarded import (3.11-3.13)
 
 FRAME_SAMPLES = 160
 

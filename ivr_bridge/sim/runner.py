@@ -6,9 +6,9 @@ would be seconds of call time), so the timeline depends only on the server.
 
 from __future__ import annotations
 
-import audioop
 from collections.abc import Awaitable, Callable
 
+from ivr_bridge.audio.codec import audioop  # the one guarded import (3.11-3.13)
 from ivr_bridge.sim.protocol import FRAME_MS
 from ivr_bridge.sim.recording import CallRecorder
 from ivr_bridge.sim.script import (

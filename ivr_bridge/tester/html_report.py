@@ -9,13 +9,13 @@ the line it judged. Escaped throughout: a bot may say anything, and its words en
 
 from __future__ import annotations
 
-import audioop
 import base64
 import io
 import time
 import wave
 from html import escape
 
+from ivr_bridge.audio.codec import audioop  # the one guarded import (3.11-3.13)
 from ivr_bridge.sim.result import CallResult, ExpectationResult
 from ivr_bridge.tester.reports import percentile
 from ivr_bridge.tester.runner import RunResult, ScenarioResult, SuiteResult, slug

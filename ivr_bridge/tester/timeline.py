@@ -9,9 +9,9 @@ SVG with class names a test (or a stylesheet) can find; no script, no fonts to f
 
 from __future__ import annotations
 
-import audioop
 from html import escape
 
+from ivr_bridge.audio.codec import audioop  # the one guarded import (3.11-3.13)
 from ivr_bridge.sim.result import CallResult
 
 WIDTH = 1000

@@ -84,3 +84,19 @@ def test_percentiles_are_nearest_rank() -> None:
     assert percentile(values, 50) == 10.0
     assert percentile(values, 95) == 19.0
     assert percentile([], 50) is None
+
+
+def test_a_failed_call_whose_caller_fell_far_behind_is_inconclusive() -> None:
+    from ivr_bridge.sim.session import StreamStats
+
+    failed = run(1, "fail")
+    assert failed.result is not None
+    failed.result.stats = StreamStats(max_tick_lag_ms=3300.0)
+    failed.result.speed = 4.0  # 825 ms of real time behind
+    assert failed.status == "inconclusive" and "machine overloaded" in failed.reason()
+    passed = run(2, "pass")
+    assert passed.result is not None
+    passed.result.stats = StreamStats(max_tick_lag_ms=3300.0)
+    assert passed.status == "pass"
+    failed.result.stats = StreamStats(max_tick_lag_ms=400.0)  # 100 ms real: a real failure
+    assert failed.status == "fail"
