@@ -25,7 +25,7 @@ from ivr_bridge.sim.line import LineConditions, speech_level
 from ivr_bridge.sim.recording import CallRecorder
 from ivr_bridge.sim.result import CallResult, check_expectations, timing_slack_ms
 from ivr_bridge.sim.runner import ScriptRunner, prepare_audio
-from ivr_bridge.sim.script import CallerScript
+from ivr_bridge.sim.script import CallerScript, ScriptError
 from ivr_bridge.sim.session import StreamSession
 from ivr_bridge.sim.twiml import (
     StreamInstruction,
@@ -113,6 +113,11 @@ async def run_call(
     """
     if (voice_url is None) == (ws_url is None):
         raise ValueError("give exactly one of voice_url and ws_url")
+    if script.branches and transcriber is None:
+        raise ScriptError(
+            f"script {script.name or '(unnamed)'}: if_bot_said needs the bot's words: "
+            "run with a transcriber (ivr-bridge call --transcribe)"
+        )
     ids = protocol.StreamIds(
         account_sid=account_sid or protocol.new_sid("AC"),
         call_sid=call_sid or protocol.new_sid("CA"),
@@ -163,6 +168,7 @@ async def run_call(
                 first_media_ms,
                 open_timeout_s,
                 line,
+                transcriber,
             )
             if session is not None:
                 stats = session.stats
@@ -216,6 +222,7 @@ async def _stream(
     first_media_ms: int,
     open_timeout_s: float,
     line: LineConditions | None = None,
+    transcriber: Transcriber | None = None,
 ) -> tuple[StreamSession | None, Verdict]:
     """Open the signed stream and run the script on it until one side ends it."""
     url = instruction.url
@@ -245,7 +252,7 @@ async def _stream(
         max_duration_ms=script.caller.max_duration_ms,
         line=line,
     )
-    runner = asyncio.create_task(ScriptRunner(session, script, recorder, audio).run())
+    runner = asyncio.create_task(ScriptRunner(session, script, recorder, audio, transcriber).run())
     try:
         await session.run()
     finally:

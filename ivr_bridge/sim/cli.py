@@ -90,8 +90,7 @@ async def run_call_from_args(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     transcriber = None
     # An apology is heard in the bot's last words, so an ``ended`` check wants ears too.
-    needs_words = bool(script.expect.bot_said) or script.expect.ended is not None
-    wanted = args.transcribe if args.transcribe is not None else needs_words
+    wanted = args.transcribe if args.transcribe is not None else script.needs_words()
     if wanted:
         transcriber = await bot_transcriber_or_note()
     try:

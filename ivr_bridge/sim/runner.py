@@ -7,23 +7,31 @@ would be seconds of call time), so the timeline depends only on the server.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from ivr_bridge.audio.codec import audioop  # the one guarded import (3.11-3.13)
+from ivr_bridge.errors import SimulationError
+from ivr_bridge.sim.matching import best_match
 from ivr_bridge.sim.protocol import FRAME_MS
 from ivr_bridge.sim.recording import CallRecorder
 from ivr_bridge.sim.script import (
     BargeInStep,
     CallerScript,
     HangupStep,
+    IfBotSaid,
+    IfBotSaidStep,
     PlayStep,
     PressStep,
     SayStep,
     SilenceStep,
     Step,
     WaitForBotStep,
+    all_steps,
 )
 from ivr_bridge.sim.session import CallEnded, StreamSession
 from ivr_bridge.sim.voice import CallerSpeech, load_wav_as_ulaw
+
+Transcriber = Callable[[bytes, int], Awaitable[str]]
 
 QUIET_REAL_FLOOR_MS = 200.0
 """Real time the bot's silence must last before ``wait_for_bot`` ends (above real time)."""
@@ -56,7 +64,7 @@ def _say_key(text: str, voice: str) -> tuple[str, str]:
 async def prepare_audio(script: CallerScript, speech: CallerSpeech) -> PreparedAudio:
     """Synthesise every ``say`` and load every ``play`` the script needs."""
     prepared: PreparedAudio = {}
-    for step in script.steps:
+    for step in all_steps(script.steps):
         action = step.barge_in if isinstance(step, BargeInStep) else step
         say = getattr(action, "say", None)
         play = getattr(action, "play", None)
@@ -78,11 +86,13 @@ class ScriptRunner:
         script: CallerScript,
         recorder: CallRecorder,
         audio: PreparedAudio,
+        transcriber: Transcriber | None = None,
     ) -> None:
         self.session = session
         self.script = script
         self.recorder = recorder
         self.audio = audio
+        self.transcriber = transcriber
 
     async def run(self) -> None:
         """Run every step; a stream that ends early just stops the script."""
@@ -95,13 +105,49 @@ class ScriptRunner:
             BargeInStep: self._barge_in,
             HangupStep: self._hangup,
         }
+        self._handlers = handlers
         try:
-            for step in self.script.steps:
-                await handlers[type(step)](step)
-                if isinstance(step, HangupStep):
-                    return
+            await self._run_steps(self.script.steps)
         except CallEnded:
             return
+
+    async def _run_steps(self, steps: list[Any]) -> bool:
+        """Run ``steps`` in order; True when one hung up (nothing after it runs)."""
+        for step in steps:
+            if isinstance(step, IfBotSaidStep):
+                if await self._run_steps(await self._branch(step.if_bot_said)):
+                    return True
+                continue
+            await self._handlers[type(step)](step)
+            if isinstance(step, HangupStep):
+                return True
+        return False
+
+    async def _branch(self, branch: IfBotSaid) -> list[Any]:
+        """The steps to take: ``then`` when the bot's words since the caller's last turn match
+        the phrase, else ``else``. The line keeps running while the words are transcribed."""
+        if self.transcriber is None:
+            raise SimulationError("if_bot_said needs a transcriber")
+        recorder = self.recorder
+        since = max((t.end_ms for t in recorder.turns if t.end_ms is not None), default=0.0)
+        heard = [u for u in recorder.utterances if u.start_ms >= since] or recorder.utterances[-1:]
+        texts = []
+        for u in heard:
+            texts.append(
+                (await self.transcriber(recorder.heard_pcm16(u.start_ms, u.end_ms), 8000)).strip()
+            )
+        text = " ".join(texts)
+        match = best_match(branch.phrase, text)
+        taken = "then" if match.passes(branch.similarity) else "else"
+        recorder.event(
+            self.session.line_ms,
+            "branch",
+            phrase=branch.phrase,
+            heard=text[:200],
+            score=match.score,
+            taken=taken,
+        )
+        return list(branch.then if taken == "then" else branch.otherwise)
 
     async def _speak(self, kind: str, detail: str, ulaw: bytes, *, barge_in: bool) -> None:
         start, end = await self.session.speak(ulaw)

@@ -91,7 +91,8 @@ class HangupStep(_Model):
     hangup: dict[str, Any] = Field(default_factory=dict, max_length=0)
 
 
-STEP_KINDS = ("say", "play", "press", "silence", "wait_for_bot", "barge_in", "hangup")
+SIMPLE_STEP_KINDS = ("say", "play", "press", "silence", "wait_for_bot", "barge_in", "hangup")
+STEP_KINDS = (*SIMPLE_STEP_KINDS, "if_bot_said")
 _NO_ARGUMENT_STEPS = ("wait_for_bot", "hangup")
 
 
@@ -103,7 +104,7 @@ def _step_kind(value: Any) -> str | None:
     return None
 
 
-Step = Annotated[
+SimpleStep = Annotated[
     Annotated[SayStep, Tag("say")]
     | Annotated[PlayStep, Tag("play")]
     | Annotated[PressStep, Tag("press")]
@@ -114,9 +115,57 @@ Step = Annotated[
     Discriminator(
         _step_kind,
         custom_error_type="unknown_step",
+        custom_error_message=f"a step inside a branch is one of: {', '.join(SIMPLE_STEP_KINDS)}",
+    ),
+]
+
+
+class IfBotSaid(_Model):
+    """Branch on what the caller just heard (the bot's words since the caller's last turn)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    phrase: str = Field(min_length=1)
+    similarity: float = Field(default=DEFAULT_SIMILARITY, gt=0, le=1)
+    then: list[SimpleStep] = Field(default_factory=list)
+    otherwise: list[SimpleStep] = Field(default_factory=list, alias="else")
+
+    @field_validator("then", "otherwise", mode="before")
+    @classmethod
+    def _bare_step_names(cls, value: Any) -> Any:
+        return normalise_steps(value)
+
+
+class IfBotSaidStep(_Model):
+    if_bot_said: IfBotSaid
+
+
+Step = Annotated[
+    Annotated[SayStep, Tag("say")]
+    | Annotated[PlayStep, Tag("play")]
+    | Annotated[PressStep, Tag("press")]
+    | Annotated[SilenceStep, Tag("silence")]
+    | Annotated[WaitForBotStep, Tag("wait_for_bot")]
+    | Annotated[BargeInStep, Tag("barge_in")]
+    | Annotated[HangupStep, Tag("hangup")]
+    | Annotated[IfBotSaidStep, Tag("if_bot_said")],
+    Discriminator(
+        _step_kind,
+        custom_error_type="unknown_step",
         custom_error_message=f"a step is one of: {', '.join(STEP_KINDS)}",
     ),
 ]
+
+
+def all_steps(steps: list[Any]) -> list[Any]:
+    """Every step, the ones inside branches too (for preparing audio, and for what a script
+    needs)."""
+    out: list[Any] = []
+    for step in steps:
+        out.append(step)
+        if isinstance(step, IfBotSaidStep):
+            out += [*step.if_bot_said.then, *step.if_bot_said.otherwise]
+    return out
 
 
 def normalise_steps(value: Any) -> Any:
@@ -197,6 +246,16 @@ class CallerScript(_Model):
     @classmethod
     def _bare_step_names(cls, value: Any) -> Any:
         return normalise_steps(value)
+
+    @property
+    def branches(self) -> bool:
+        """Whether a step branches on what the bot said (the call needs ears while it runs)."""
+        return any(isinstance(step, IfBotSaidStep) for step in self.steps)
+
+    def needs_words(self) -> bool:
+        """Whether the bot's words must be transcribed: checked words, an ending (an apology is
+        heard), or a branch."""
+        return bool(self.expect.bot_said) or self.expect.ended is not None or self.branches
 
     def resolve(self, path: str) -> Path:
         candidate = Path(path)

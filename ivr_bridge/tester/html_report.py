@@ -188,6 +188,9 @@ def _transcript(result: CallResult) -> str:
         latency = f" → bot after {t.latency_ms:.0f} ms" if t.latency_ms is not None else ""
         who = "caller (barge-in)" if t.barge_in else "caller"
         rows.append((t.start_ms, who, f"{t.kind}: {t.detail}{latency}"))
+    for e in result.recorder.events_of("branch"):
+        chose = f"if the bot said {e['phrase']!r}: took {e['taken']} (score {e['score']:.2f})"
+        rows.append((float(e["t_ms"]), "caller (branch)", chose))
     rows.append((result.recorder.line_end_ms, "end", result.verdict.describe()))
     rows.sort(key=lambda r: r[0])
     html = []

@@ -123,9 +123,7 @@ Progress = Callable[[RunResult, int, int], None]
 
 def needs_words(loaded: LoadedSuite) -> bool:
     """Whether any check needs speech-to-text of the bot (what it said, or an apology)."""
-    return any(
-        s.script.expect.bot_said or s.script.expect.ended is not None for s in loaded.scenarios
-    )
+    return any(s.script.needs_words() for s in loaded.scenarios)
 
 
 async def run_suite(

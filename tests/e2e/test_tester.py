@@ -65,6 +65,13 @@ def test_the_shipped_suite_passes_against_our_support_line_and_reminder(
     assert f"[{SCENARIOS}/{SCENARIOS}]" in proc.stderr  # progress, one line per call
     for scenario in results["scenarios"]:
         assert (Path(scenario["calls"][0]["out_dir"]) / "call.wav").exists()
+    # The caller chose its keys by what it heard: no opening hours offered, an account asked for.
+    branching = next(s for s in results["scenarios"] if s["name"].startswith("keys chosen"))
+    transcript = json.loads(
+        (Path(branching["calls"][0]["out_dir"]) / "transcript.json").read_text()
+    )
+    taken = [e["taken"] for e in transcript["events"] if e["event"] == "branch"]
+    assert taken == ["else", "then"]
 
 
 def test_a_wrong_prompt_and_a_broken_transfer_fail_with_their_reasons(tmp_path: Path) -> None:

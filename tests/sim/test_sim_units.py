@@ -8,6 +8,7 @@ from ivr_bridge.sim.jitter import PlayoutBuffer
 from ivr_bridge.sim.script import (
     BargeInStep,
     HangupStep,
+    IfBotSaidStep,
     ScriptError,
     WaitForBotStep,
     load_script,
@@ -141,3 +142,20 @@ async def test_every_queued_caller_step_is_resolved_however_many_are_waiting() -
     session._cancel_pending()  # the call ends with the digits still queued
     await asyncio.sleep(0)
     assert all(isinstance(task.exception(), CallEnded) for task in digits)
+
+
+def test_if_bot_said_branches_parse_with_bare_steps_and_else() -> None:
+    script = parse_script(
+        "steps:\n"
+        "  - wait_for_bot\n"
+        "  - if_bot_said:\n"
+        "      phrase: press one\n"
+        "      then: [{press: '1'}, wait_for_bot]\n"
+        "      else: [hangup]\n"
+    )
+    [_, branch] = script.steps
+    assert isinstance(branch, IfBotSaidStep) and script.branches and script.needs_words()
+    assert [type(s).__name__ for s in branch.if_bot_said.then] == ["PressStep", "WaitForBotStep"]
+    assert [type(s).__name__ for s in branch.if_bot_said.otherwise] == ["HangupStep"]
+    with pytest.raises(ScriptError, match="inside a branch"):
+        parse_script("steps:\n  - if_bot_said: {phrase: x, then: [{shout: hi}]}\n")
