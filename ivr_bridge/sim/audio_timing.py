@@ -13,9 +13,24 @@ turns, never from when messages arrived:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from ivr_bridge.sim.recording import CallRecorder
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile (``q`` in 0-100); None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), math.ceil(q / 100 * len(ordered))))
+    return ordered[rank - 1]
+
+
+def turn_latencies(recorder: CallRecorder) -> list[float]:
+    """Caller end of turn → first bot audio, for every turn the bot answered."""
+    return [t.latency_ms for t in recorder.turns if t.latency_ms is not None]
 
 
 @dataclass(frozen=True, slots=True)

@@ -129,7 +129,10 @@ async def run_call(
     line = None
     if persona.noise is not None or persona.line.impaired:
         level = speech_level([clip for key, clip in audio.items() if key[0] == "say"])
-        line = LineConditions(persona.noise, persona.line, seed, speech_rms=level)
+        # ~25 ms of numpy for the noise: off the loop that carries the other calls' lines
+        line = await asyncio.to_thread(
+            LineConditions, persona.noise, persona.line, seed, speech_rms=level
+        )
     clock = clock or VirtualClock(speed)  # given: someone else times events on the line too
     stats = None
     timeout = aiohttp.ClientTimeout(total=open_timeout_s)

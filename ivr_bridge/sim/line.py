@@ -23,11 +23,14 @@ import random
 from dataclasses import dataclass, field
 from typing import Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from ivr_bridge.audio.codec import audioop  # the one guarded import (3.11-3.13)
 
 FRAME_SAMPLES = 160
+RATE = 8000
+PINK_FLOOR_HZ = 100.0
 
 
 class NoiseSettings(BaseModel):
@@ -53,9 +56,16 @@ class LineSettings(BaseModel):
         return bool(self.loss_pct or self.jitter_ms or self.clip_dbfs is not None)
 
 
+NOISE_LOOP_S = 30
+"""Seconds of noise made per call and looped: long enough not to be heard repeating."""
+
+
 @dataclass(slots=True)
 class LineConditions:
-    """Applies a persona's noise and line settings to each outgoing frame."""
+    """Applies a persona's noise and line settings to each outgoing frame.
+
+    The noise is made once per call (numpy, from the seed) and each frame takes its next 20 ms:
+    the per-frame work is a slice and a sample-wise add, 50 times a second per call."""
 
     noise: NoiseSettings | None
     line: LineSettings
@@ -64,11 +74,13 @@ class LineConditions:
     """The persona's speech level (16-bit RMS), which the noise's SNR is measured against."""
     frames_lost: int = 0
     _rng: random.Random = field(init=False)
-    _pink: list[float] = field(init=False)
+    _noise: bytes = field(init=False, default=b"")
+    _at: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
-        self._pink = [0.0] * 7
+        if self.noise is not None:
+            self._noise = _make_noise(self.noise, self.speech_rms, self.seed)
 
     @property
     def active(self) -> bool:
@@ -82,8 +94,8 @@ class LineConditions:
             self.frames_lost += 1
             return b"\xff" * len(ulaw)
         pcm = audioop.ulaw2lin(ulaw, 2)
-        if self.noise is not None:
-            pcm = audioop.add(pcm, self._noise(len(pcm) // 2), 2)
+        if self._noise:
+            pcm = audioop.add(pcm, self._next_noise(len(pcm)), 2)
         if self.line.clip_dbfs is not None:
             pcm = _clip(pcm, round(32767 * 10 ** (self.line.clip_dbfs / 20)))
         return audioop.lin2ulaw(pcm, 2)
@@ -92,32 +104,31 @@ class LineConditions:
         """How long the next frame is held back (0 without jitter)."""
         return self._rng.uniform(0, self.line.jitter_ms) if self.line.jitter_ms else 0.0
 
-    def _noise(self, samples: int) -> bytes:
-        assert self.noise is not None
-        target = self.speech_rms / 10 ** (self.noise.snr_db / 20)
-        rng = self._rng
-        values = []
-        for _ in range(samples):
-            white = rng.gauss(0.0, 1.0)
-            if self.noise.kind == "white":
-                values.append(white)
-                continue
-            # Pink by summing octave-spaced random walks (Voss-McCartney, light).
-            b = self._pink
-            b[0] = 0.99886 * b[0] + white * 0.0555179
-            b[1] = 0.99332 * b[1] + white * 0.0750759
-            b[2] = 0.96900 * b[2] + white * 0.1538520
-            b[3] = 0.86650 * b[3] + white * 0.3104856
-            b[4] = 0.55000 * b[4] + white * 0.5329522
-            b[5] = -0.7616 * b[5] - white * 0.0168980
-            values.append((sum(b[:6]) + b[6] + white * 0.5362) * 0.11)
-            b[6] = white * 0.115926
-        rms = math.sqrt(sum(v * v for v in values) / len(values)) or 1.0
-        scale = target / rms
-        return b"".join(
-            max(-32768, min(32767, round(v * scale))).to_bytes(2, "little", signed=True)
-            for v in values
-        )
+    def _next_noise(self, n_bytes: int) -> bytes:
+        start = self._at
+        self._at = (start + n_bytes) % len(self._noise)
+        chunk = self._noise[start : start + n_bytes]
+        if len(chunk) < n_bytes:  # wrapped around the loop
+            chunk += self._noise[: n_bytes - len(chunk)]
+        return chunk
+
+
+def _make_noise(settings: NoiseSettings, speech_rms: float, seed: int) -> bytes:
+    """``NOISE_LOOP_S`` of 16-bit noise at the SNR below ``speech_rms``; pink is white shaped by
+    1/sqrt(f) in the frequency domain (equal energy per octave) from ``PINK_FLOOR_HZ`` up."""
+    samples = NOISE_LOOP_S * RATE
+    values = np.random.default_rng(seed).standard_normal(samples)
+    if settings.kind == "pink":
+        spectrum = np.fft.rfft(values)
+        freqs = np.fft.rfftfreq(samples, 1 / RATE)
+        # A phone line carries nothing much below ~100 Hz; left in, the drift down there makes
+        # some 20 ms frames far louder than the SNR says.
+        spectrum[freqs < PINK_FLOOR_HZ] = 0
+        spectrum[freqs >= PINK_FLOOR_HZ] /= np.sqrt(freqs[freqs >= PINK_FLOOR_HZ])
+        values = np.fft.irfft(spectrum, samples)
+    target = speech_rms / 10 ** (settings.snr_db / 20)
+    values *= target / (float(np.sqrt(np.mean(values**2))) or 1.0)
+    return np.clip(np.round(values), -32768, 32767).astype("<i2").tobytes()
 
 
 def _clip(pcm: bytes, limit: int) -> bytes:

@@ -156,11 +156,18 @@ class CallRecorder:
         a, b = int(start_ms * ULAW_BYTES_PER_MS), int(end_ms * ULAW_BYTES_PER_MS)
         return ulaw_to_pcm16(bytes(self.heard_audio[a:b]))
 
+    def channels(self) -> tuple[bytes, bytes]:
+        """µ-law of the caller and of what it heard, padded with silence to one length."""
+        length = max(len(self.caller_audio), len(self.heard_audio))
+        return (
+            bytes(self.caller_audio.ljust(length, b"\xff")),
+            bytes(self.heard_audio.ljust(length, b"\xff")),
+        )
+
     def write_wav(self, path: Path) -> None:
         """Stereo 16-bit 8 kHz: left = caller, right = what the caller heard."""
-        length = max(len(self.caller_audio), len(self.heard_audio))
-        left = ulaw_to_pcm16(bytes(self.caller_audio.ljust(length, b"\xff")))
-        right = ulaw_to_pcm16(bytes(self.heard_audio.ljust(length, b"\xff")))
+        caller, heard = self.channels()
+        left, right = ulaw_to_pcm16(caller), ulaw_to_pcm16(heard)
         interleaved = bytearray(len(left) * 2)
         for i in range(2):
             interleaved[i::4] = left[i::2]

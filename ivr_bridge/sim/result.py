@@ -12,7 +12,6 @@ more is a failure; a limit met is a pass, since the slack can only make delays l
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -284,12 +283,10 @@ def _audio_timing(
 ) -> list[ExpectationResult]:
     """The limits measured from the heard audio (:mod:`ivr_bridge.sim.audio_timing`)."""
     out: list[ExpectationResult] = []
-    latencies = sorted(t.latency_ms for t in recorder.turns if t.latency_ms is not None)
+    latencies = audio_timing.turn_latencies(recorder)
     for q, limit in ((50, expect.turn_latency_p50_ms), (95, expect.turn_latency_p95_ms)):
         if limit is not None:
-            value = (
-                latencies[max(0, math.ceil(q / 100 * len(latencies)) - 1)] if latencies else None
-            )
+            value = audio_timing.percentile(latencies, q)
             name = f"turn latency p{q} ≤ {limit} ms"
             out.append(_timing(name, [value], limit, slack_ms, "no caller turns"))
     if expect.max_yield_ms is not None:

@@ -62,7 +62,7 @@ async def run_tests_from_args(args: argparse.Namespace) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        loaded = load_suite(args.suite)
+        loaded = await asyncio.to_thread(load_suite, args.suite)
     except SuiteError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

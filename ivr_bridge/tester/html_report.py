@@ -16,9 +16,11 @@ import wave
 from html import escape
 
 from ivr_bridge.audio.codec import audioop  # the one guarded import (3.11-3.13)
+from ivr_bridge.sim.audio_timing import percentile
 from ivr_bridge.sim.result import CallResult, ExpectationResult
-from ivr_bridge.tester.reports import percentile
-from ivr_bridge.tester.runner import RunResult, ScenarioResult, SuiteResult, slug
+from ivr_bridge.tester.reports import scenario_latencies
+from ivr_bridge.tester.runner import RunResult, ScenarioResult, SuiteResult
+from ivr_bridge.tester.suite import slug
 from ivr_bridge.tester.timeline import timeline_svg
 
 _STYLE = """
@@ -86,13 +88,7 @@ def _badge(status: str) -> str:
 def _summary_table(result: SuiteResult) -> str:
     rows = []
     for s in result.scenarios:
-        latencies = [
-            t.latency_ms
-            for run in s.runs
-            if run.result is not None
-            for t in run.result.turns
-            if t.latency_ms is not None
-        ]
+        latencies = scenario_latencies(s)
         p50, p95 = percentile(latencies, 50), percentile(latencies, 95)
         shown = f"{p50:.0f} / {p95:.0f} ms" if p50 is not None and p95 is not None else "-"
         first_bad = next((r for r in s.runs if r.status != "pass"), None)
@@ -150,11 +146,8 @@ def _checks_table(checks: list[ExpectationResult]) -> str:
 
 def _audio(result: CallResult) -> str:
     buffer = io.BytesIO()
-    recorder = result.recorder
-    length = max(len(recorder.caller_audio), len(recorder.heard_audio))
-    left = bytes(recorder.caller_audio.ljust(length, b"\xff"))
-    right = bytes(recorder.heard_audio.ljust(length, b"\xff"))
-    interleaved = bytearray(2 * length)
+    left, right = result.recorder.channels()
+    interleaved = bytearray(2 * len(left))
     interleaved[0::2], interleaved[1::2] = left, right
     with wave.open(buffer, "wb") as out:
         out.setnchannels(2)

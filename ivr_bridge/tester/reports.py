@@ -7,28 +7,24 @@ tester's exit code (3) says it apart.
 
 from __future__ import annotations
 
-import math
 import statistics
 import xml.etree.ElementTree as ET
 from typing import Any
 
+from ivr_bridge.sim.audio_timing import percentile, turn_latencies
 from ivr_bridge.tester.runner import RunResult, ScenarioResult, SuiteResult
 
 
-def percentile(values: list[float], q: float) -> float | None:
-    """Nearest-rank percentile (``q`` in 0-100); None for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), math.ceil(q / 100 * len(ordered))))
-    return ordered[rank - 1]
+def scenario_latencies(result: ScenarioResult) -> list[float]:
+    """Every answered turn's latency over the scenario's calls."""
+    return [x for run in result.runs if run.result for x in turn_latencies(run.result.recorder)]
 
 
 def call_metrics(run: RunResult) -> dict[str, Any]:
     """Timing figures of one call, from the caller's line (call ms)."""
     if run.result is None:
         return {}
-    latencies = [t.latency_ms for t in run.result.turns if t.latency_ms is not None]
+    latencies = turn_latencies(run.result.recorder)
     utterances = run.result.utterances
     return {
         "turn_latency_ms": {
@@ -65,12 +61,7 @@ def run_json(run: RunResult) -> dict[str, Any]:
 
 def scenario_json(result: ScenarioResult) -> dict[str, Any]:
     s = result.scenario
-    latencies = [
-        x
-        for run in result.runs
-        if run.result
-        for x in call_metrics(run)["turn_latency_ms"]["values"]
-    ]
+    latencies = scenario_latencies(result)
     return {
         "name": s.name,
         "description": s.description,

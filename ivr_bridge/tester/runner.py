@@ -10,7 +10,6 @@ connection, bad audio file) is a failed repeat with the reason, and the rest of 
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from typing import Literal
 
 from ivr_bridge.sim import CallResult, run_call
 from ivr_bridge.sim.hearing import BotTranscriber
-from ivr_bridge.tester.suite import LoadedSuite, PlannedScenario
+from ivr_bridge.tester.suite import LoadedSuite, PlannedScenario, slug
 from ivr_bridge.tester.targets import Targets
 
 Status = Literal["pass", "fail", "inconclusive"]
@@ -199,8 +198,3 @@ async def _place(
 def _why(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return f"the call could not be placed: {text}"
-
-
-def slug(name: str) -> str:
-    """A file-system name for a scenario ("Balance by voice!" → "balance-by-voice")."""
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "scenario"

@@ -12,6 +12,7 @@ Media Streams WebSocket server; no webhook, no marks expected).
 
 from __future__ import annotations
 
+import re
 import zlib
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,11 @@ from ivr_bridge.sim.script import (
     normalise_steps,
     read_yaml,
 )
+
+
+def slug(name: str) -> str:
+    """A file-system name for a scenario ("Balance by voice!" → "balance-by-voice")."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "scenario"
 
 
 class SuiteError(SimulationError, ValueError):
@@ -130,11 +136,15 @@ class Suite(_Model):
 
     @model_validator(mode="after")
     def _unique_names(self) -> Suite:
-        seen: set[str] = set()
+        seen: dict[str, str] = {}
         for scenario in self.scenarios:
-            if scenario.name in seen:
-                raise ValueError(f"two scenarios are named {scenario.name!r}")
-            seen.add(scenario.name)
+            folder = slug(scenario.name)
+            if folder in seen:
+                raise ValueError(
+                    f"scenarios {seen[folder]!r} and {scenario.name!r} would share the output "
+                    f"folder {folder!r}: name them apart"
+                )
+            seen[folder] = scenario.name
         return self
 
 

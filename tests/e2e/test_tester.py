@@ -88,6 +88,8 @@ def test_a_wrong_prompt_and_a_broken_transfer_fail_with_their_reasons(tmp_path: 
         str(tmp_path / "suites" / SUITE.name), "--out", str(out), "--tag", "transfer",
         "--tag", "barge-in",
     )  # fmt: skip
+    if proc.returncode == 3:
+        pytest.skip(f"inconclusive (the caller's clock fell behind):\n{proc.stdout}")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     lines = {line.split("  ")[0]: line for line in proc.stdout.splitlines()}
     assert "FAIL" in lines["a person, please"]

@@ -90,3 +90,12 @@ def test_the_shipped_suite_loads_and_the_published_schema_is_current() -> None:
     assert published == suite_json_schema(), (
         "regenerate: ivr-bridge test --schema > docs/suite.schema.json"
     )
+
+
+def test_scenarios_whose_names_share_an_output_folder_are_refused(tmp_path: Path) -> None:
+    text = (
+        "name: x\ndefaults: {target: {flow: f.yaml}}\nscenarios:\n"
+        "  - {name: 'Balance!', steps: [hangup]}\n  - {name: balance, steps: [hangup]}\n"
+    )
+    with pytest.raises(SuiteError, match="share the output folder 'balance'"):
+        parse_suite(text, tmp_path / "s.yaml")

@@ -5,10 +5,11 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from ivr_bridge.sim.audio_timing import percentile
 from ivr_bridge.sim.recording import CallRecorder
 from ivr_bridge.sim.result import CallResult, ExpectationResult, Status
 from ivr_bridge.sim.twiml import Verdict
-from ivr_bridge.tester.reports import junit_xml, percentile, suite_json
+from ivr_bridge.tester.reports import junit_xml, suite_json
 from ivr_bridge.tester.runner import RunResult, ScenarioResult, SuiteResult
 from ivr_bridge.tester.suite import parse_suite
 
