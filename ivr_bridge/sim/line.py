@@ -132,13 +132,8 @@ def _make_noise(settings: NoiseSettings, speech_rms: float, seed: int) -> bytes:
 
 
 def _clip(pcm: bytes, limit: int) -> bytes:
-    samples = memoryview(bytearray(pcm)).cast("h")
-    for i, value in enumerate(samples):
-        if value > limit:
-            samples[i] = limit
-        elif value < -limit:
-            samples[i] = -limit
-    return samples.tobytes()
+    samples = np.frombuffer(pcm, dtype="<i2")
+    return np.clip(samples, -limit, limit).astype("<i2").tobytes()
 
 
 def speech_level(ulaw_clips: list[bytes]) -> float:
