@@ -134,6 +134,7 @@ class EspeakSynthesizer:
         if rate <= 0:
             raise SynthesisError("espeak_Initialize failed")
         lib.espeak_SetSynthCallback(self._callback)
+        espeak_lib.seed_random(lib)
         self._lib, self._native_rate = lib, rate
         log.info("espeak_initialised", sample_rate=rate)
 
