@@ -170,6 +170,12 @@ class RunningBridge:
 
     async def stop(self, grace_s: float = 0.0) -> None:
         await self.drain(grace_s)
+        lingering = self.state.after_call
+        if lingering:  # bounded on their own; give them a moment, then let go
+            await asyncio.wait(set(lingering), timeout=1.0)
+            for task in list(lingering):
+                task.cancel()
+            await asyncio.gather(*lingering, return_exceptions=True)
         await self.runner.cleanup()
         if self.speech_server is not None:
             await self.speech_server.stop()  # type: ignore[attr-defined]

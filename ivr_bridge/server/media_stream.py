@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
+from collections.abc import Awaitable
 from typing import Any
 
 import structlog
@@ -55,6 +56,15 @@ more than the speech session's open timeout, so nothing is dropped before the ap
 
 _Early = tuple[int, bytes] | str | CallEvent
 """Waiting for the conductor: a media frame (timestamp, µ-law), a key, an out-of-band event."""
+
+FIRST_AUDIO_NOTE_S = 5.0
+"""How long a campaign call's dial → first audio write may take (the database may be busy)."""
+
+
+async def _bounded(work: Awaitable[None], timeout_s: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout_s):
+            await work
 
 
 async def media_stream(request: web.Request) -> web.StreamResponse:
@@ -268,11 +278,24 @@ class MediaStream:
                     await asyncio.shield(self._ws.close(code=WSCloseCode.GOING_AWAY))
             raise
         finally:
-            if self._first_audio_note is not None:
-                self._first_audio_note.cancel()
+            self._let_first_audio_note_finish()
+
+    def _let_first_audio_note_finish(self) -> None:
+        """A caller who hangs up a moment after the first audio (the handler is cancelled)
+        must not take the figure with them: under load the write had not finished yet and the
+        call went missing from the histogram. The note is bounded (``FIRST_AUDIO_NOTE_S``) and
+        owned by the bridge, which cancels what is left at shutdown."""
+        note = self._first_audio_note
+        if note is None or note.done():
+            return
+        lingering = self._state.after_call
+        lingering.add(note)
+        note.add_done_callback(lingering.discard)
 
     def _first_audio_sent(self, call: CallDetails, at: float) -> None:
-        self._first_audio_note = asyncio.create_task(self._note_first_audio(call, at))
+        self._first_audio_note = asyncio.create_task(
+            _bounded(self._note_first_audio(call, at), FIRST_AUDIO_NOTE_S)
+        )
 
     async def _note_first_audio(self, call: CallDetails, at: float) -> None:
         """A campaign call: dial → first bot audio, on the attempt and as a histogram."""

@@ -49,6 +49,9 @@ class BridgeState:
     flow_services: FlowServices = field(default_factory=FlowServices)
     """Recognisers and environment the flows use (tests inject fakes)."""
     active_calls: set[asyncio.Task[None]] = field(default_factory=set)
+    after_call: set[asyncio.Task[None]] = field(default_factory=set)
+    """Bookkeeping a call left unfinished when it ended (a database write of a figure):
+    finished on its own, bounded, cancelled at shutdown."""
     calls: CallRegistry = field(default_factory=MemoryCallRegistry)
     """Live calls by CallSid, for events from outside their socket (the control route)."""
     speech_health: SpeechPathHealth | None = None
