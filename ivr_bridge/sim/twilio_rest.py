@@ -40,6 +40,7 @@ from yarl import URL
 from ivr_bridge.sim import caller_voice, protocol
 from ivr_bridge.sim.call import run_call, sign
 from ivr_bridge.sim.clock import VirtualClock
+from ivr_bridge.sim.hearing import BotTranscriber
 from ivr_bridge.sim.result import CallResult
 from ivr_bridge.sim.script import CallerScript
 
@@ -86,6 +87,8 @@ class Persona:
     greeting's length, so the verdict comes just after the tone, as DetectMessageEnd's does)."""
     greeting: str = DEFAULT_GREETING
     """What a ``voicemail`` persona's machine says before the tone."""
+    seed: int = 0
+    """Draws the callee's line noise, lost packets and jitter (see ``run_call``)."""
 
 
 @dataclass
@@ -150,10 +153,14 @@ class TwilioRestStandIn:
         shuffle_callbacks: bool = False,
         duplicate_callbacks: bool = False,
         seed: int = 0,
+        transcriber: BotTranscriber | None = None,
+        out_dir: Path | None = None,
     ) -> None:
         """``shuffle_callbacks``: a call's status callbacks are held until it ends, then sent
         in a random order (``completed`` may come before ``ringing``); ``duplicate_callbacks``:
-        each is sent twice, as Twilio's retries do."""
+        each is sent twice, as Twilio's retries do. ``transcriber``: what callees hear is
+        transcribed (for ``bot_said`` checks and ``if_bot_said`` steps); ``out_dir``: each
+        answered call's recording and transcript go to ``out_dir/<number>/<n>``."""
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.personas = personas
@@ -161,6 +168,8 @@ class TwilioRestStandIn:
         self.shuffle = shuffle_callbacks
         self.duplicate = duplicate_callbacks
         self._random = random.Random(seed)
+        self.transcriber = transcriber
+        self.out_dir = out_dir
         self.calls: dict[str, StandInCall] = {}
         self.create_times: list[float] = []
         """``time.monotonic()`` of every accepted create request."""
@@ -372,10 +381,14 @@ class TwilioRestStandIn:
                 {"steps": [{"say": "Hello?"}, "wait_for_bot", "hangup"]}
             )
             return script, persona.amd_ms
-        voice = CallerScript().caller.voice
-        greeting_ms = len(await caller_voice.synthesize(persona.greeting, voice, 8000)) / 16
+        # A suite's voicemail persona brings its own checks (what the message must say) and
+        # machine voice; its steps are the machine's, always.
+        base = persona.script or CallerScript()
+        voice = base.caller.voice
+        speech = await caller_voice.synthesize(persona.greeting, voice, 8000, base.caller.rate)
+        greeting_ms = len(speech) / 16
         call.beep_end_ms = FIRST_MEDIA_MS + greeting_ms + BEEP_MS
-        script = CallerScript.model_validate(
+        machine = CallerScript.model_validate(
             {
                 "steps": [
                     {"say": persona.greeting},
@@ -385,6 +398,7 @@ class TwilioRestStandIn:
                 ]
             }
         )
+        script = base.model_copy(update={"steps": machine.steps})
         return script, call.beep_end_ms + AMD_DECISION_MS
 
     def _beep(self) -> Path:
@@ -415,6 +429,9 @@ class TwilioRestStandIn:
             call_sid=call.sid,
             first_media_ms=FIRST_MEDIA_MS,
             clock=line,
+            transcriber=self.transcriber,
+            out_dir=self._call_dir(call),
+            seed=call.persona.seed,
             webhook_fields={
                 "From": call.from_,
                 "To": call.to,
@@ -423,6 +440,16 @@ class TwilioRestStandIn:
                 "Called": call.to,
             },
         )
+
+    def _call_dir(self, call: StandInCall) -> Path | None:
+        if self.out_dir is None:
+            return None
+        earlier = sum(
+            1
+            for c in self.calls.values()
+            if c.to == call.to and c.created_mono <= call.created_mono
+        )
+        return self.out_dir / call.to.lstrip("+") / str(earlier)
 
     async def _flush(
         self, call: StandInCall, pending: list[tuple[str, dict[str, str]]], *, final: bool = False

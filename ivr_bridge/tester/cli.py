@@ -17,10 +17,11 @@ from pathlib import Path
 
 from ivr_bridge.errors import IvrBridgeError
 from ivr_bridge.logs import configure_logging
+from ivr_bridge.sim.hearing import BotTranscriber
 from ivr_bridge.tester.html_report import html_report
 from ivr_bridge.tester.reports import junit_xml, suite_json
 from ivr_bridge.tester.runner import RunResult, SuiteResult, needs_words, run_suite
-from ivr_bridge.tester.suite import SuiteError, load_suite, suite_json_schema
+from ivr_bridge.tester.suite import LoadedSuite, SuiteError, load_suite, suite_json_schema
 from ivr_bridge.tester.targets import open_targets
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INCONCLUSIVE = 0, 1, 2, 3
@@ -84,16 +85,19 @@ async def run_tests_from_args(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     try:
-        async with open_targets(loaded, args.auth_token) as targets:
-            result = await run_suite(
+        if loaded.answering() is not None:
+            from ivr_bridge.tester.answering import run_answer_suite
+
+            result = await run_answer_suite(
                 loaded,
-                targets,
                 out_dir=args.out,
                 parallel=args.parallel,
                 repeat=args.repeat,
                 transcriber=transcriber,
                 progress=_print_progress,
             )
+        else:
+            result = await _place_calls(loaded, args, transcriber)
     except IvrBridgeError as exc:  # e.g. a broken flow in flows_dir: nothing was dialled
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -102,6 +106,21 @@ async def run_tests_from_args(args: argparse.Namespace) -> int:
     for name, path in paths.items():
         print(f"{name}: {path}")
     return {"pass": EXIT_OK, "fail": EXIT_FAILED, "inconclusive": EXIT_INCONCLUSIVE}[result.status]
+
+
+async def _place_calls(
+    loaded: LoadedSuite, args: argparse.Namespace, transcriber: BotTranscriber | None
+) -> SuiteResult:
+    async with open_targets(loaded, args.auth_token) as targets:
+        return await run_suite(
+            loaded,
+            targets,
+            out_dir=args.out,
+            parallel=args.parallel,
+            repeat=args.repeat,
+            transcriber=transcriber,
+            progress=_print_progress,
+        )
 
 
 def _usage_problem(args: argparse.Namespace) -> str | None:

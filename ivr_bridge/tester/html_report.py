@@ -113,9 +113,11 @@ def _call_section(scenario: ScenarioResult, run: RunResult) -> str:
     title = f"{escape(scenario.scenario.name)} · call {run.index} {_badge(run.status)}"
     target = escape(scenario.scenario.target.describe())
     if run.result is None:
+        why = f'<p class="verdict-fail">{escape(run.error)}</p>' if run.error else ""
+        note = f'<p class="muted">{escape(run.note)}</p>' if run.note else ""
         return (
             f'<section class="call" id="{anchor}"><h2>{title}</h2><p>target {target}</p>'
-            f'<p class="verdict-fail">{escape(run.error or "")}</p></section>'
+            f"{why}{note}{_checks_table(run.checks) if run.checks else ''}</section>"
         )
     result = run.result
     return (
@@ -123,7 +125,7 @@ def _call_section(scenario: ScenarioResult, run: RunResult) -> str:
         f'<p class="muted">target {target}; call {escape(result.call_sid)}; '
         f"ended: {escape(result.verdict.describe())}; {result.recorder.line_end_ms / 1000:.1f} s "
         f"of call in {run.wall_s:.1f} s at speed {result.speed:g}</p>"
-        f"{_checks_table(result.expectations)}"
+        f"{_checks_table(run.all_checks())}"
         f"<figure>{timeline_svg(result)}<figcaption>caller on top, the bot as the caller "
         "heard it below; bars: turns and utterances (red: cut off by a clear); dashed: clear "
         "(red) and barge-in (orange); ticks: marks; brackets: turn latency. Click to play from "

@@ -48,12 +48,12 @@ def run_json(run: RunResult) -> dict[str, Any]:
         "wall_s": round(run.wall_s, 2),
         "reason": run.reason(),
         "error": run.error,
+        "note": run.note or None,
         "call_sid": result.call_sid if result else None,
         "ended": result.verdict.describe() if result else None,
         "out_dir": str(run.out_dir) if run.out_dir else None,
         "checks": [
-            {"name": c.name, "status": c.status, "detail": c.detail}
-            for c in (result.expectations if result else [])
+            {"name": c.name, "status": c.status, "detail": c.detail} for c in run.all_checks()
         ],
         "metrics": call_metrics(run),
     }

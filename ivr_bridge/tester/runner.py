@@ -18,6 +18,7 @@ from typing import Literal
 
 from ivr_bridge.sim import CallResult, run_call
 from ivr_bridge.sim.hearing import BotTranscriber
+from ivr_bridge.sim.result import ExpectationResult
 from ivr_bridge.tester.suite import LoadedSuite, PlannedScenario, slug
 from ivr_bridge.tester.targets import Targets
 
@@ -42,6 +43,14 @@ class RunResult:
     out_dir: Path | None = None
     seed: int = 0
     """What drew this call's noise, lost packets and jitter."""
+    checks: list[ExpectationResult] = field(default_factory=list)
+    """The tester's own checks beyond the call's (``answer`` targets: how many calls the
+    number got, a voicemail message after the tone, the outcome the agent recorded)."""
+    note: str = ""
+    """What the run was, for a run without a call (``busy line: 1 call, not answered``)."""
+
+    def all_checks(self) -> list[ExpectationResult]:
+        return [*(self.result.expectations if self.result else []), *self.checks]
 
     @property
     def overloaded(self) -> bool:
@@ -50,21 +59,23 @@ class RunResult:
 
     @property
     def status(self) -> Status:
-        if self.result is None:
+        if self.error is not None:
             return "fail"
-        if self.result.status == "fail" and self.overloaded:
-            return "inconclusive"
-        return self.result.status
+        if self.result is None:
+            return "pass" if self.checks and all(c.passed for c in self.checks) else "fail"
+        statuses = {self.result.status, *(c.status for c in self.checks)}
+        if "fail" in statuses:
+            return "inconclusive" if self.overloaded else "fail"
+        return "inconclusive" if "inconclusive" in statuses else "pass"
 
     def reason(self) -> str:
         """The first failing (or unjudged) check, for one-line displays."""
         if self.error is not None:
             return self.error
-        assert self.result is not None
-        if self.status == "inconclusive" and self.overloaded:
+        if self.result is not None and self.status == "inconclusive" and self.overloaded:
             behind = self.result.lag_ms / self.result.speed
             return f"the caller fell {behind:.0f} ms (real) behind its clock: machine overloaded"
-        for check in self.result.expectations:
+        for check in self.all_checks():
             if check.status != "pass":
                 return f"{check.name}: {check.detail}"
         return ""

@@ -7,7 +7,10 @@ problem is reported as ``file:line: where: what``, all of them at once, before a
 
 Targets: ``flow`` (one of our flows, on a bridge the tester starts with the embedded speech
 server), ``url`` (a running bridge's voice webhook, signed like Twilio) or ``ws_url`` (any
-Media Streams WebSocket server; no webhook, no marks expected).
+Media Streams WebSocket server; no webhook, no marks expected); or ``answer``: the other way
+round, an outbound agent calls the scenarios' numbers through the tester's Twilio REST stand-in
+and each scenario answers as a person, a voicemail, a busy line or one that rings out
+(:mod:`ivr_bridge.tester.answering`).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from __future__ import annotations
 import re
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -46,8 +49,50 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class AnswerTarget(_Model):
+    """An outbound agent that dials the scenarios: today our own reminder campaigns."""
+
+    agent: Literal["reminder"] = "reminder"
+    """``reminder``: the tester runs our bridge and a campaign whose contacts are the
+    scenarios' numbers, dialling through the stand-in."""
+    business: str = Field(default="Elm Street Clinic", min_length=1, max_length=80)
+    """Who the reminder speaks for."""
+    callback_number: str = Field(default="+13125550199", pattern=r"^\+[1-9][0-9]{7,14}$")
+    """The number a voicemail message asks to call back."""
+    appointment_in_h: float = Field(default=48, gt=2, le=24 * 60)
+    """Each contact's appointment, this many hours from the run's start."""
+    timezone: str = "America/Chicago"
+    cps: float = Field(default=5.0, gt=0, le=50)
+    """Calls per second the campaign dials at."""
+    timeout_s: float = Field(default=180, gt=0)
+    """The whole run: every first call placed and ended by then, or the rest fail."""
+
+
+class Answer(_Model):
+    """How a scenario answers an ``answer`` target's call (its number, its kind of line)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    as_: Literal["human", "voicemail", "busy", "no_answer"] = Field(default="human", alias="as")
+    """``human``: the scenario's steps run once the call is answered; ``voicemail``: a
+    greeting, a 1 kHz tone, then it records (checks apply to the message); ``busy`` and
+    ``no_answer``: nobody picks up."""
+    number: str | None = Field(default=None, pattern=r"^\+[1-9][0-9]{7,14}$")
+    """The scenario's phone number (default: one per scenario, +1 555 01xx)."""
+    name: str = Field(default="Ana Lopez", min_length=1)
+    """The contact's name the agent is given."""
+    ring_ms: int = Field(default=2_000, ge=0, le=120_000)
+    greeting: str | None = None
+    """A voicemail's greeting before the tone (default: a short personal one)."""
+    calls: int | None = Field(default=None, ge=0)
+    """Checked: how many calls this number got during the run."""
+    outcome: str | None = None
+    """Checked (``agent: reminder``): the outcome the campaign recorded for the first call
+    (``confirmed``, ``cancelled``, ``rescheduled``, ``opted_out``, ``voicemail``, ``busy``...)."""
+
+
 class Target(_Model):
-    """Where a scenario's call goes: one of ``flow``, ``url``, ``ws_url``."""
+    """Where a scenario's call goes: one of ``flow``, ``url``, ``ws_url``; or ``answer``."""
 
     flow: str | None = None
     """A flow file in the bridge's ``flows_dir`` (the tester starts that bridge)."""
@@ -57,12 +102,18 @@ class Target(_Model):
     """A running bridge's voice webhook (``https://host/twilio/voice``)."""
     ws_url: str | None = Field(default=None, pattern=r"^wss?://")
     """Any Media Streams server, opened directly."""
+    answer: AnswerTarget | None = None
+    """The agent calls the scenarios instead (each scenario says how it answers)."""
 
     @property
     def kind(self) -> str:
+        if self.answer is not None:
+            return "answer"
         return "flow" if self.flow else "url" if self.url else "ws_url" if self.ws_url else ""
 
     def describe(self) -> str:
+        if self.answer is not None:
+            return f"answering {self.answer.agent} calls"
         return self.flow or self.url or self.ws_url or "(none)"
 
 
@@ -97,6 +148,8 @@ class Scenario(_Model):
     target: Target | None = None
     persona: str | None = None
     """A persona from the suite's ``personas`` (the caller's voice, rate, loudness, noise, line)."""
+    answer: Answer | None = None
+    """``answer`` targets: this scenario's number and how it answers the agent's call."""
     script: str | None = None
     """A caller script file (relative to the suite) instead of inline caller/steps/expect."""
     caller: CallerSettings | None = None
@@ -118,7 +171,11 @@ class Scenario(_Model):
     def _script_or_steps(self) -> Scenario:
         if self.script is not None and self.steps:
             raise ValueError("give either script (a file) or steps, not both")
-        if self.script is None and not self.steps:
+        kind = self.answer.as_ if self.answer is not None else "human"
+        answering = kind != "human"
+        if answering and (self.steps or self.script):
+            raise ValueError(f"a {kind} line has no steps: only a person's call does")
+        if self.script is None and not self.steps and not answering:
             raise ValueError("a scenario needs steps (or a script file)")
         return self
 
@@ -158,10 +215,14 @@ class PlannedScenario(BaseModel):
     tags: list[str]
     target: Target
     script: CallerScript
+    answer: Answer | None = None
     repeat: int
     pass_rate: float
     speed: float
     seed: int
+
+    number: str = ""
+    """``answer`` targets: the number the agent calls to reach this scenario."""
 
     def seed_for(self, index: int) -> int:
         """The seed of repeat ``index``: stable across runs, different for every call."""
@@ -182,6 +243,10 @@ class LoadedSuite(BaseModel):
     def needs_bridge(self) -> bool:
         return any(s.target.kind == "flow" for s in self.scenarios)
 
+    def answering(self) -> AnswerTarget | None:
+        """The agent an ``answer`` suite waits for (every scenario answers the same one)."""
+        return self.scenarios[0].target.answer if self.scenarios else None
+
 
 def parse_suite(text: str, path: Path) -> LoadedSuite:
     """Validate a suite; :class:`SuiteError` lists every problem with its file and line."""
@@ -201,12 +266,38 @@ def parse_suite(text: str, path: Path) -> LoadedSuite:
     for index, scenario in enumerate(suite.scenarios):
         line = line_of(root, ("scenarios", index))
         try:
-            planned.append(_plan(suite, scenario, path))
+            planned.append(_plan(suite, scenario, path, index))
         except (SimulationError, ValueError) as exc:
             problems.append(f"{source}:{line}: scenarios.{index} ({scenario.name}): {exc}")
+    if not problems:
+        problems = [f"{source}:{line_of(root, ('scenarios',))}: {p}" for p in _answering(planned)]
     if problems:
         raise SuiteError("\n".join(problems))
     return LoadedSuite(suite=suite, path=path, scenarios=planned)
+
+
+def default_number(index: int) -> str:
+    """The phone number of the ``index``-th scenario an agent calls (+1 555 010 0000 on)."""
+    return f"+1555010{index:04d}"
+
+
+def _answering(planned: list[PlannedScenario]) -> list[str]:
+    """An ``answer`` suite: one agent for all, and one number per scenario."""
+    agents = {s.target.answer for s in planned}
+    if agents == {None}:
+        return []
+    if None in agents:
+        return ["an answer target cannot share a suite with calls the tester places"]
+    if len(agents) > 1:
+        return ["every scenario of an answer suite answers the same agent (one target: answer:)"]
+    seen: dict[str, str] = {}
+    problems = []
+    for s in planned:
+        number = s.number
+        if number in seen:
+            problems.append(f"scenarios {seen[number]!r} and {s.name!r} share the number {number}")
+        seen[number] = s.name
+    return problems
 
 
 def load_suite(path: str | Path) -> LoadedSuite:
@@ -218,11 +309,15 @@ def load_suite(path: str | Path) -> LoadedSuite:
     return parse_suite(text, file.resolve())
 
 
-def _plan(suite: Suite, scenario: Scenario, path: Path) -> PlannedScenario:
+def _plan(suite: Suite, scenario: Scenario, path: Path, index: int) -> PlannedScenario:
     defaults = suite.defaults
     target = scenario.target or defaults.target
-    if sum(x is not None for x in (target.flow, target.url, target.ws_url)) != 1:
-        raise ValueError("the target needs exactly one of flow, url, ws_url")
+    if sum(x is not None for x in (target.flow, target.url, target.ws_url, target.answer)) != 1:
+        raise ValueError("the target needs exactly one of flow, url, ws_url, answer")
+    if target.answer is not None and scenario.answer is None:
+        raise ValueError("an answer target calls this scenario: say how it answers (answer:)")
+    if target.answer is None and scenario.answer is not None:
+        raise ValueError("answer: is for scenarios an agent calls (target: answer:)")
     if scenario.persona is not None and scenario.persona not in suite.personas:
         known = ", ".join(sorted(suite.personas)) or "none defined"
         raise ValueError(f"no persona {scenario.persona!r} (personas: {known})")
@@ -254,6 +349,8 @@ def _plan(suite: Suite, scenario: Scenario, path: Path) -> PlannedScenario:
         tags=scenario.tags,
         target=target,
         script=script,
+        answer=scenario.answer,
+        number=(scenario.answer.number or default_number(index)) if scenario.answer else "",
         repeat=scenario.repeat or defaults.repeat,
         pass_rate=scenario.pass_rate if scenario.pass_rate is not None else defaults.pass_rate,
         speed=defaults.speed,
