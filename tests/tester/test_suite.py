@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,58 @@ def test_scenarios_whose_names_share_an_output_folder_are_refused(tmp_path: Path
     )
     with pytest.raises(SuiteError, match="share the output folder 'balance'"):
         parse_suite(text, tmp_path / "s.yaml")
+
+
+ANSWERING = """\
+name: callees
+defaults:
+  target: {answer: {agent: reminder, business: Elm Street Clinic}}
+scenarios:
+  - name: person
+    answer: {as: human, outcome: confirmed}
+    steps: [{say: "Hello?"}, wait_for_bot, hangup]
+  - name: machine
+    answer: {as: voicemail, number: "+13125550108"}
+    expect: {bot_said: [a message for Ana]}
+  - name: busy
+    answer: {as: busy, calls: 1}
+"""
+
+
+def test_an_answer_suite_gives_every_scenario_a_number_and_a_way_to_answer(
+    tmp_path: Path,
+) -> None:
+    loaded = parse_suite(ANSWERING, tmp_path / "callees.yaml")
+    person, machine, busy = loaded.scenarios
+    assert loaded.answering() is not None and loaded.answering().business == "Elm Street Clinic"
+    assert (person.number, machine.number, busy.number) == (
+        "+15550100000", "+13125550108", "+15550100002",
+    )  # fmt: skip
+    assert person.answer is not None and person.answer.outcome == "confirmed"
+    assert machine.script.expect.bot_said == ["a message for Ana"]  # checks on the message
+    assert busy.answer is not None and busy.answer.calls == 1 and not busy.script.steps
+
+
+PLACED = "  - name: placed\n    target: {flow: welcome.yaml}\n    steps: [hangup]\n"
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (("{as: busy, calls: 1}\n", "{as: busy, calls: 1}\n    steps: [hangup]\n"),
+         "a busy line has no steps"),
+        (("    answer: {as: human, outcome: confirmed}\n", ""),
+         "say how it answers (answer:)"),
+        (('number: "+13125550108"', 'number: "+15550100000"'),
+         "share the number +15550100000"),
+        (("  - name: busy\n", PLACED + "  - name: busy\n"),
+         "cannot share a suite with calls the tester places"),
+    ],
+)  # fmt: skip
+def test_a_broken_answer_suite_says_what_to_fix(
+    tmp_path: Path, change: tuple[str, str], problem: str
+) -> None:
+    text = ANSWERING.replace(*change)
+    assert text != ANSWERING
+    with pytest.raises(SuiteError, match=re.escape(problem)):
+        parse_suite(text, tmp_path / "callees.yaml")
