@@ -28,7 +28,7 @@ from ivr_bridge.sim.script import (
     WaitForBotStep,
     all_steps,
 )
-from ivr_bridge.sim.session import CallEnded, StreamSession
+from ivr_bridge.sim.session import CallEnded, CallerLine
 from ivr_bridge.sim.voice import CallerSpeech, load_wav_as_ulaw
 
 Transcriber = Callable[[bytes, int], Awaitable[str]]
@@ -82,7 +82,7 @@ async def prepare_audio(script: CallerScript, speech: CallerSpeech) -> PreparedA
 class ScriptRunner:
     def __init__(
         self,
-        session: StreamSession,
+        session: CallerLine,
         script: CallerScript,
         recorder: CallRecorder,
         audio: PreparedAudio,

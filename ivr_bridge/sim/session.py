@@ -21,7 +21,7 @@ import json
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from websockets.asyncio.client import ClientConnection
@@ -73,6 +73,32 @@ class StreamStats:
     """Worst lateness of the caller's own 20 ms line clock (a busy load generator shows here)."""
     late_ticks: int = 0
     """Line ticks that fired more than one frame (20 ms) late."""
+
+
+class HeardAudio(Protocol):
+    @property
+    def playing(self) -> bool: ...
+    @property
+    def buffered_bytes(self) -> int: ...
+
+
+class CallerLine(Protocol):
+    """What a caller script runs on: this module's simulated Twilio stream, or a real call's
+    stream served to the tester (:mod:`ivr_bridge.sim.served`)."""
+
+    clock: VirtualClock
+    line_ms: float
+    bot_frames_heard: int
+    last_bot_frame_end_ms: float | None
+
+    @property
+    def buffer(self) -> HeardAudio: ...
+    async def speak(self, ulaw: bytes) -> tuple[float, float]: ...
+    async def press(self, digit: str) -> float: ...
+    async def wait_for(
+        self, predicate: Callable[[], bool], timeout_ms: float | None = None
+    ) -> bool: ...
+    async def hangup(self, reason: str = "caller") -> None: ...
 
 
 class StreamSession:

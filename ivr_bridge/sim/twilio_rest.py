@@ -26,6 +26,7 @@ import struct
 import tempfile
 import time
 import wave
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -43,13 +44,16 @@ from ivr_bridge.sim.clock import VirtualClock
 from ivr_bridge.sim.hearing import BotTranscriber
 from ivr_bridge.sim.result import CallResult
 from ivr_bridge.sim.script import CallerScript
+from ivr_bridge.sim.twilio_relay import RelayedCall, RelayError
 
 API = "/2010-04-01/Accounts/{account}"
 PersonaKind = Literal[
-    "human", "hang_up_early", "voicemail", "busy", "no_answer", "failed", "invalid"
+    "human", "hang_up_early", "voicemail", "busy", "no_answer", "failed", "invalid", "app"
 ]
 """``hang_up_early``: answers "Hello?", says "Sorry, not now." over the bot's first words and
-hangs up."""
+hangs up. ``app``: the number is answered by a voice app (its ``voice_url``, like a Twilio
+number's Voice URL), connected to the dialler's own ``<Connect><Stream>`` (see
+:mod:`ivr_bridge.sim.twilio_relay`)."""
 BEEP_MS = 500
 """The answering machine's tone after its greeting (1 kHz)."""
 AMD_DECISION_MS = 300
@@ -89,6 +93,8 @@ class Persona:
     """What a ``voicemail`` persona's machine says before the tone."""
     seed: int = 0
     """Draws the callee's line noise, lost packets and jitter (see ``run_call``)."""
+    voice_url: str | None = None
+    """``app``: the webhook that answers the number."""
 
 
 @dataclass
@@ -109,6 +115,9 @@ class StandInCall:
     """``time.monotonic()`` of the create request (the event loop's clock too)."""
     line: VirtualClock | None = None
     """The answered call's line clock (call time 0 = the stream opened)."""
+    relay: RelayedCall | None = None
+    """``app`` numbers: the two streams this call connects."""
+    relay_error: str | None = None
 
     def dial_to_first_audio_s(self) -> float | None:
         """Real seconds from the create request to the first bot audio the callee heard,
@@ -189,6 +198,7 @@ class TwilioRestStandIn:
         app.router.add_post(base + "/Calls.json", self._create)
         app.router.add_get(base + "/Calls.json", self._list)
         app.router.add_get(base + "/Calls/{sid}.json", self._fetch)
+        app.router.add_post(base + "/Calls/{sid}.json", self._update)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
@@ -257,10 +267,13 @@ class TwilioRestStandIn:
         self.calls[call.sid] = call
         call.created_mono = time.monotonic()
         self.create_times.append(call.created_mono)
-        task = asyncio.create_task(self._play(call))
+        self._spawn(self._play(call))
+        return web.json_response(call.resource(self.account_sid), status=201)
+
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        return web.json_response(call.resource(self.account_sid), status=201)
 
     async def _fetch(self, request: web.Request) -> web.Response:
         if not self._authorised(request):
@@ -268,6 +281,26 @@ class TwilioRestStandIn:
         call = self.calls.get(request.match_info["sid"])
         if call is None:
             return self._error(404, 20404, "The requested resource was not found")
+        return web.json_response(call.resource(self.account_sid))
+
+    async def _update(self, request: web.Request) -> web.Response:
+        """``calls(sid).update(twiml=...)`` / ``status="completed"`` (relayed calls only)."""
+        if not self._authorised(request):
+            return self._error(401, 20003, "Authenticate")
+        call = self.calls.get(request.match_info["sid"])
+        if call is None:
+            return self._error(404, 20404, "The requested resource was not found")
+        if call.status != "in-progress" or call.relay is None:
+            return self._error(400, 21220, "Call is not in-progress. Cannot redirect.")
+        form = await request.post()
+        twiml = form.get("Twiml")
+        status = form.get("Status")
+        self._spawn(
+            call.relay.update(
+                str(twiml) if twiml is not None else None,
+                str(status) if status is not None else None,
+            )
+        )
         return web.json_response(call.resource(self.account_sid))
 
     async def _list(self, request: web.Request) -> web.Response:
@@ -325,6 +358,12 @@ class TwilioRestStandIn:
             status("in-progress")
             await self._flush(call, pending)
             answered = time.monotonic()
+            if persona.kind == "app":
+                await self._relay(call)
+                call.duration_s = max(1, round((time.monotonic() - answered) * self.speed))
+                status("completed", CallDuration=str(call.duration_s))
+                await self._flush(call, pending, final=True)
+                return
             script, amd_ms = await self._script(call)
             line = call.line = VirtualClock(self.speed)
             amd = asyncio.create_task(self._amd(call, amd_ms, line))
@@ -337,6 +376,50 @@ class TwilioRestStandIn:
             call.duration_s = duration
             status("completed", CallDuration=str(duration))
         await self._flush(call, pending, final=True)
+
+    async def _relay(self, call: StandInCall) -> None:
+        """Connect the dialler's stream to the number's app until one side hangs up."""
+        assert self._http is not None and call.persona.voice_url is not None
+        try:
+            twiml, base = await self._caller_twiml(call)
+            call.relay = RelayedCall(
+                call_sid=call.sid,
+                account_sid=self.account_sid,
+                auth_token=self.auth_token,
+                http=self._http,
+                from_=call.from_,
+                to=call.to,
+                caller_twiml=twiml,
+                caller_base_url=base,
+                app_url=call.persona.voice_url,
+                speed=self.speed,
+            )
+            await call.relay.run(time_limit_s=float(call.form.get("TimeLimit", 14_400)))
+        except (RelayError, aiohttp.ClientError, ET.ParseError) as exc:
+            call.relay_error = str(exc)
+
+    async def _caller_twiml(self, call: StandInCall) -> tuple[str, str]:
+        """The dialler's TwiML: given inline (``Twiml``) or fetched from its ``Url``."""
+        inline = call.form.get("Twiml")
+        if inline:
+            return str(inline), ""
+        assert self._http is not None
+        url = str(call.form["Url"])
+        params = {
+            "CallSid": call.sid,
+            "AccountSid": self.account_sid,
+            "From": call.from_,
+            "To": call.to,
+            "CallStatus": "in-progress",
+            "Direction": "outbound-api",
+            "ApiVersion": "2010-04-01",
+        }
+        async with self._http.post(
+            url, data=params, headers=sign(self.auth_token, url, params)
+        ) as r:
+            if r.status != 200:
+                raise RelayError(f"the call's Url answered HTTP {r.status}")
+            return await r.text(), url
 
     def _events(self, call: StandInCall) -> set[str]:
         asked = call.form.get("StatusCallbackEvent") or []

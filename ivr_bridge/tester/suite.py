@@ -41,6 +41,9 @@ def slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "scenario"
 
 
+E164 = r"^\+[1-9][0-9]{7,14}$"
+
+
 class SuiteError(SimulationError, ValueError):
     """A suite that cannot run; the message names file and line of every problem."""
 
@@ -57,7 +60,7 @@ class AnswerTarget(_Model):
     scenarios' numbers, dialling through the stand-in."""
     business: str = Field(default="Elm Street Clinic", min_length=1, max_length=80)
     """Who the reminder speaks for."""
-    callback_number: str = Field(default="+13125550199", pattern=r"^\+[1-9][0-9]{7,14}$")
+    callback_number: str = Field(default="+13125550199", pattern=E164)
     """The number a voicemail message asks to call back."""
     appointment_in_h: float = Field(default=48, gt=2, le=24 * 60)
     """Each contact's appointment, this many hours from the run's start."""
@@ -77,7 +80,7 @@ class Answer(_Model):
     """``human``: the scenario's steps run once the call is answered; ``voicemail``: a
     greeting, a 1 kHz tone, then it records (checks apply to the message); ``busy`` and
     ``no_answer``: nobody picks up."""
-    number: str | None = Field(default=None, pattern=r"^\+[1-9][0-9]{7,14}$")
+    number: str | None = Field(default=None, pattern=E164)
     """The scenario's phone number (default: one per scenario, +1 555 01xx)."""
     name: str = Field(default="Ana Lopez", min_length=1)
     """The contact's name the agent is given."""
@@ -89,6 +92,20 @@ class Answer(_Model):
     outcome: str | None = None
     """Checked (``agent: reminder``): the outcome the campaign recorded for the first call
     (``confirmed``, ``cancelled``, ``rescheduled``, ``opted_out``, ``voicemail``, ``busy``...)."""
+
+
+class DialTarget(_Model):
+    """A real phone number the tester calls over Twilio (credentials from the environment)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    to: str = Field(pattern=E164)
+    """The agent's number; it must be in the suite's ``allow_numbers``."""
+    from_number: str = Field(alias="from", pattern=E164)
+    """A number of the Twilio account the call is placed from."""
+    ring_timeout_s: int = Field(default=30, ge=5, le=120)
+    time_limit_s: int = Field(default=120, ge=10, le=3600)
+    """Twilio ends the call after this long, whatever happens (so a hung call costs little)."""
 
 
 class Target(_Model):
@@ -104,16 +121,22 @@ class Target(_Model):
     """Any Media Streams server, opened directly."""
     answer: AnswerTarget | None = None
     """The agent calls the scenarios instead (each scenario says how it answers)."""
+    dial: DialTarget | None = None
+    """A phone number, called over Twilio."""
 
     @property
     def kind(self) -> str:
         if self.answer is not None:
             return "answer"
+        if self.dial is not None:
+            return "dial"
         return "flow" if self.flow else "url" if self.url else "ws_url" if self.ws_url else ""
 
     def describe(self) -> str:
         if self.answer is not None:
             return f"answering {self.answer.agent} calls"
+        if self.dial is not None:
+            return f"dial {self.dial.to}"
         return self.flow or self.url or self.ws_url or "(none)"
 
 
@@ -189,6 +212,9 @@ class Suite(_Model):
     """Named callers scenarios pick with ``persona:``."""
     seed: int = 0
     """Draws every call's noise, lost packets and jitter: the same seed, the same calls."""
+    allow_numbers: list[str] = Field(default_factory=list)
+    """The only numbers ``dial`` targets may call (a real call costs money and reaches
+    someone: list each on purpose)."""
     scenarios: list[Scenario] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -242,6 +268,9 @@ class LoadedSuite(BaseModel):
 
     def needs_bridge(self) -> bool:
         return any(s.target.kind == "flow" for s in self.scenarios)
+
+    def dials(self) -> bool:
+        return any(s.target.kind == "dial" for s in self.scenarios)
 
     def answering(self) -> AnswerTarget | None:
         """The agent an ``answer`` suite waits for (every scenario answers the same one)."""
@@ -312,8 +341,13 @@ def load_suite(path: str | Path) -> LoadedSuite:
 def _plan(suite: Suite, scenario: Scenario, path: Path, index: int) -> PlannedScenario:
     defaults = suite.defaults
     target = scenario.target or defaults.target
-    if sum(x is not None for x in (target.flow, target.url, target.ws_url, target.answer)) != 1:
-        raise ValueError("the target needs exactly one of flow, url, ws_url, answer")
+    kinds = (target.flow, target.url, target.ws_url, target.answer, target.dial)
+    if sum(x is not None for x in kinds) != 1:
+        raise ValueError("the target needs exactly one of flow, url, ws_url, dial, answer")
+    if target.dial is not None and target.dial.to not in suite.allow_numbers:
+        raise ValueError(
+            f"{target.dial.to} is not in the suite's allow_numbers: list it there to call it"
+        )
     if target.answer is not None and scenario.answer is None:
         raise ValueError("an answer target calls this scenario: say how it answers (answer:)")
     if target.answer is None and scenario.answer is not None:

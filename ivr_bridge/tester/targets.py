@@ -12,8 +12,8 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -21,6 +21,7 @@ from aiohttp import web
 
 from ivr_bridge.config import load_settings
 from ivr_bridge.server.app import start_bridge
+from ivr_bridge.tester.dialing import Dialler, open_dialler
 from ivr_bridge.tester.suite import LoadedSuite, Target
 
 
@@ -38,6 +39,8 @@ class Targets:
     bridge_url: str | None
     """Our bridge's base URL (``flow`` targets), None when the suite calls none."""
     auth_token: str | None
+    dialler: Dialler | None = None
+    """Places ``dial`` targets' calls over Twilio (None when the suite dials none)."""
 
     def resolve(self, target: Target) -> CallTarget:
         if target.flow is not None:
@@ -52,7 +55,18 @@ class Targets:
 
 @asynccontextmanager
 async def open_targets(loaded: LoadedSuite, auth_token: str | None) -> AsyncIterator[Targets]:
-    """Start what the suite's flow targets need; yield how to reach every target."""
+    """Start what the suite's targets need; yield how to reach every target."""
+    async with AsyncExitStack() as stack:
+        dialler = None
+        if loaded.dials():
+            public = os.environ.get("IVR_TESTER_PUBLIC_URL") or None
+            dialler = await stack.enter_async_context(open_dialler(public))
+        targets = await stack.enter_async_context(_bridge_targets(loaded, auth_token))
+        yield replace(targets, dialler=dialler)
+
+
+@asynccontextmanager
+async def _bridge_targets(loaded: LoadedSuite, auth_token: str | None) -> AsyncIterator[Targets]:
     if not loaded.needs_bridge():
         yield Targets(None, auth_token)
         return

@@ -1,0 +1,294 @@
+"""The caller's end of a real phone call: Twilio streams the far end to us, and we talk back.
+
+When the tester dials a number itself (``calls.create`` with ``<Connect><Stream>`` back to the
+tester), the roles of :class:`~ivr_bridge.sim.session.StreamSession` turn round: Twilio is the
+WebSocket client, the agent on the number is what arrives as ``media``, and the caller's voice
+is what we send. Twilio plays what we send as it comes, so the caller's audio goes out one 20 ms
+frame per line tick, as a person speaks; the far end's audio arrives paced by Twilio and is
+*heard* one frame per tick, in arrival order, so the recording and every timing check see the
+call as the caller's ear did (the same line clock, the same recorder as a simulated call).
+
+Keys cannot be played into a stream. A ``press`` redirects the call (``<Play digits>`` then a
+new ``<Connect><Stream>``, through ``press_keys``): the stream ends, the digits play on the
+line, and a new stream with a new ``streamSid`` and the same ``CallSid`` follows. The line runs
+across streams; while none is attached the caller hears nothing and sends nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import json
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from aiohttp import WSMsgType, web
+
+from ivr_bridge.audio.codec import ULAW_BYTES_PER_MS, rms_pcm16, ulaw_to_pcm16
+from ivr_bridge.sim import protocol
+from ivr_bridge.sim.clock import VirtualClock
+from ivr_bridge.sim.recording import VOICED_RMS, CallRecorder
+from ivr_bridge.sim.session import CallEnded, StreamStats
+
+log = structlog.get_logger(__name__)
+
+INBOUND_MAX_FRAMES = 500
+"""Far-end frames waiting to be heard (10 s): a bound, never reached while the line keeps up."""
+KeyPresser = Callable[[str], Awaitable[None]]
+"""Redirects the call to play one digit and stream back (the REST update)."""
+
+
+@dataclass(slots=True)
+class _Segment:
+    ulaw: bytes
+    done: asyncio.Future[None]
+    offset: int = 0
+    start_ms: float | None = None
+    end_ms: float | None = None
+
+
+class _Heard:
+    """What the runner asks of a playout buffer: Twilio plays the far end live, so nothing is
+    ever buffered on our side, and "playing" means the last frame heard was speech."""
+
+    playing = False
+    buffered_bytes = 0
+
+
+class ServedCall:
+    """One call the tester placed, across the streams Twilio opens for it."""
+
+    def __init__(
+        self,
+        call_sid: str,
+        clock: VirtualClock,
+        recorder: CallRecorder,
+        *,
+        max_duration_ms: float,
+        press_keys: KeyPresser | None = None,
+    ) -> None:
+        self.call_sid = call_sid
+        self.clock = clock
+        self.recorder = recorder
+        self.max_duration_ms = max_duration_ms
+        self._press_keys = press_keys
+        self.stats = StreamStats()
+        self.buffer = _Heard()
+        self.line_ms = 0.0
+        self.bot_frames_heard = 0
+        self.last_bot_frame_end_ms: float | None = None
+        self.closed_by: str | None = None
+        """``server`` (the far end or Twilio ended it), ``caller``, ``max_duration``."""
+        self.close_code: int | None = None
+        self.streams = 0
+        self._ws: web.WebSocketResponse | None = None
+        self._stream_sid = ""
+        self._attached = asyncio.Event()
+        self._redirecting = False
+        self._ending = False
+        self._inbound: deque[bytes] = deque(maxlen=INBOUND_MAX_FRAMES)
+        self._segments: deque[_Segment] = deque()
+        self._waiters: list[asyncio.Future[None]] = []
+        self._chunk = 0
+
+    @property
+    def ended(self) -> bool:
+        return self._ending
+
+    # --- what the caller does (the runner's session interface) ---------------------------------
+
+    async def speak(self, ulaw: bytes) -> tuple[float, float]:
+        segment = _Segment(ulaw=ulaw, done=asyncio.get_running_loop().create_future())
+        self._segments.append(segment)
+        try:
+            await segment.done
+        except asyncio.CancelledError:
+            with contextlib.suppress(ValueError):
+                self._segments.remove(segment)
+            raise
+        assert segment.start_ms is not None and segment.end_ms is not None
+        return segment.start_ms, segment.end_ms
+
+    async def press(self, digit: str) -> float:
+        """Redirect the call to play ``digit``; returns the call time it was sent at."""
+        if self._press_keys is None:
+            raise CallEnded("this call cannot send keys")
+        if self._ending:
+            raise CallEnded
+        at = self.line_ms
+        self._redirecting = True
+        self._attached.clear()
+        try:
+            await self._press_keys(digit)
+        except Exception as exc:
+            self.recorder.event(self.line_ms, "warning", reason=f"keys not sent: {exc}")
+            self._redirecting = False
+            raise CallEnded(f"keys not sent: {exc}") from exc
+        self.recorder.event(at, "digit", digit=digit)
+        await self.wait_for(self._attached.is_set, timeout_ms=15_000)
+        return at
+
+    async def wait_for(
+        self, predicate: Callable[[], bool], timeout_ms: float | None = None
+    ) -> bool:
+        deadline = None if timeout_ms is None else self.line_ms + timeout_ms
+        while True:
+            if self._ending:
+                raise CallEnded
+            if predicate():
+                return True
+            if deadline is not None and self.line_ms >= deadline:
+                return False
+            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiters.append(future)
+            try:
+                await future
+            finally:
+                self._waiters.remove(future)
+
+    async def hangup(self, reason: str = "caller") -> None:
+        """Close our stream: ``<Connect>`` ends, and the call's TwiML has nothing after it."""
+        if self._ending:
+            return
+        self._ending = True
+        self.closed_by = reason
+        self.recorder.event(self.line_ms, "stop_sent", reason=reason)
+        ws = self._ws
+        if ws is not None:
+            with contextlib.suppress(Exception):
+                await ws.close()
+        self._wake()
+
+    # --- the streams Twilio opens ---------------------------------------------------------------
+
+    async def serve(self, ws: web.WebSocketResponse, start: dict[str, Any]) -> None:
+        """Run one stream of this call (``start`` already read) until Twilio stops it."""
+        self._ws, self._stream_sid = ws, str(start.get("streamSid", ""))
+        self.streams += 1
+        self._redirecting = False
+        self._attached.set()
+        parameters = (start.get("start") or {}).get("customParameters") or {}
+        self.recorder.event(self.line_ms, "stream_started", parameters=parameters)
+        self._wake()
+        try:
+            async for message in ws:
+                if message.type != WSMsgType.TEXT:
+                    continue
+                if self._on_message(message.data) == "stop":
+                    break
+        finally:
+            if self._ws is ws:
+                self._ws = None
+                self._attached.clear()
+            self.close_code = ws.close_code
+            if not self._redirecting and not self._ending:
+                self._ending, self.closed_by = True, "server"
+            self.recorder.event(self.line_ms, "stream_closed", by=self.closed_by, code=None)
+            self._wake()
+
+    def _on_message(self, data: str) -> str:
+        try:
+            message = json.loads(data)
+            event = message["event"]
+        except (ValueError, KeyError, TypeError):
+            self.stats.protocol_errors += 1
+            self.recorder.event(self.line_ms, "protocol_error", code=0, reason="not Twilio JSON")
+            return ""
+        if event == "media":
+            try:
+                ulaw = base64.b64decode(message["media"]["payload"], validate=True)
+            except (KeyError, TypeError, binascii.Error):
+                self.stats.protocol_errors += 1
+                return ""
+            self.stats.media_received += 1
+            self.stats.bot_bytes_received += len(ulaw)
+            self._inbound.append(ulaw)
+        elif event == "mark":
+            self.stats.marks_received += 1
+            name = (message.get("mark") or {}).get("name", "")
+            self.recorder.event(self.line_ms, "mark_echoed", name=name, cleared=False)
+        elif event == "dtmf":
+            digit = (message.get("dtmf") or {}).get("digit", "")
+            self.recorder.event(self.line_ms, "far_end_digit", digit=digit)
+        return str(event)
+
+    # --- the line ---------------------------------------------------------------------------------
+
+    async def answered(self) -> None:
+        """Until the first stream starts (the far end picked up)."""
+        await self._attached.wait()
+
+    async def run(self) -> None:
+        """Tick the line every 20 ms from the first stream until the call is over."""
+        await self.answered()
+        self.clock.start()
+        t = 0.0
+        while not self._ending:
+            await self.clock.sleep_until(t)
+            lag = self.clock.now_ms() - t
+            self.stats.max_tick_lag_ms = max(self.stats.max_tick_lag_ms, lag)
+            if lag > protocol.FRAME_MS:
+                self.stats.late_ticks += 1
+                self.clock.slip(lag)
+            if t >= self.max_duration_ms:
+                await self.hangup("max_duration")
+                return
+            heard = self._inbound.popleft() if self._inbound else b""
+            caller = await self._send_caller_frame(t)
+            voiced = bool(heard) and rms_pcm16(ulaw_to_pcm16(heard)) >= VOICED_RMS
+            self.buffer.playing = voiced
+            if voiced:
+                self.bot_frames_heard += 1
+                self.stats.bot_bytes_heard += len(heard)
+                self.last_bot_frame_end_ms = t + len(heard) / ULAW_BYTES_PER_MS
+            frame = heard[: protocol.FRAME_BYTES].ljust(protocol.FRAME_BYTES, b"\xff")
+            self.recorder.frame(t, caller, frame, len(heard))
+            t += protocol.FRAME_MS
+            self.line_ms = t
+            self._wake()
+        self._cancel_pending()
+
+    async def _send_caller_frame(self, t: float) -> bytes:
+        ws = self._ws
+        if ws is None or not self._segments:
+            return b"\xff" * protocol.FRAME_BYTES
+        segment = self._segments[0]
+        if segment.start_ms is None:
+            segment.start_ms = t
+        chunk = segment.ulaw[segment.offset : segment.offset + protocol.FRAME_BYTES]
+        segment.offset += len(chunk)
+        if segment.offset >= len(segment.ulaw):
+            self._segments.popleft()
+            segment.end_ms = t + len(chunk) / ULAW_BYTES_PER_MS
+            if not segment.done.done():
+                segment.done.set_result(None)
+        frame = chunk.ljust(protocol.FRAME_BYTES, b"\xff")
+        self._chunk += 1
+        message = {
+            "event": "media",
+            "streamSid": self._stream_sid,
+            "media": {"payload": base64.b64encode(frame).decode()},
+        }
+        try:
+            await ws.send_str(json.dumps(message))
+            self.stats.media_sent += 1
+        except (ConnectionResetError, RuntimeError):
+            pass  # the stream is going; serve() notices
+        return frame
+
+    def _wake(self) -> None:
+        for future in list(self._waiters):
+            if not future.done():
+                future.set_result(None)
+
+    def _cancel_pending(self) -> None:
+        for segment in self._segments:
+            if not segment.done.done():
+                segment.done.set_exception(CallEnded())
+        self._segments.clear()
+        self._wake()
