@@ -80,11 +80,13 @@ class CallConductor:
         listening: ListenerSettings | None = None,
         failure: FailurePolicy = DEFAULT_FAILURE,
         on_first_media: Callable[[float], None] | None = None,
+        on_said: Callable[[SayResult], None] | None = None,
     ) -> None:
         """``on_first_media``: told the wall-clock time (epoch s) the caller's first audio
-        went out."""
+        went out; ``on_said``: told each utterance once it is over, with what was heard."""
         self.details = details
         self._on_first_media = on_first_media
+        self._on_said = on_said
         self.clock = CallClock()
         self.event_log = CallEventLog(self.clock)
         self._dialog = dialog
@@ -349,13 +351,16 @@ class CallConductor:
         u = prompt.utterance
         total_ms = ulaw_duration_ms(u.bytes_received) if u.synthesis_complete else None
         heard = heard_text(u.text, u.words, u.played_ms, total_ms, interrupted=u.interrupted)
-        return SayResult(
+        result = SayResult(
             text=u.text,
             heard_text=heard,
             played_ms=u.played_ms,
             interrupted=u.interrupted,
             interrupted_by=prompt.interrupted_by,
         )
+        if self._on_said is not None:
+            self._on_said(result)
+        return result
 
     async def next_input(self, timeout_ms: float | None) -> CallerInput | None:
         return await self.inputs.next(timeout_ms)

@@ -24,6 +24,7 @@ from ivr_bridge.call.conductor import CallConductor
 from ivr_bridge.call.control import CallDetails
 from ivr_bridge.call.event_log import mask_phone_numbers
 from ivr_bridge.call.registry import CallEvent, HangUpNow
+from ivr_bridge.call.transcripts import BotLine
 from ivr_bridge.dialog.reminder import ATTEMPT_PARAMETER
 from ivr_bridge.metrics import speech_error_label
 from ivr_bridge.server.state import STATE, BridgeState
@@ -263,6 +264,9 @@ class MediaStream:
                 (lambda at: self._first_audio_sent(call, at))
                 if state.campaigns is not None and ATTEMPT_PARAMETER in call.parameters
                 else None
+            ),
+            on_said=lambda said: state.transcripts.add(
+                call.call_sid, BotLine(said.text, said.heard_text, said.interrupted)
             ),
         )
         self._hand_over_early_input(self.conductor)

@@ -16,6 +16,7 @@ from ivr_bridge.call.listener import ListenerSettings
 from ivr_bridge.call.outcomes import OutcomeStore
 from ivr_bridge.call.playback import PlaybackSettings
 from ivr_bridge.call.registry import CallRegistry, MemoryCallRegistry
+from ivr_bridge.call.transcripts import CallTranscripts
 from ivr_bridge.campaign.script import ReminderScript
 from ivr_bridge.campaign.store import CampaignStore
 from ivr_bridge.config import Settings
@@ -49,6 +50,8 @@ class BridgeState:
     flow_services: FlowServices = field(default_factory=FlowServices)
     """Recognisers and environment the flows use (tests inject fakes)."""
     active_calls: set[asyncio.Task[None]] = field(default_factory=set)
+    transcripts: CallTranscripts = field(default_factory=CallTranscripts)
+    """What the bot said on recent calls, heard and unheard apart (a tester reads it)."""
     after_call: set[asyncio.Task[None]] = field(default_factory=set)
     """Bookkeeping a call left unfinished when it ended (a database write of a figure):
     finished on its own, bounded, cancelled at shutdown."""

@@ -16,9 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from ivr_bridge.call.transcripts import BotLine
 from ivr_bridge.sim import CallResult, run_call
 from ivr_bridge.sim.hearing import BotTranscriber
+from ivr_bridge.sim.matching import best_match
 from ivr_bridge.sim.result import ExpectationResult
+from ivr_bridge.sim.script import Expectations
 from ivr_bridge.tester.suite import LoadedSuite, PlannedScenario, slug
 from ivr_bridge.tester.targets import Targets
 
@@ -215,7 +218,29 @@ async def _place(
         wall = time.monotonic() - began
         return RunResult(scenario.name, index, wall, None, _why(exc), seed=seed)
     wall = time.monotonic() - began
-    return RunResult(scenario.name, index, wall, result, out_dir=where, seed=seed)
+    checks = []
+    if scenario.target.flow is not None and targets.bridge_lines is not None:
+        checks = bridge_said(scenario.script.expect, targets.bridge_lines(result.call_sid))
+    return RunResult(scenario.name, index, wall, result, out_dir=where, seed=seed, checks=checks)
+
+
+def bridge_said(expect: Expectations, lines: list[BotLine]) -> list[ExpectationResult]:
+    """``bot_said`` against our bridge's own account of the call: what it spoke and how much
+    of each utterance was heard (cut at a barge-in). Exact where speech-to-text is loose, so
+    the two agreeing means the words were said *and* came through; disagreeing, one of them is
+    wrong, and the report shows which."""
+    heard = [line.heard_text for line in lines if line.heard_text]
+    out = []
+    for phrase in expect.bot_said:
+        name = f"bridge said: {phrase}"
+        if not heard:
+            out.append(ExpectationResult(name, "fail", "the bridge reports nothing heard"))
+            continue
+        match = max((best_match(phrase, text) for text in heard), key=lambda m: m.score)
+        ok = match.passes(expect.bot_said_similarity)
+        detail = f"its transcript: {match.heard!r} (score {match.score:.2f})"
+        out.append(ExpectationResult(name, "pass" if ok else "fail", detail))
+    return out
 
 
 def _why(exc: BaseException) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import Any
@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from ivr_bridge.call.transcripts import BotLine
 from ivr_bridge.config import load_settings
 from ivr_bridge.server.app import start_bridge
 from ivr_bridge.tester.dialing import Dialler, open_dialler
@@ -41,6 +42,8 @@ class Targets:
     auth_token: str | None
     dialler: Dialler | None = None
     """Places ``dial`` targets' calls over Twilio (None when the suite dials none)."""
+    bridge_lines: Callable[[str], list[BotLine]] | None = None
+    """What our bridge says it said on a call (``flow`` targets), by CallSid."""
 
     def resolve(self, target: Target) -> CallTarget:
         if target.flow is not None:
@@ -94,7 +97,7 @@ async def _bridge_targets(loaded: LoadedSuite, auth_token: str | None) -> AsyncI
             public_url=None,
         )
         bridge = await start_bridge(settings)
-        yield Targets(bridge.base_url, token)
+        yield Targets(bridge.base_url, token, bridge_lines=bridge.state.transcripts.lines)
     finally:
         if bridge is not None:
             await bridge.stop()

@@ -62,6 +62,9 @@ def test_the_shipped_suite_passes_against_our_support_line_and_reminder(
     checks = [c for s in results["scenarios"] for call in s["calls"] for c in call["checks"]]
     said = [c for c in checks if c["name"].startswith("bot said")]
     assert len(said) >= 10 and all("heard" in c["detail"] for c in said)
+    # On our own bridge each phrase is also checked against the bridge's transcript.
+    own = [c for c in checks if c["name"].startswith("bridge said")]
+    assert len(own) == len(said) and all(c["status"] == "pass" for c in own)
     assert f"[{SCENARIOS}/{SCENARIOS}]" in proc.stderr  # progress, one line per call
     for scenario in results["scenarios"]:
         assert (Path(scenario["calls"][0]["out_dir"]) / "call.wav").exists()
@@ -102,6 +105,11 @@ def test_a_wrong_prompt_and_a_broken_transfer_fail_with_their_reasons(tmp_path: 
     assert len(messages) == 2 and junit.get("failures") == "2"
     assert any("dial: +15005550100" in m for m in messages)
     assert any("bot said: please enter your account number" in m for m in messages)
+    # Our own bridge's account of the call agrees: it said "card", and the caller heard it.
+    results = json.loads((out / "results.json").read_text())
+    scenario = next(s for s in results["scenarios"] if s["name"] == voice.split("  ")[0])
+    own = next(c for c in scenario["calls"][0]["checks"] if c["name"].startswith("bridge said"))
+    assert own["status"] == "fail" and "please enter your card number" in own["detail"]
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (make test installs it)")
