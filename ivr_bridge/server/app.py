@@ -181,6 +181,15 @@ class RunningBridge:
             await self.speech_server.stop()  # type: ignore[attr-defined]
 
 
+async def _warm_neural_voice(voice: str) -> None:
+    """Load the neural model now when the bridge speaks with it: loading on the first call's
+    first words took ~0.7 s, more under load, and the speech path took it for a stall."""
+    from ivr_bridge.speechserver.engines import get_neural_synthesizer, speaks_neural
+
+    if speaks_neural(voice, None):
+        await asyncio.to_thread(get_neural_synthesizer().prepare)
+
+
 async def start_bridge(
     settings: Settings,
     host: str | None = None,
@@ -205,6 +214,7 @@ async def start_bridge(
 
         speech_server = await start_speech_server(host="127.0.0.1", port=0)
         base_url, api_key = speech_server.base_url, PLACEHOLDER_KEY
+        await _warm_neural_voice(settings.voice)
         log.warning(
             "LMNT_API_KEY is not set: speaking through the embedded LMNT-compatible speech server "
             "(espeak-ng). Set LMNT_API_KEY (and LMNT_BASE_URL for a self-hosted endpoint) to use "

@@ -39,6 +39,8 @@ log = structlog.get_logger(__name__)
 
 INBOUND_MAX_FRAMES = 500
 """Far-end frames waiting to be heard (10 s): a bound, never reached while the line keeps up."""
+_STREAM_BREAK = None
+"""In the far end's frames: a stream ended here (a redirect), and a new one follows."""
 KeyPresser = Callable[[str], Awaitable[None]]
 """Redirects the call to play one digit and stream back (the REST update)."""
 
@@ -91,7 +93,7 @@ class ServedCall:
         self._attached = asyncio.Event()
         self._redirecting = False
         self._ending = False
-        self._inbound: deque[bytes] = deque(maxlen=INBOUND_MAX_FRAMES)
+        self._inbound: deque[bytes | None] = deque(maxlen=INBOUND_MAX_FRAMES)
         self._segments: deque[_Segment] = deque()
         self._waiters: list[asyncio.Future[None]] = []
         self._chunk = 0
@@ -185,6 +187,11 @@ class ServedCall:
             if self._ws is ws:
                 self._ws = None
                 self._attached.clear()
+            if self._redirecting:
+                # The stream stopped under the far end's words: what was being heard is cut
+                # there (once the line has played what came before), and what the next stream
+                # brings is another utterance, transcribed on its own.
+                self._inbound.append(_STREAM_BREAK)
             self.close_code = ws.close_code
             if not self._redirecting and not self._ending:
                 self._ending, self.closed_by = True, "server"
@@ -229,16 +236,17 @@ class ServedCall:
         self.clock.start()
         t = 0.0
         while not self._ending:
+            # The far end talks on the wall clock whatever we do: a late tick does not slip
+            # call time (as a simulated line may), it catches up on the frames that came.
             await self.clock.sleep_until(t)
             lag = self.clock.now_ms() - t
             self.stats.max_tick_lag_ms = max(self.stats.max_tick_lag_ms, lag)
             if lag > protocol.FRAME_MS:
                 self.stats.late_ticks += 1
-                self.clock.slip(lag)
             if t >= self.max_duration_ms:
                 await self.hangup("max_duration")
                 return
-            heard = self._inbound.popleft() if self._inbound else b""
+            heard = self._next_heard()
             caller = await self._send_caller_frame(t)
             voiced = bool(heard) and rms_pcm16(ulaw_to_pcm16(heard)) >= VOICED_RMS
             self.buffer.playing = voiced
@@ -252,6 +260,14 @@ class ServedCall:
             self.line_ms = t
             self._wake()
         self._cancel_pending()
+
+    def _next_heard(self) -> bytes:
+        while self._inbound:
+            frame = self._inbound.popleft()
+            if frame is not _STREAM_BREAK:
+                return frame
+            self.recorder.cleared()
+        return b""
 
     async def _send_caller_frame(self, t: float) -> bytes:
         ws = self._ws

@@ -29,14 +29,16 @@ defaults:
   target: {{dial: {{to: "{AGENT}", from: "+15005550006", time_limit_s: 60}}}}
   speed: 1
 scenarios:
-  - name: goodbye by key over the phone
+  - name: a key over the phone
     steps:
-      - barge_in: {{after_ms: 1500, press: "*"}}
+      - barge_in: {{after_ms: 1500, press: "1"}}
       - wait_for_bot
+      - hangup
     expect:
-      ended: hangup
-      # "Thank you" is said while the key is played: no stream reaches the tester then.
-      bot_said: ["Thanks for calling Example Bank support", "calling Example Bank. Goodbye"]
+      ended: caller_hangup
+      # What the agent says while the key plays never reaches the tester (no stream then), and
+      # how far the greeting got before the key depends on how soon it started.
+      bot_said: ["Thanks for calling Example Bank", "then press the pound key"]
 """
 
 
@@ -74,24 +76,26 @@ async def test_the_tester_dials_a_number_and_presses_keys_by_redirecting_the_cal
     [scenario] = result.scenarios
     [run] = scenario.runs
     assert run.result is not None, run.error
-    assert run.status in ("pass", "inconclusive"), run.result.summary_table()
+    if run.status == "inconclusive":
+        pytest.skip(f"inconclusive (the machine fell behind): {run.reason()}")
+    assert run.status == "pass", run.result.summary_table()
     [call] = standin.calls.values()
     # What Twilio was asked: inline TwiML streaming back to the tester, no AMD, a time limit.
     assert call.to == AGENT and call.form["TimeLimit"] == "60"
     assert "MachineDetection" not in call.form
     assert "<Connect><Stream url=" in call.form["Twiml"] and STREAM_PATH in call.form["Twiml"]
     # The key went as a redirect: the far end got it as a dtmf event, on a second stream.
-    assert call.relay is not None and call.relay.digits_played == ["*"]
+    assert call.relay is not None and call.relay.digits_played == ["1"]
     events = [e["event"] for e in run.result.events]
     assert events.count("stream_started") == 2
-    assert call.relay.ended_by == "app"  # the support line said goodbye and hung up
-    assert call.relay.app_verdict is not None and call.relay.app_verdict.kind == "hangup"
+    assert call.relay.ended_by == "caller"  # the script hung up at the account number prompt
+    assert call.relay.app_verdict is not None  # and the app was asked what next, as Twilio does
     said = [c for c in run.result.expectations if c.name.startswith("bot said")]
     assert all(c.status == "pass" for c in said), run.result.summary_table()
     transcript = json.loads(
-        (tmp_path / "out" / "goodbye-by-key-over-the-phone" / "1" / "transcript.json").read_text()
+        (tmp_path / "out" / "a-key-over-the-phone" / "1" / "transcript.json").read_text()
     )
-    assert transcript["verdict"]["kind"] == "hangup"
+    assert transcript["verdict"]["kind"] == "caller_hangup"
 
 
 async def test_a_stream_upgrade_without_twilios_signature_is_refused(
