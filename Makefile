@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# Two pytest workers (one per core here): most end-to-end tests wait on real-time calls, so two
+# files at once halve the wall time; each file stays on one worker (its fixtures are shared).
+TEST_WORKERS ?= 2
 
 .PHONY: demo demo-campaign test lint install clean serve browser
 
@@ -40,7 +43,7 @@ test: $(STAMP) browser
 	$(BIN)/ruff check ivr_bridge tests benchmarks
 	$(BIN)/lint-imports
 	$(BIN)/mypy ivr_bridge
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 clean:
 	rm -rf $(VENV) demo-out test-out .pytest_cache
