@@ -33,7 +33,7 @@ from ivr_bridge.call.control import BargeInPolicy, CallControl
 from ivr_bridge.config import Settings
 from ivr_bridge.server.app import start_bridge
 from ivr_bridge.sim import parse_script, run_call
-from ivr_bridge.sim.result import CallResult
+from ivr_bridge.sim.scenario.result import CallResult
 from ivr_bridge.speechserver.app import start_speech_server
 
 AUTH_TOKEN = "bench-auth-token-0123456789abcdef"

@@ -33,7 +33,7 @@ from ivr_bridge.campaign.store import CampaignStore
 from ivr_bridge.config import load_settings
 from ivr_bridge.logs import configure_logging
 from ivr_bridge.server.app import start_bridge
-from ivr_bridge.sim.script import CallerScript
+from ivr_bridge.sim.scenario.script import CallerScript
 from ivr_bridge.sim.twilio_rest import Persona, TwilioRestStandIn
 
 ACCOUNT = "AC" + "b" * 32

@@ -19,7 +19,7 @@ from ivr_bridge.logs import configure_logging
 from ivr_bridge.server.app import start_bridge
 from ivr_bridge.sim import load_script, run_call
 from ivr_bridge.sim.cli import exit_code, print_result
-from ivr_bridge.sim.hearing import bot_transcriber_or_note
+from ivr_bridge.sim.scenario.hearing import bot_transcriber_or_note
 
 DEMO_FLOW = "support_line.yaml"
 DEMO_SCRIPT = "support-line-demo"

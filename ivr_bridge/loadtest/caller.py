@@ -24,7 +24,7 @@ from typing import Any
 
 from ivr_bridge.call.marks import MARK_PREFIX
 from ivr_bridge.sim import CallerScript, CallResult
-from ivr_bridge.sim.script import (
+from ivr_bridge.sim.scenario.script import (
     BargeIn,
     BargeInStep,
     CallerSettings,

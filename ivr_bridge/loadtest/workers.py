@@ -19,7 +19,7 @@ from typing import Any
 import structlog
 
 from ivr_bridge.loadtest.caller import INTERRUPTION, CallSummary, build_script, summarize
-from ivr_bridge.sim.script import DEFAULT_CALLER_VOICE
+from ivr_bridge.sim.scenario.script import DEFAULT_CALLER_VOICE
 
 PROGRESS_STARTED = "started"
 PROGRESS_FINISHED = "finished"
@@ -78,7 +78,7 @@ async def _place_call(spec: WorkerSpec, index: int, offset_s: float, progress: A
 
 async def _run_worker(spec: WorkerSpec, progress: Any) -> WorkerResult:
     from ivr_bridge.server.loop_lag import probe_loop_lag
-    from ivr_bridge.sim.voice import synthesize_caller_speech
+    from ivr_bridge.sim.scenario.voice import synthesize_caller_speech
 
     await synthesize_caller_speech(INTERRUPTION, DEFAULT_CALLER_VOICE)  # warm the phrase cache
     lags: list[float] = []

@@ -6,11 +6,11 @@ and the ``<Connect action>`` follow-up. Public API: :func:`run_call`, :func:`loa
 :class:`CallResult`; CLI pieces live in :mod:`ivr_bridge.sim.cli`.
 """
 
-from ivr_bridge.sim.call import run_call
-from ivr_bridge.sim.conclusive import until_conclusive
-from ivr_bridge.sim.result import CallResult, ExpectationResult
-from ivr_bridge.sim.script import CallerScript, ScriptError, load_script, parse_script
-from ivr_bridge.sim.twiml import Verdict
+from ivr_bridge.sim.scenario.call import run_call
+from ivr_bridge.sim.scenario.conclusive import until_conclusive
+from ivr_bridge.sim.scenario.result import CallResult, ExpectationResult
+from ivr_bridge.sim.scenario.script import CallerScript, ScriptError, load_script, parse_script
+from ivr_bridge.sim.twilio.twiml import Verdict
 
 __all__ = [
     "CallResult",

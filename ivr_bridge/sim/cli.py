@@ -12,11 +12,11 @@ import os
 import sys
 from pathlib import Path
 
-from ivr_bridge.sim.call import run_call
-from ivr_bridge.sim.hearing import bot_transcriber_or_note
-from ivr_bridge.sim.result import CallResult
-from ivr_bridge.sim.script import ScriptError, load_script
-from ivr_bridge.sim.voice import AudioFileError
+from ivr_bridge.sim.scenario.call import run_call
+from ivr_bridge.sim.scenario.hearing import bot_transcriber_or_note
+from ivr_bridge.sim.scenario.result import CallResult
+from ivr_bridge.sim.scenario.script import ScriptError, load_script
+from ivr_bridge.sim.scenario.voice import AudioFileError
 
 EXIT_OK = 0
 EXIT_EXPECTATION_FAILED = 1

@@ -38,13 +38,14 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
-from ivr_bridge.sim import caller_voice, protocol
-from ivr_bridge.sim.call import run_call, sign
-from ivr_bridge.sim.clock import VirtualClock
-from ivr_bridge.sim.hearing import BotTranscriber
-from ivr_bridge.sim.result import CallResult
-from ivr_bridge.sim.script import CallerScript
-from ivr_bridge.sim.twilio_relay import RelayedCall, RelayError
+from ivr_bridge.sim.scenario import caller_voice
+from ivr_bridge.sim.scenario.call import run_call, sign
+from ivr_bridge.sim.scenario.hearing import BotTranscriber
+from ivr_bridge.sim.scenario.result import CallResult
+from ivr_bridge.sim.scenario.script import CallerScript
+from ivr_bridge.sim.twilio import protocol
+from ivr_bridge.sim.twilio.clock import VirtualClock
+from ivr_bridge.sim.twilio.relay import RelayedCall, RelayError
 
 API = "/2010-04-01/Accounts/{account}"
 PersonaKind = Literal[
@@ -53,7 +54,7 @@ PersonaKind = Literal[
 """``hang_up_early``: answers "Hello?", says "Sorry, not now." over the bot's first words and
 hangs up. ``app``: the number is answered by a voice app (its ``voice_url``, like a Twilio
 number's Voice URL), connected to the dialler's own ``<Connect><Stream>`` (see
-:mod:`ivr_bridge.sim.twilio_relay`)."""
+:mod:`ivr_bridge.sim.twilio.relay`)."""
 BEEP_MS = 500
 """The answering machine's tone after its greeting (1 kHz)."""
 AMD_DECISION_MS = 300

@@ -28,8 +28,8 @@ from ivr_bridge.campaign.plan import CampaignPlan
 from ivr_bridge.campaign.store import CampaignStore
 from ivr_bridge.config import load_settings
 from ivr_bridge.server.app import start_bridge
-from ivr_bridge.sim.hearing import BotTranscriber
-from ivr_bridge.sim.result import ExpectationResult
+from ivr_bridge.sim.scenario.hearing import BotTranscriber
+from ivr_bridge.sim.scenario.result import ExpectationResult
 from ivr_bridge.sim.twilio_rest import (
     BEEP_MS,
     DEFAULT_GREETING,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ivr_bridge.errors import IvrBridgeError
 from ivr_bridge.logs import configure_logging
-from ivr_bridge.sim.hearing import BotTranscriber
+from ivr_bridge.sim.scenario.hearing import BotTranscriber
 from ivr_bridge.tester.html_report import html_report
 from ivr_bridge.tester.reports import junit_xml, suite_json
 from ivr_bridge.tester.runner import RunResult, SuiteResult, needs_words, run_suite
@@ -75,7 +75,7 @@ async def run_tests_from_args(args: argparse.Namespace) -> int:
         loaded = loaded.model_copy(update={"scenarios": chosen})
     transcriber = None
     if needs_words(loaded):
-        from ivr_bridge.sim.hearing import bot_transcriber_or_note
+        from ivr_bridge.sim.scenario.hearing import bot_transcriber_or_note
 
         transcriber = await bot_transcriber_or_note()
     calls = sum(args.repeat or s.repeat for s in loaded.scenarios)

@@ -34,14 +34,14 @@ from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
 from ivr_bridge.errors import SimulationError
-from ivr_bridge.sim.clock import VirtualClock
-from ivr_bridge.sim.hearing import BotTranscriber
-from ivr_bridge.sim.recording import CallRecorder
-from ivr_bridge.sim.result import CallResult, check_expectations, timing_slack_ms
-from ivr_bridge.sim.runner import ScriptRunner, prepare_audio
-from ivr_bridge.sim.served import ServedCall
-from ivr_bridge.sim.twiml import Verdict
-from ivr_bridge.sim.voice import synthesize_caller_speech
+from ivr_bridge.sim.scenario.hearing import BotTranscriber
+from ivr_bridge.sim.scenario.recording import CallRecorder
+from ivr_bridge.sim.scenario.result import CallResult, check_expectations, timing_slack_ms
+from ivr_bridge.sim.scenario.runner import ScriptRunner, prepare_audio
+from ivr_bridge.sim.scenario.voice import synthesize_caller_speech
+from ivr_bridge.sim.twilio.clock import VirtualClock
+from ivr_bridge.sim.twilio.served import ServedCall
+from ivr_bridge.sim.twilio.twiml import Verdict
 from ivr_bridge.tester.suite import DialTarget, PlannedScenario
 
 STREAM_PATH = "/tester/stream"
@@ -168,7 +168,7 @@ class Dialler:
             if not served.ended:
                 await served.hangup("caller")
                 await self._end(sid)
-        return await _result(served, scenario, transcriber, out_dir)
+        return await _result(served, recorder, scenario, transcriber, out_dir)
 
     async def _end(self, sid: str) -> None:
         try:
@@ -228,11 +228,11 @@ async def _read_start(ws: web.WebSocketResponse) -> dict[str, Any] | None:
 
 async def _result(
     served: ServedCall,
+    recorder: CallRecorder,
     scenario: PlannedScenario,
     transcriber: BotTranscriber | None,
     out_dir: Path | None,
 ) -> CallResult:
-    recorder = served.recorder
     if served.closed_by in ("caller", "max_duration"):
         verdict = Verdict("caller_hangup", target=served.closed_by)
     elif served.streams == 0:

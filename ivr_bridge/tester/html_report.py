@@ -16,8 +16,8 @@ import wave
 from html import escape
 
 from ivr_bridge.audio.codec import audioop  # the one guarded import (3.11-3.13)
-from ivr_bridge.sim.audio_timing import percentile
-from ivr_bridge.sim.result import CallResult, ExpectationResult
+from ivr_bridge.sim.scenario.audio_timing import percentile
+from ivr_bridge.sim.scenario.result import CallResult, ExpectationResult
 from ivr_bridge.tester.reports import scenario_latencies
 from ivr_bridge.tester.runner import RunResult, ScenarioResult, SuiteResult
 from ivr_bridge.tester.suite import slug

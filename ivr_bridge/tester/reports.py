@@ -11,7 +11,7 @@ import statistics
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from ivr_bridge.sim.audio_timing import percentile, turn_latencies
+from ivr_bridge.sim.scenario.audio_timing import percentile, turn_latencies
 from ivr_bridge.tester.runner import RunResult, ScenarioResult, SuiteResult
 
 

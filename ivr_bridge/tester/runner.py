@@ -1,11 +1,11 @@
 """Run a suite: every scenario × repeat as one simulated call, at most ``parallel`` at a time.
 
-A scenario passes when the share of its repeats that passed reaches its ``pass_rate``; one
-repeat whose timing could not be judged (the machine fell behind, see
-:mod:`ivr_bridge.sim.result`) counts neither way, and a scenario left short of its pass rate only
-by such repeats is *inconclusive*, never failed. A call that could not be placed at all (refused
-connection, bad audio file) is a failed repeat with the reason, and the rest of the suite runs.
-"""
+A scenario passes when the share of its repeats that passed reaches its ``pass_rate``; one repeat
+whose timing could not be judged (the machine fell behind, see
+:mod:`ivr_bridge.sim.scenario.result`) counts neither way, and a scenario left short of its pass
+rate only by such repeats is *inconclusive*, never failed. A call that could not be placed at all
+(refused connection, bad audio file) is a failed repeat with the reason, and the rest of the suite
+runs."""
 
 from __future__ import annotations
 
@@ -18,10 +18,10 @@ from typing import Literal
 
 from ivr_bridge.call.transcripts import BotLine
 from ivr_bridge.sim import CallResult, run_call
-from ivr_bridge.sim.hearing import BotTranscriber
-from ivr_bridge.sim.matching import best_match
-from ivr_bridge.sim.result import ExpectationResult
-from ivr_bridge.sim.script import Expectations
+from ivr_bridge.sim.scenario.hearing import BotTranscriber
+from ivr_bridge.sim.scenario.matching import best_match
+from ivr_bridge.sim.scenario.result import ExpectationResult
+from ivr_bridge.sim.scenario.script import Expectations
 from ivr_bridge.tester.suite import LoadedSuite, PlannedScenario, slug
 from ivr_bridge.tester.targets import Targets
 

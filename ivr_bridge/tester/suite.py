@@ -1,8 +1,8 @@
 """A test suite: scenarios (a caller script, a target, repeats, a pass rate, tags) in one YAML file.
 
 A scenario is a caller script (``caller``, ``steps``, ``expect``, ``parameters``: exactly the
-fields of :class:`ivr_bridge.sim.script.CallerScript`) plus where to call and how often. Suites
-default what scenarios leave out, so twenty scenarios against one flow name it once. Every
+fields of :class:`ivr_bridge.sim.scenario.script.CallerScript`) plus where to call and how often.
+Suites default what scenarios leave out, so twenty scenarios against one flow name it once. Every
 problem is reported as ``file:line: where: what``, all of them at once, before anything dials.
 
 Targets: ``flow`` (one of our flows, on a bridge the tester starts with the embedded speech
@@ -23,7 +23,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ivr_bridge.errors import SimulationError
-from ivr_bridge.sim.script import (
+from ivr_bridge.sim.scenario.script import (
     CallerScript,
     CallerSettings,
     Expectations,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from html import escape
 
 from ivr_bridge.audio.codec import audioop  # the one guarded import (3.11-3.13)
-from ivr_bridge.sim.result import CallResult
+from ivr_bridge.sim.scenario.result import CallResult
 
 WIDTH = 1000
 """Pixels for the call's whole duration."""

@@ -22,7 +22,7 @@ from ivr_bridge.call.heard import heard_words
 from ivr_bridge.call.inputs import DtmfInput, SpeechInput
 from ivr_bridge.server.app import RunningBridge
 from ivr_bridge.sim import parse_script, run_call
-from ivr_bridge.sim.result import CallResult
+from ivr_bridge.sim.scenario.result import CallResult
 from ivr_bridge.speech.lmnt.client import connect_lmnt
 from ivr_bridge.speech.session import FlushComplete, SpeechTimestamps, WordTiming
 from tests.e2e.conftest import AUTH_TOKEN

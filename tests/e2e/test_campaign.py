@@ -22,7 +22,7 @@ from ivr_bridge.campaign.dialer import TwilioDialer
 from ivr_bridge.campaign.dispatcher import Dispatcher
 from ivr_bridge.campaign.plan import CampaignPlan
 from ivr_bridge.campaign.store import CampaignStore
-from ivr_bridge.sim.script import CallerScript
+from ivr_bridge.sim.scenario.script import CallerScript
 from ivr_bridge.sim.twilio_rest import Persona, TwilioRestStandIn
 from tests.e2e.conftest import AUTH_TOKEN
 from tests.e2e.scrape import metric, metrics

@@ -10,8 +10,8 @@ import asyncio
 import pytest
 
 from ivr_bridge.sim import CallerScript, CallResult, run_call
-from ivr_bridge.sim.audio_timing import yields
-from ivr_bridge.sim.line import LineSettings, NoiseSettings
+from ivr_bridge.sim.scenario.audio_timing import yields
+from ivr_bridge.sim.twilio.line import LineSettings, NoiseSettings
 from tests.e2e.foreign_bot import BotScript, ForeignBot
 
 AGREE_MS = 40.0

@@ -66,7 +66,7 @@ async def test_the_tester_dials_a_number_and_presses_keys_by_redirecting_the_cal
     standin: TwilioRestStandIn, tmp_path: Path
 ) -> None:
     pytest.importorskip("faster_whisper")
-    from ivr_bridge.sim.hearing import load_bot_transcriber
+    from ivr_bridge.sim.scenario.hearing import load_bot_transcriber
 
     loaded = parse_suite(SUITE, tmp_path / "real.yaml")
     async with open_targets(loaded, None) as targets:

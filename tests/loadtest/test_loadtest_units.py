@@ -14,8 +14,8 @@ from ivr_bridge.loadtest.procstat import read_proc
 from ivr_bridge.loadtest.promtext import counter_total, parse_histogram
 from ivr_bridge.loadtest.report import BridgeCounters, ProcessFigures, aggregate, percentile
 from ivr_bridge.loadtest.workers import plan_workers
-from ivr_bridge.sim.jitter import UnderrunCounter
-from ivr_bridge.sim.script import BargeInStep, PressStep
+from ivr_bridge.sim.scenario.script import BargeInStep, PressStep
+from ivr_bridge.sim.twilio.jitter import UnderrunCounter
 
 METRICS = """\
 # HELP ivr_event_loop_lag_seconds lag

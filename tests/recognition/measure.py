@@ -13,7 +13,7 @@ import time
 
 from ivr_bridge.audio.codec import pcm16_to_ulaw, ulaw_to_pcm16
 from ivr_bridge.recognition import GrammarChoice, GrammarRecognizer, get_transcriber
-from ivr_bridge.sim import caller_voice
+from ivr_bridge.sim.scenario import caller_voice
 
 SUPPORT_MENU = [
     GrammarChoice("billing", ("billing", "pay my bill", "payments")),

@@ -21,7 +21,7 @@ from ivr_bridge.recognition import (
     yes_no_choices,
 )
 from ivr_bridge.recognition.sphinx import REJECT_BELOW
-from ivr_bridge.sim import caller_voice
+from ivr_bridge.sim.scenario import caller_voice
 from ivr_bridge.speechserver.synth import get_synthesizer
 
 SUPPORT_MENU = [

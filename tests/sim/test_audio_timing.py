@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from ivr_bridge.sim.audio_timing import dead_air, talk_overs, yields
-from ivr_bridge.sim.recording import CallerTurn, CallRecorder, Utterance
-from ivr_bridge.sim.result import check_expectations
-from ivr_bridge.sim.script import Expectations
-from ivr_bridge.sim.twiml import Verdict
+from ivr_bridge.sim.scenario.audio_timing import dead_air, talk_overs, yields
+from ivr_bridge.sim.scenario.recording import CallerTurn, CallRecorder, Utterance
+from ivr_bridge.sim.scenario.result import check_expectations
+from ivr_bridge.sim.scenario.script import Expectations
+from ivr_bridge.sim.twilio.twiml import Verdict
 
 
 def call() -> CallRecorder:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from ivr_bridge.sim.matching import apology_in, best_match, soundex, words
-from ivr_bridge.sim.recording import CallRecorder, Utterance
-from ivr_bridge.sim.result import check_expectations
-from ivr_bridge.sim.script import Expectations
-from ivr_bridge.sim.twiml import Verdict, verdict_from_twiml
+from ivr_bridge.sim.scenario.matching import apology_in, best_match, soundex, words
+from ivr_bridge.sim.scenario.recording import CallRecorder, Utterance
+from ivr_bridge.sim.scenario.result import check_expectations
+from ivr_bridge.sim.scenario.script import Expectations
+from ivr_bridge.sim.twilio.twiml import Verdict, verdict_from_twiml
 
 
 def heard(*texts: str | None) -> CallRecorder:

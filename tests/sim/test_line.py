@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from ivr_bridge.sim.line import LineConditions, LineSettings, NoiseSettings, speech_level
+from ivr_bridge.sim.twilio.line import LineConditions, LineSettings, NoiseSettings, speech_level
 
 SILENCE = b"\xff" * 160
 

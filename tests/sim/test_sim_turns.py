@@ -12,8 +12,8 @@ from sim_fakes import AUTH_TOKEN, SPEED, Peer, tone
 from ivr_bridge.audio.codec import rms_pcm16, ulaw_to_pcm16
 from ivr_bridge.sim import parse_script, run_call, until_conclusive
 from ivr_bridge.sim.cli import add_call_arguments, run_call_from_args
-from ivr_bridge.sim.result import REAL_TIME_FLOOR_MS
-from ivr_bridge.sim.runner import quiet_for
+from ivr_bridge.sim.scenario.result import REAL_TIME_FLOOR_MS
+from ivr_bridge.sim.scenario.runner import quiet_for
 
 
 def _dtmf_times(result) -> dict[str, float]:

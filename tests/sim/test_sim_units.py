@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ivr_bridge.sim.jitter import PlayoutBuffer
-from ivr_bridge.sim.script import (
+from ivr_bridge.sim.scenario.script import (
     BargeInStep,
     HangupStep,
     IfBotSaidStep,
@@ -15,7 +14,8 @@ from ivr_bridge.sim.script import (
     parse_script,
     shipped_scripts,
 )
-from ivr_bridge.sim.twiml import find_stream, verdict_after_connect, verdict_from_twiml
+from ivr_bridge.sim.twilio.jitter import PlayoutBuffer
+from ivr_bridge.sim.twilio.twiml import find_stream, verdict_after_connect, verdict_from_twiml
 
 
 def test_marks_echo_at_the_boundary_after_their_audio() -> None:
@@ -125,10 +125,10 @@ def test_shipped_scripts_are_valid() -> None:
 async def test_every_queued_caller_step_is_resolved_however_many_are_waiting() -> None:
     import asyncio
 
-    from ivr_bridge.sim import protocol as sim_protocol
-    from ivr_bridge.sim.clock import VirtualClock
-    from ivr_bridge.sim.recording import CallRecorder
-    from ivr_bridge.sim.session import CallEnded, StreamSession
+    from ivr_bridge.sim.scenario.recording import CallRecorder
+    from ivr_bridge.sim.twilio import protocol as sim_protocol
+    from ivr_bridge.sim.twilio.clock import VirtualClock
+    from ivr_bridge.sim.twilio.session import CallEnded, StreamSession
 
     ids = sim_protocol.StreamIds("AC1", "CA1", "MZ1")
     session = StreamSession(None, ids, VirtualClock(), CallRecorder(), {})  # type: ignore[arg-type]

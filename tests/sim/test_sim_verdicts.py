@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from ivr_bridge.sim.conclusive import until_conclusive
-from ivr_bridge.sim.recording import CallRecorder
-from ivr_bridge.sim.result import (
+from ivr_bridge.sim.scenario.conclusive import until_conclusive
+from ivr_bridge.sim.scenario.recording import CallRecorder
+from ivr_bridge.sim.scenario.result import (
     REAL_TIME_FLOOR_MS,
     CallResult,
     check_expectations,
     timing_slack_ms,
 )
-from ivr_bridge.sim.script import parse_script
-from ivr_bridge.sim.session import StreamStats
-from ivr_bridge.sim.twiml import Verdict
+from ivr_bridge.sim.scenario.script import parse_script
+from ivr_bridge.sim.twilio.session import StreamStats
+from ivr_bridge.sim.twilio.twiml import Verdict
 
 SCRIPT = parse_script("steps: []\nexpect:\n  ended: hangup\n  clear_after_barge_in_ms: 200\n")
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from ivr_bridge.sim.audio_timing import percentile
-from ivr_bridge.sim.recording import CallRecorder
-from ivr_bridge.sim.result import CallResult, ExpectationResult, Status
-from ivr_bridge.sim.twiml import Verdict
+from ivr_bridge.sim.scenario.audio_timing import percentile
+from ivr_bridge.sim.scenario.recording import CallRecorder
+from ivr_bridge.sim.scenario.result import CallResult, ExpectationResult, Status
+from ivr_bridge.sim.twilio.twiml import Verdict
 from ivr_bridge.tester.reports import junit_xml, suite_json
 from ivr_bridge.tester.runner import RunResult, ScenarioResult, SuiteResult
 from ivr_bridge.tester.suite import parse_suite
@@ -88,7 +88,7 @@ def test_percentiles_are_nearest_rank() -> None:
 
 
 def test_a_failed_call_whose_caller_fell_far_behind_is_inconclusive() -> None:
-    from ivr_bridge.sim.session import StreamStats
+    from ivr_bridge.sim.twilio.session import StreamStats
 
     failed = run(1, "fail")
     assert failed.result is not None

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ivr_bridge.audio.codec import SAMPLE_RATE, pcm16_to_ulaw, resample_pcm16
 from ivr_bridge.errors import SimulationError
-from ivr_bridge.sim import caller_voice
+from ivr_bridge.sim.scenario import caller_voice
 
 CallerSpeech = Callable[[str, str, float], Awaitable[bytes]]
 """(text, voice id, speaking rate) → 8 kHz µ-law of the caller saying it."""

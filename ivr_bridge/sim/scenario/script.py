@@ -22,8 +22,8 @@ from pydantic import (
 )
 
 from ivr_bridge.errors import SimulationError
-from ivr_bridge.sim.line import LineSettings, NoiseSettings
-from ivr_bridge.sim.matching import DEFAULT_SIMILARITY
+from ivr_bridge.sim.scenario.matching import DEFAULT_SIMILARITY
+from ivr_bridge.sim.twilio.line import LineSettings, NoiseSettings
 
 DEFAULT_CALLER_VOICE = "brandon"
 """A male voice, distinct from the bot's default ``leah``."""
@@ -214,7 +214,7 @@ class Expectations(_Model):
     bot_said: list[str] = Field(default_factory=list)
     """Each phrase must be close to something the caller heard (speech-to-text of the audio)."""
     bot_said_similarity: float = Field(default=DEFAULT_SIMILARITY, gt=0, le=1)
-    """How close (0-1) a heard stretch must be; see :mod:`ivr_bridge.sim.matching`."""
+    """How close (0-1) a heard stretch must be; see :mod:`ivr_bridge.sim.scenario.matching`."""
     min_bot_utterances: int | None = Field(default=None, ge=0)
     max_turn_latency_ms: int | None = Field(default=None, gt=0)
     turn_latency_p50_ms: int | None = Field(default=None, gt=0)

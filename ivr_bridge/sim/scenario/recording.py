@@ -13,9 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ivr_bridge.audio.codec import ULAW_BYTES_PER_MS, rms_pcm16, ulaw_to_pcm16
-
-VOICED_RMS = 64
-"""A played frame quieter than this is silence (µ-law 0xFF decodes to 0)."""
+from ivr_bridge.sim.twilio.tap import VOICED_RMS
 
 
 @dataclass(slots=True)

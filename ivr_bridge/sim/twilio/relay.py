@@ -30,11 +30,11 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from ivr_bridge.errors import SimulationError
-from ivr_bridge.sim import protocol
-from ivr_bridge.sim.call import USER_AGENT, sign
-from ivr_bridge.sim.clock import VirtualClock
-from ivr_bridge.sim.jitter import PlayoutBuffer
-from ivr_bridge.sim.twiml import (
+from ivr_bridge.sim.twilio import protocol
+from ivr_bridge.sim.twilio.clock import VirtualClock
+from ivr_bridge.sim.twilio.jitter import PlayoutBuffer
+from ivr_bridge.sim.twilio.signing import USER_AGENT, sign
+from ivr_bridge.sim.twilio.twiml import (
     StreamInstruction,
     TwimlError,
     Verdict,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from ivr_bridge.sim.protocol import FRAME_BYTES
+from ivr_bridge.sim.twilio.protocol import FRAME_BYTES
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ivr_bridge.sim.recording import CallRecorder
+from ivr_bridge.sim.scenario.recording import CallRecorder
 
 
 def percentile(values: list[float], q: float) -> float | None:

@@ -70,7 +70,11 @@ def _running() -> subprocess.Popen[bytes]:
     global _helper
     if _helper is None or _helper.poll() is not None:
         _helper = subprocess.Popen(
-            [sys.executable, "-c", "from ivr_bridge.sim.caller_voice import serve; serve()"],
+            [
+                sys.executable,
+                "-c",
+                "from ivr_bridge.sim.scenario.caller_voice import serve; serve()",
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )

@@ -11,10 +11,9 @@ from typing import Any
 
 from ivr_bridge.audio.codec import audioop  # the one guarded import (3.11-3.13)
 from ivr_bridge.errors import SimulationError
-from ivr_bridge.sim.matching import best_match
-from ivr_bridge.sim.protocol import FRAME_MS
-from ivr_bridge.sim.recording import CallRecorder
-from ivr_bridge.sim.script import (
+from ivr_bridge.sim.scenario.matching import best_match
+from ivr_bridge.sim.scenario.recording import CallRecorder
+from ivr_bridge.sim.scenario.script import (
     BargeInStep,
     CallerScript,
     HangupStep,
@@ -28,8 +27,9 @@ from ivr_bridge.sim.script import (
     WaitForBotStep,
     all_steps,
 )
-from ivr_bridge.sim.session import CallEnded, CallerLine
-from ivr_bridge.sim.voice import CallerSpeech, load_wav_as_ulaw
+from ivr_bridge.sim.scenario.voice import CallerSpeech, load_wav_as_ulaw
+from ivr_bridge.sim.twilio.protocol import FRAME_MS
+from ivr_bridge.sim.twilio.session import CallEnded, CallerLine
 
 Transcriber = Callable[[bytes, int], Awaitable[str]]
 

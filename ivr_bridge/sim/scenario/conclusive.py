@@ -1,10 +1,9 @@
 """Run a simulated call again, slower, until its timing can be judged.
 
-A run faster than real time is only as trustworthy as the machine is idle: when a timing limit
-is missed by less than the caller's clock can vouch for, the result is *inconclusive*
-(``ivr_bridge.sim.result``). Running again at a lower speed shrinks that slack (real time is
-multiplied by the speed) until the run passes, fails for real, or reaches real time.
-"""
+A run faster than real time is only as trustworthy as the machine is idle: when a timing limit is
+missed by less than the caller's clock can vouch for, the result is *inconclusive*
+(``ivr_bridge.sim.scenario.result``). Running again at a lower speed shrinks that slack (real time
+is multiplied by the speed) until the run passes, fails for real, or reaches real time."""
 
 from __future__ import annotations
 
@@ -12,7 +11,7 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
-from ivr_bridge.sim.result import CallResult
+from ivr_bridge.sim.scenario.result import CallResult
 
 log = structlog.get_logger(__name__)
 

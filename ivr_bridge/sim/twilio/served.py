@@ -1,12 +1,12 @@
 """The caller's end of a real phone call: Twilio streams the far end to us, and we talk back.
 
 When the tester dials a number itself (``calls.create`` with ``<Connect><Stream>`` back to the
-tester), the roles of :class:`~ivr_bridge.sim.session.StreamSession` turn round: Twilio is the
-WebSocket client, the agent on the number is what arrives as ``media``, and the caller's voice
+tester), the roles of :class:`~ivr_bridge.sim.twilio.session.StreamSession` turn round: Twilio is
+the WebSocket client, the agent on the number is what arrives as ``media``, and the caller's voice
 is what we send. Twilio plays what we send as it comes, so the caller's audio goes out one 20 ms
-frame per line tick, as a person speaks; the far end's audio arrives paced by Twilio and is
-*heard* one frame per tick, in arrival order, so the recording and every timing check see the
-call as the caller's ear did (the same line clock, the same recorder as a simulated call).
+frame per line tick, as a person speaks; the far end's audio arrives paced by Twilio and is *heard*
+one frame per tick, in arrival order, so the recording and every timing check see the call as the
+caller's ear did (the same line clock, the same recorder as a simulated call).
 
 Keys cannot be played into a stream. A ``press`` redirects the call (``<Play digits>`` then a
 new ``<Connect><Stream>``, through ``press_keys``): the stream ends, the digits play on the
@@ -30,10 +30,10 @@ import structlog
 from aiohttp import WSMsgType, web
 
 from ivr_bridge.audio.codec import ULAW_BYTES_PER_MS, rms_pcm16, ulaw_to_pcm16
-from ivr_bridge.sim import protocol
-from ivr_bridge.sim.clock import VirtualClock
-from ivr_bridge.sim.recording import VOICED_RMS, CallRecorder
-from ivr_bridge.sim.session import CallEnded, StreamStats
+from ivr_bridge.sim.twilio import protocol
+from ivr_bridge.sim.twilio.clock import VirtualClock
+from ivr_bridge.sim.twilio.session import CallEnded, StreamStats
+from ivr_bridge.sim.twilio.tap import VOICED_RMS, LineTap
 
 log = structlog.get_logger(__name__)
 
@@ -69,7 +69,7 @@ class ServedCall:
         self,
         call_sid: str,
         clock: VirtualClock,
-        recorder: CallRecorder,
+        recorder: LineTap,
         *,
         max_duration_ms: float,
         press_keys: KeyPresser | None = None,

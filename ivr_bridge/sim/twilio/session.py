@@ -29,11 +29,11 @@ from websockets.exceptions import ConnectionClosed
 
 from ivr_bridge.audio.codec import ULAW_BYTES_PER_MS
 from ivr_bridge.errors import SimulationError
-from ivr_bridge.sim import protocol
-from ivr_bridge.sim.clock import VirtualClock
-from ivr_bridge.sim.jitter import PlayoutBuffer, UnderrunCounter
-from ivr_bridge.sim.line import LineConditions
-from ivr_bridge.sim.recording import CallRecorder
+from ivr_bridge.sim.twilio import protocol
+from ivr_bridge.sim.twilio.clock import VirtualClock
+from ivr_bridge.sim.twilio.jitter import PlayoutBuffer, UnderrunCounter
+from ivr_bridge.sim.twilio.line import LineConditions
+from ivr_bridge.sim.twilio.tap import LineTap
 
 log = structlog.get_logger(__name__)
 
@@ -84,7 +84,7 @@ class HeardAudio(Protocol):
 
 class CallerLine(Protocol):
     """What a caller script runs on: this module's simulated Twilio stream, or a real call's
-    stream served to the tester (:mod:`ivr_bridge.sim.served`)."""
+    stream served to the tester (:mod:`ivr_bridge.sim.twilio.served`)."""
 
     clock: VirtualClock
     line_ms: float
@@ -107,7 +107,7 @@ class StreamSession:
         ws: ClientConnection,
         ids: protocol.StreamIds,
         clock: VirtualClock,
-        recorder: CallRecorder,
+        recorder: LineTap,
         custom_parameters: dict[str, str],
         *,
         first_media_ms: int = 120,

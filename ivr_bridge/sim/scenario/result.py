@@ -17,12 +17,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ivr_bridge.sim import audio_timing
-from ivr_bridge.sim.matching import apology_in, best_match
-from ivr_bridge.sim.recording import CallerTurn, CallRecorder, Utterance
-from ivr_bridge.sim.script import Expectations
-from ivr_bridge.sim.session import StreamStats
-from ivr_bridge.sim.twiml import Verdict
+from ivr_bridge.sim.scenario import audio_timing
+from ivr_bridge.sim.scenario.matching import apology_in, best_match
+from ivr_bridge.sim.scenario.recording import CallerTurn, CallRecorder, Utterance
+from ivr_bridge.sim.scenario.script import Expectations
+from ivr_bridge.sim.twilio.session import StreamStats
+from ivr_bridge.sim.twilio.twiml import Verdict
 
 REAL_TIME_FLOOR_MS = 50.0
 """Real time every timing limit allows the server (and this machine) on top of the limit: at
@@ -281,7 +281,7 @@ def check_expectations(
 def _audio_timing(
     expect: Expectations, recorder: CallRecorder, slack_ms: float
 ) -> list[ExpectationResult]:
-    """The limits measured from the heard audio (:mod:`ivr_bridge.sim.audio_timing`)."""
+    """The limits measured from the heard audio (:mod:`ivr_bridge.sim.scenario.audio_timing`)."""
     out: list[ExpectationResult] = []
     latencies = audio_timing.turn_latencies(recorder)
     for q, limit in ((50, expect.turn_latency_p50_ms), (95, expect.turn_latency_p95_ms)):

@@ -14,20 +14,21 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import aiohttp
 import structlog
-from twilio.request_validator import RequestValidator
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidHandshake, InvalidStatus
 from yarl import URL
 
-from ivr_bridge.sim import protocol
-from ivr_bridge.sim.clock import VirtualClock
-from ivr_bridge.sim.line import LineConditions, speech_level
-from ivr_bridge.sim.recording import CallRecorder
-from ivr_bridge.sim.result import CallResult, check_expectations, timing_slack_ms
-from ivr_bridge.sim.runner import ScriptRunner, prepare_audio
-from ivr_bridge.sim.script import CallerScript, ScriptError
-from ivr_bridge.sim.session import StreamSession
-from ivr_bridge.sim.twiml import (
+from ivr_bridge.sim.scenario.recording import CallRecorder
+from ivr_bridge.sim.scenario.result import CallResult, check_expectations, timing_slack_ms
+from ivr_bridge.sim.scenario.runner import ScriptRunner, prepare_audio
+from ivr_bridge.sim.scenario.script import CallerScript, ScriptError
+from ivr_bridge.sim.scenario.voice import CallerSpeech, synthesize_caller_speech
+from ivr_bridge.sim.twilio import protocol
+from ivr_bridge.sim.twilio.clock import VirtualClock
+from ivr_bridge.sim.twilio.line import LineConditions, speech_level
+from ivr_bridge.sim.twilio.session import StreamSession
+from ivr_bridge.sim.twilio.signing import USER_AGENT, sign
+from ivr_bridge.sim.twilio.twiml import (
     StreamInstruction,
     TwimlError,
     Verdict,
@@ -35,7 +36,6 @@ from ivr_bridge.sim.twiml import (
     verdict_after_connect,
     verdict_from_twiml,
 )
-from ivr_bridge.sim.voice import CallerSpeech, synthesize_caller_speech
 
 log = structlog.get_logger(__name__)
 
@@ -43,14 +43,6 @@ Transcriber = Callable[[bytes, int], Awaitable[str]]
 """(16-bit PCM, sample rate) → text; used to check what the bot said."""
 
 API_VERSION = "2010-04-01"
-USER_AGENT = "TwilioProxy/1.1 (ivr-bridge simulated caller)"
-
-
-def sign(auth_token: str | None, url: str, params: dict[str, str]) -> dict[str, str]:
-    """The ``X-Twilio-Signature`` header for a request, or nothing without an auth token."""
-    if not auth_token:
-        return {}
-    return {"X-Twilio-Signature": RequestValidator(auth_token).compute_signature(url, params)}
 
 
 def call_params(
