@@ -35,6 +35,7 @@ from twilio.rest import Client
 
 from ivr_bridge.errors import SimulationError
 from ivr_bridge.sim.scenario.hearing import BotTranscriber
+from ivr_bridge.sim.scenario.llm_caller import check_script as check_llm_caller
 from ivr_bridge.sim.scenario.recording import CallRecorder
 from ivr_bridge.sim.scenario.result import CallResult, check_expectations, timing_slack_ms
 from ivr_bridge.sim.scenario.runner import ScriptRunner, prepare_audio
@@ -126,6 +127,7 @@ class Dialler:
     ) -> CallResult:
         """Dial the scenario's number and run its caller script on the call."""
         script = scenario.script
+        check_llm_caller(script)
         audio = await prepare_audio(script, synthesize_caller_speech)
         try:
             created = await self._client.calls.create_async(
@@ -152,7 +154,9 @@ class Dialler:
             self._calls[sid] = served
             self._known.notify_all()
         runner = asyncio.create_task(
-            ScriptRunner(served, script, recorder, audio, transcriber).run()
+            ScriptRunner(
+                served, script, recorder, audio, transcriber, synthesize_caller_speech
+            ).run()
         )
         try:
             async with asyncio.timeout(target.ring_timeout_s + START_WAIT_S):

@@ -18,6 +18,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidHandshake, InvalidStatus
 from yarl import URL
 
+from ivr_bridge.sim.scenario.llm_caller import check_script as check_llm_caller
 from ivr_bridge.sim.scenario.recording import CallRecorder
 from ivr_bridge.sim.scenario.result import CallResult, check_expectations, timing_slack_ms
 from ivr_bridge.sim.scenario.runner import ScriptRunner, prepare_audio
@@ -107,9 +108,10 @@ async def run_call(
         raise ValueError("give exactly one of voice_url and ws_url")
     if script.branches and transcriber is None:
         raise ScriptError(
-            f"script {script.name or '(unnamed)'}: if_bot_said needs the bot's words: "
+            f"script {script.name or '(unnamed)'}: if_bot_said and converse need the bot's words: "
             "run with a transcriber (ivr-bridge call --transcribe)"
         )
+    check_llm_caller(script)  # a converse step's model settings, before anything dials
     ids = protocol.StreamIds(
         account_sid=account_sid or protocol.new_sid("AC"),
         call_sid=call_sid or protocol.new_sid("CA"),
@@ -164,6 +166,7 @@ async def run_call(
                 open_timeout_s,
                 line,
                 transcriber,
+                caller_speech or synthesize_caller_speech,
             )
             if session is not None:
                 stats = session.stats
@@ -218,6 +221,7 @@ async def _stream(
     open_timeout_s: float,
     line: LineConditions | None = None,
     transcriber: Transcriber | None = None,
+    speech: CallerSpeech | None = None,
 ) -> tuple[StreamSession | None, Verdict]:
     """Open the signed stream and run the script on it until one side ends it."""
     url = instruction.url
@@ -247,7 +251,9 @@ async def _stream(
         max_duration_ms=script.caller.max_duration_ms,
         line=line,
     )
-    runner = asyncio.create_task(ScriptRunner(session, script, recorder, audio, transcriber).run())
+    runner = asyncio.create_task(
+        ScriptRunner(session, script, recorder, audio, transcriber, speech).run()
+    )
     try:
         await session.run()
     finally:

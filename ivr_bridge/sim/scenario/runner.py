@@ -6,16 +6,21 @@ would be seconds of call time), so the timeline depends only on the server.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ivr_bridge.audio.codec import audioop  # the one guarded import (3.11-3.13)
 from ivr_bridge.errors import SimulationError
+from ivr_bridge.llm.types import LLMError
+from ivr_bridge.sim.scenario.llm_caller import LLMCaller
 from ivr_bridge.sim.scenario.matching import best_match
 from ivr_bridge.sim.scenario.recording import CallRecorder
 from ivr_bridge.sim.scenario.script import (
     BargeInStep,
     CallerScript,
+    Converse,
+    ConverseStep,
     HangupStep,
     IfBotSaid,
     IfBotSaidStep,
@@ -87,12 +92,15 @@ class ScriptRunner:
         recorder: CallRecorder,
         audio: PreparedAudio,
         transcriber: Transcriber | None = None,
+        speech: CallerSpeech | None = None,
     ) -> None:
+        """``speech`` voices what is only known during the call (an LLM caller's lines)."""
         self.session = session
         self.script = script
         self.recorder = recorder
         self.audio = audio
         self.transcriber = transcriber
+        self.speech = speech
 
     async def run(self) -> None:
         """Run every step; a stream that ends early just stops the script."""
@@ -118,16 +126,19 @@ class ScriptRunner:
                 if await self._run_steps(await self._branch(step.if_bot_said)):
                     return True
                 continue
+            if isinstance(step, ConverseStep):
+                await self._converse(step.converse)
+                return True  # the LLM caller ends the call
             await self._handlers[type(step)](step)
             if isinstance(step, HangupStep):
                 return True
         return False
 
-    async def _branch(self, branch: IfBotSaid) -> list[Any]:
-        """The steps to take: ``then`` when the bot's words since the caller's last turn match
-        the phrase, else ``else``. The line keeps running while the words are transcribed."""
+    async def _heard_since_last_turn(self) -> str:
+        """The bot's words since the caller's last turn (the last utterance if none since),
+        transcribed while the line keeps running."""
         if self.transcriber is None:
-            raise SimulationError("if_bot_said needs a transcriber")
+            raise SimulationError("if_bot_said and converse need a transcriber")
         recorder = self.recorder
         since = max((t.end_ms for t in recorder.turns if t.end_ms is not None), default=0.0)
         heard = [u for u in recorder.utterances if u.start_ms >= since] or recorder.utterances[-1:]
@@ -136,10 +147,15 @@ class ScriptRunner:
             texts.append(
                 (await self.transcriber(recorder.heard_pcm16(u.start_ms, u.end_ms), 8000)).strip()
             )
-        text = " ".join(texts)
+        return " ".join(texts)
+
+    async def _branch(self, branch: IfBotSaid) -> list[Any]:
+        """The steps to take: ``then`` when the bot's words since the caller's last turn match
+        the phrase, else ``else``."""
+        text = await self._heard_since_last_turn()
         match = best_match(branch.phrase, text)
         taken = "then" if match.passes(branch.similarity) else "else"
-        recorder.event(
+        self.recorder.event(
             self.session.line_ms,
             "branch",
             phrase=branch.phrase,
@@ -242,6 +258,51 @@ class ScriptRunner:
             await self._play(PlayStep(play=options.play), barge_in=True)
         elif options.press is not None:
             await self._press(PressStep(press=options.press), barge_in=True)
+
+    async def _converse(self, options: Converse) -> None:
+        """Turns of an LLM caller: hear the bot out, ask the model, say / press / hang up."""
+        caller = LLMCaller(options)
+        session = self.session
+        try:
+            for _ in range(options.max_turns):
+                await self._wait_for_bot(WaitForBotStep(wait_for_bot=options.wait_for_bot))
+                heard = await self._heard_since_last_turn()
+                try:
+                    async with asyncio.timeout(options.timeout_s):
+                        move = await caller.next_move(heard)
+                except (LLMError, TimeoutError) as exc:
+                    why = str(exc) or "no reply in time"
+                    self.recorder.event(session.line_ms, "llm_error", error=why[:200])
+                    break
+                self.recorder.event(
+                    session.line_ms,
+                    "llm_turn",
+                    heard=heard[:200],
+                    said=move.say,
+                    keys=move.keys,
+                    hang_up=move.hang_up,
+                )
+                if move.say:
+                    await self._speak("say", move.say, await self._voiced(move.say), barge_in=False)
+                if move.keys:
+                    await self._press(PressStep(press=move.keys))
+                if move.hang_up:
+                    break
+            else:
+                self.recorder.event(session.line_ms, "llm_gave_up", turns=options.max_turns)
+        finally:
+            await caller.close()
+        await session.hangup("caller")
+
+    async def _voiced(self, text: str) -> bytes:
+        voice = self.script.caller.voice
+        key = _say_key(text, voice)
+        if key not in self.audio:
+            if self.speech is None:
+                raise SimulationError("an LLM caller needs a voice (pass speech=)")
+            ulaw = await self.speech(text, voice, self.script.caller.rate)
+            self.audio[key] = _louder(ulaw, self.script.caller.loudness_db)
+        return self.audio[key]
 
     async def _hangup(self, step: Step) -> None:
         await self.session.hangup("caller")

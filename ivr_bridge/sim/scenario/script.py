@@ -92,7 +92,7 @@ class HangupStep(_Model):
 
 
 SIMPLE_STEP_KINDS = ("say", "play", "press", "silence", "wait_for_bot", "barge_in", "hangup")
-STEP_KINDS = (*SIMPLE_STEP_KINDS, "if_bot_said")
+STEP_KINDS = (*SIMPLE_STEP_KINDS, "if_bot_said", "converse")
 _NO_ARGUMENT_STEPS = ("wait_for_bot", "hangup")
 
 
@@ -140,6 +140,32 @@ class IfBotSaidStep(_Model):
     if_bot_said: IfBotSaid
 
 
+class Converse(_Model):
+    """An LLM plays the caller for the rest of the call (see ``sim/scenario/llm_caller.py``)."""
+
+    goal: str = Field(min_length=1)
+    """What the caller wants ("find out the balance of account 4417, then hang up")."""
+    persona: str = ""
+    """Who the caller is ("an impatient caller in their sixties")."""
+    max_turns: int = Field(default=8, ge=1, le=50)
+    """Caller turns before it gives up and hangs up."""
+    model: str | None = None
+    """Default: ``IVR_CALLER_LLM_MODEL``."""
+    base_url: str | None = Field(default=None, pattern=r"^https?://")
+    """An OpenAI-compatible API (default ``IVR_CALLER_LLM_BASE_URL``, else OpenAI's)."""
+    api_key_env: str = Field(default="IVR_CALLER_LLM_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    """The environment variable holding the key (never the key itself in a suite)."""
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    timeout_s: float = Field(default=20.0, gt=0, le=120)
+    """Longest wait for the model's reply before the caller hangs up."""
+    wait_for_bot: WaitForBot = WaitForBot()
+    """How each turn waits for the agent to finish speaking."""
+
+
+class ConverseStep(_Model):
+    converse: Converse
+
+
 Step = Annotated[
     Annotated[SayStep, Tag("say")]
     | Annotated[PlayStep, Tag("play")]
@@ -148,7 +174,8 @@ Step = Annotated[
     | Annotated[WaitForBotStep, Tag("wait_for_bot")]
     | Annotated[BargeInStep, Tag("barge_in")]
     | Annotated[HangupStep, Tag("hangup")]
-    | Annotated[IfBotSaidStep, Tag("if_bot_said")],
+    | Annotated[IfBotSaidStep, Tag("if_bot_said")]
+    | Annotated[ConverseStep, Tag("converse")],
     Discriminator(
         _step_kind,
         custom_error_type="unknown_step",
@@ -249,8 +276,9 @@ class CallerScript(_Model):
 
     @property
     def branches(self) -> bool:
-        """Whether a step branches on what the bot said (the call needs ears while it runs)."""
-        return any(isinstance(step, IfBotSaidStep) for step in self.steps)
+        """Whether a step acts on what the bot said (an ``if_bot_said`` branch, or an LLM
+        caller): the call needs ears while it runs."""
+        return any(isinstance(step, IfBotSaidStep | ConverseStep) for step in self.steps)
 
     def needs_words(self) -> bool:
         """Whether the bot's words must be transcribed: checked words, an ending (an apology is
