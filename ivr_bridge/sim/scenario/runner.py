@@ -263,6 +263,9 @@ class ScriptRunner:
         """Turns of an LLM caller: hear the bot out, ask the model, say / press / hang up."""
         caller = LLMCaller(options)
         session = self.session
+        if session.clock.speed != 1:
+            reason = "an LLM caller at speed > 1: its thinking time is multiplied on the line"
+            self.recorder.event(session.line_ms, "warning", reason=reason)
         try:
             for _ in range(options.max_turns):
                 await self._wait_for_bot(WaitForBotStep(wait_for_bot=options.wait_for_bot))
