@@ -93,8 +93,11 @@ def test_a_wrong_prompt_and_a_broken_transfer_fail_with_their_reasons(tmp_path: 
     )  # fmt: skip
     if proc.returncode == 3:
         pytest.skip(f"inconclusive (the caller's clock fell behind):\n{proc.stdout}")
-    assert proc.returncode == 1, proc.stdout + proc.stderr
     lines = {line.split("  ")[0]: line for line in proc.stdout.splitlines()}
+    unjudged = [line for line in lines.values() if " inconclusive " in line]
+    if unjudged:  # a busy machine: the regression cannot be told from the overload
+        pytest.skip(f"inconclusive (the caller's clock fell behind): {unjudged}")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "FAIL" in lines["a person, please"]
     assert "dial: +15005550100: dial +15005550199" in lines["a person, please"]
     voice = lines["balance by voice over the menu"]
