@@ -26,9 +26,10 @@ Where the leaves live: ``config.ConfigError``; ``telephony.twilio.models.Malform
 ``speechserver.synth.SynthesisError``; ``recognition.models.RecognizerUnavailable`` /
 ``GrammarError`` and ``stt.deepgram.DeepgramError``; ``llm.types.LLMError`` / ``LLMTimeout``;
 ``dialog.flow_loader.FlowError``, ``dialog.runner.FlowRuntimeError``,
-``dialog.templates.TemplateRuntimeError``; ``sim.script.ScriptError``, ``sim.twiml.TwimlError``,
-``sim.voice.AudioFileError``, ``sim.session.CallEnded``; ``campaign.contacts.ContactsError``;
-``loadtest.processes.ProcessStartError``.
+``dialog.templates.TemplateRuntimeError``; ``sim.scenario.script.ScriptError``,
+``sim.twilio.twiml.TwimlError``, ``sim.scenario.voice.AudioFileError``,
+``sim.twilio.caller_side.CallEnded``, ``sim.twilio.relay.RelayError``; ``tester.dialing.DialError``;
+``campaign.contacts.ContactsError``; ``loadtest.processes.ProcessStartError``.
 
 ``CallEnding`` is not an error and not under the root: it is the signal ``hangup()`` and
 ``transfer()`` raise inside a dialog so no step runs after the end. It derives from

@@ -34,10 +34,11 @@ from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
 from ivr_bridge.errors import SimulationError
+from ivr_bridge.sim.scenario.call import finish_result
 from ivr_bridge.sim.scenario.hearing import BotTranscriber
 from ivr_bridge.sim.scenario.llm_caller import check_script as check_llm_caller
 from ivr_bridge.sim.scenario.recording import CallRecorder
-from ivr_bridge.sim.scenario.result import CallResult, check_expectations, timing_slack_ms
+from ivr_bridge.sim.scenario.result import CallResult
 from ivr_bridge.sim.scenario.runner import ScriptRunner, prepare_audio
 from ivr_bridge.sim.scenario.voice import synthesize_caller_speech
 from ivr_bridge.sim.twilio.clock import VirtualClock
@@ -243,30 +244,17 @@ async def _result(
         verdict = Verdict("error", target="the call was never answered (no stream came)")
     else:
         verdict = Verdict("hangup")  # the far end ended the call: all a caller can tell
-    recorder.event(recorder.line_end_ms, "verdict", kind=verdict.kind, target=verdict.target)
-    if transcriber is not None:
-        for utterance in recorder.utterances:
-            pcm = recorder.heard_pcm16(utterance.start_ms, utterance.end_ms)
-            utterance.text = (await transcriber(pcm, 8000)).strip()
-    recorder.finish()
-    result = CallResult(
+    return await finish_result(
+        recorder,
+        verdict,
+        served.stats,
         call_sid=served.call_sid,
         stream_sid="",
-        verdict=verdict,
-        recorder=recorder,
-        stats=served.stats,
         speed=1.0,
-        expectations=check_expectations(
-            scenario.script.expect,
-            verdict,
-            recorder,
-            served.stats,
-            slack_ms=timing_slack_ms(served.stats, 1.0),
-        ),
+        expect=scenario.script.expect,
+        transcriber=transcriber,
+        out_dir=out_dir,
     )
-    if out_dir is not None:
-        await asyncio.to_thread(result.write, out_dir)
-    return result
 
 
 @asynccontextmanager

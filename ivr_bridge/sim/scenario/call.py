@@ -22,12 +22,12 @@ from ivr_bridge.sim.scenario.llm_caller import check_script as check_llm_caller
 from ivr_bridge.sim.scenario.recording import CallRecorder
 from ivr_bridge.sim.scenario.result import CallResult, check_expectations, timing_slack_ms
 from ivr_bridge.sim.scenario.runner import ScriptRunner, prepare_audio
-from ivr_bridge.sim.scenario.script import CallerScript, ScriptError
+from ivr_bridge.sim.scenario.script import CallerScript, Expectations, ScriptError
 from ivr_bridge.sim.scenario.voice import CallerSpeech, synthesize_caller_speech
 from ivr_bridge.sim.twilio import protocol
 from ivr_bridge.sim.twilio.clock import VirtualClock
 from ivr_bridge.sim.twilio.line import LineConditions, speech_level
-from ivr_bridge.sim.twilio.session import StreamSession
+from ivr_bridge.sim.twilio.session import StreamSession, StreamStats
 from ivr_bridge.sim.twilio.signing import USER_AGENT, sign
 from ivr_bridge.sim.twilio.twiml import (
     StreamInstruction,
@@ -187,6 +187,33 @@ async def run_call(
                 )
     if line is not None:
         recorder.event(recorder.line_end_ms, "line", seed=seed, frames_lost=line.frames_lost)
+    return await finish_result(
+        recorder,
+        verdict,
+        stats,
+        call_sid=ids.call_sid,
+        stream_sid=ids.stream_sid,
+        speed=speed,
+        expect=script.expect,
+        transcriber=transcriber,
+        out_dir=out_dir,
+    )
+
+
+async def finish_result(
+    recorder: CallRecorder,
+    verdict: Verdict,
+    stats: StreamStats | None,
+    *,
+    call_sid: str,
+    stream_sid: str,
+    speed: float,
+    expect: Expectations,
+    transcriber: Transcriber | None,
+    out_dir: Path | None,
+) -> CallResult:
+    """A call that is over, judged: its utterances transcribed, its checks run, its files
+    written (any transport's call ends here)."""
     recorder.event(recorder.line_end_ms, "verdict", kind=verdict.kind, target=verdict.target)
     if transcriber is not None:
         for utterance in recorder.utterances:
@@ -194,14 +221,14 @@ async def run_call(
             utterance.text = (await transcriber(pcm, 8000)).strip()
     recorder.finish()
     result = CallResult(
-        call_sid=ids.call_sid,
-        stream_sid=ids.stream_sid,
+        call_sid=call_sid,
+        stream_sid=stream_sid,
         verdict=verdict,
         recorder=recorder,
         stats=stats,
         speed=speed,
         expectations=check_expectations(
-            script.expect, verdict, recorder, stats, slack_ms=timing_slack_ms(stats, speed)
+            expect, verdict, recorder, stats, slack_ms=timing_slack_ms(stats, speed)
         ),
     )
     if out_dir is not None:

@@ -23,7 +23,6 @@ import contextlib
 import json
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -31,8 +30,9 @@ from aiohttp import WSMsgType, web
 
 from ivr_bridge.audio.codec import ULAW_BYTES_PER_MS, rms_pcm16, ulaw_to_pcm16
 from ivr_bridge.sim.twilio import protocol
+from ivr_bridge.sim.twilio.caller_side import CallEnded, CallerSide
 from ivr_bridge.sim.twilio.clock import VirtualClock
-from ivr_bridge.sim.twilio.session import CallEnded, StreamStats
+from ivr_bridge.sim.twilio.session import StreamStats
 from ivr_bridge.sim.twilio.tap import VOICED_RMS, LineTap
 
 log = structlog.get_logger(__name__)
@@ -45,15 +45,6 @@ KeyPresser = Callable[[str], Awaitable[None]]
 """Redirects the call to play one digit and stream back (the REST update)."""
 
 
-@dataclass(slots=True)
-class _Segment:
-    ulaw: bytes
-    done: asyncio.Future[None]
-    offset: int = 0
-    start_ms: float | None = None
-    end_ms: float | None = None
-
-
 class _Heard:
     """What the runner asks of a playout buffer: Twilio plays the far end live, so nothing is
     ever buffered on our side, and "playing" means the last frame heard was speech."""
@@ -62,7 +53,7 @@ class _Heard:
     buffered_bytes = 0
 
 
-class ServedCall:
+class ServedCall(CallerSide):
     """One call the tester placed, across the streams Twilio opens for it."""
 
     def __init__(
@@ -74,6 +65,7 @@ class ServedCall:
         max_duration_ms: float,
         press_keys: KeyPresser | None = None,
     ) -> None:
+        super().__init__()
         self.call_sid = call_sid
         self.clock = clock
         self.recorder = recorder
@@ -94,8 +86,6 @@ class ServedCall:
         self._redirecting = False
         self._ending = False
         self._inbound: deque[bytes | None] = deque(maxlen=INBOUND_MAX_FRAMES)
-        self._segments: deque[_Segment] = deque()
-        self._waiters: list[asyncio.Future[None]] = []
         self._chunk = 0
 
     @property
@@ -103,18 +93,6 @@ class ServedCall:
         return self._ending
 
     # --- what the caller does (the runner's session interface) ---------------------------------
-
-    async def speak(self, ulaw: bytes) -> tuple[float, float]:
-        segment = _Segment(ulaw=ulaw, done=asyncio.get_running_loop().create_future())
-        self._segments.append(segment)
-        try:
-            await segment.done
-        except asyncio.CancelledError:
-            with contextlib.suppress(ValueError):
-                self._segments.remove(segment)
-            raise
-        assert segment.start_ms is not None and segment.end_ms is not None
-        return segment.start_ms, segment.end_ms
 
     async def press(self, digit: str) -> float:
         """Redirect the call to play ``digit``; returns the call time it was sent at."""
@@ -134,24 +112,6 @@ class ServedCall:
         self.recorder.event(at, "digit", digit=digit)
         await self.wait_for(self._attached.is_set, timeout_ms=15_000)
         return at
-
-    async def wait_for(
-        self, predicate: Callable[[], bool], timeout_ms: float | None = None
-    ) -> bool:
-        deadline = None if timeout_ms is None else self.line_ms + timeout_ms
-        while True:
-            if self._ending:
-                raise CallEnded
-            if predicate():
-                return True
-            if deadline is not None and self.line_ms >= deadline:
-                return False
-            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._waiters.append(future)
-            try:
-                await future
-            finally:
-                self._waiters.remove(future)
 
     async def hangup(self, reason: str = "caller") -> None:
         """Close our stream: ``<Connect>`` ends, and the call's TwiML has nothing after it."""
@@ -259,7 +219,7 @@ class ServedCall:
             t += protocol.FRAME_MS
             self.line_ms = t
             self._wake()
-        self._cancel_pending()
+        self._end_speaking()
 
     def _next_heard(self) -> bytes:
         while self._inbound:
@@ -271,19 +231,10 @@ class ServedCall:
 
     async def _send_caller_frame(self, t: float) -> bytes:
         ws = self._ws
-        if ws is None or not self._segments:
+        chunk = self._next_caller_chunk(t) if ws is not None else None
+        if ws is None or chunk is None:
             return b"\xff" * protocol.FRAME_BYTES
-        segment = self._segments[0]
-        if segment.start_ms is None:
-            segment.start_ms = t
-        chunk = segment.ulaw[segment.offset : segment.offset + protocol.FRAME_BYTES]
-        segment.offset += len(chunk)
-        if segment.offset >= len(segment.ulaw):
-            self._segments.popleft()
-            segment.end_ms = t + len(chunk) / ULAW_BYTES_PER_MS
-            if not segment.done.done():
-                segment.done.set_result(None)
-        frame = chunk.ljust(protocol.FRAME_BYTES, b"\xff")
+        frame = chunk
         self._chunk += 1
         message = {
             "event": "media",
@@ -296,15 +247,3 @@ class ServedCall:
         except (ConnectionResetError, RuntimeError):
             pass  # the stream is going; serve() notices
         return frame
-
-    def _wake(self) -> None:
-        for future in list(self._waiters):
-            if not future.done():
-                future.set_result(None)
-
-    def _cancel_pending(self) -> None:
-        for segment in self._segments:
-            if not segment.done.done():
-                segment.done.set_exception(CallEnded())
-        self._segments.clear()
-        self._wake()

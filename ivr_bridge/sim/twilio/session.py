@@ -28,29 +28,14 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from ivr_bridge.audio.codec import ULAW_BYTES_PER_MS
-from ivr_bridge.errors import SimulationError
 from ivr_bridge.sim.twilio import protocol
+from ivr_bridge.sim.twilio.caller_side import CallEnded, CallerSide
 from ivr_bridge.sim.twilio.clock import VirtualClock
 from ivr_bridge.sim.twilio.jitter import PlayoutBuffer, UnderrunCounter
 from ivr_bridge.sim.twilio.line import LineConditions
 from ivr_bridge.sim.twilio.tap import LineTap
 
 log = structlog.get_logger(__name__)
-
-
-class CallEnded(SimulationError):
-    """The stream ended while the caller was waiting for something."""
-
-
-@dataclass(slots=True)
-class _Segment:
-    """Caller audio being sent; the line fills in when it started and ended."""
-
-    ulaw: bytes
-    done: asyncio.Future[None]
-    offset: int = 0
-    start_ms: float | None = None
-    end_ms: float | None = None
 
 
 @dataclass(slots=True)
@@ -101,7 +86,7 @@ class CallerLine(Protocol):
     async def hangup(self, reason: str = "caller") -> None: ...
 
 
-class StreamSession:
+class StreamSession(CallerSide):
     def __init__(
         self,
         ws: ClientConnection,
@@ -139,11 +124,8 @@ class StreamSession:
         self._send_lock = asyncio.Lock()
         self._stop_sent = False
         self._ending = False
-        # Unbounded on purpose: the runner awaits each step, so these hold at most a few items,
-        # and a bounded deque would silently drop a step whose future then never resolves.
-        self._segments: deque[_Segment] = deque()
+        super().__init__()
         self._digits: deque[tuple[str, asyncio.Future[float]]] = deque()
-        self._waiters: list[asyncio.Future[None]] = []
         self._immediate: list[tuple[str, bool]] = []
         """Mark echoes decided on receipt (nothing buffered, or a clear), sent by the receiver."""
 
@@ -153,44 +135,11 @@ class StreamSession:
 
     # --- what the caller does ------------------------------------------------------------------
 
-    async def speak(self, ulaw: bytes) -> tuple[float, float]:
-        """Send caller audio at line rate; returns its (start, end) call time."""
-        segment = _Segment(ulaw=ulaw, done=asyncio.get_running_loop().create_future())
-        self._segments.append(segment)
-        try:
-            await segment.done
-        except asyncio.CancelledError:
-            with contextlib.suppress(ValueError):
-                self._segments.remove(segment)
-            raise
-        assert segment.start_ms is not None and segment.end_ms is not None
-        return segment.start_ms, segment.end_ms
-
     async def press(self, digit: str) -> float:
         """Send one DTMF digit with the next frame; returns its call time."""
         future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
         self._digits.append((digit, future))
         return await future
-
-    async def wait_for(
-        self, predicate: Callable[[], bool], timeout_ms: float | None = None
-    ) -> bool:
-        """Wait (in call time) until ``predicate`` holds; False on timeout, CallEnded if the
-        stream ends first. Checked after every line tick and every server message."""
-        deadline = None if timeout_ms is None else self.line_ms + timeout_ms
-        while True:
-            if self._ending:
-                raise CallEnded
-            if predicate():
-                return True
-            if deadline is not None and self.line_ms >= deadline:
-                return False
-            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._waiters.append(future)
-            try:
-                await future
-            finally:
-                self._waiters.remove(future)
 
     async def hangup(self, reason: str = "caller") -> None:
         """Send ``stop`` and close the socket, as Twilio does when the caller hangs up."""
@@ -306,20 +255,8 @@ class StreamSession:
         return True
 
     def _next_caller_frame(self, t: float) -> bytes:
-        size = protocol.FRAME_BYTES
-        if not self._segments:
-            return b"\xff" * size
-        segment = self._segments[0]
-        if segment.start_ms is None:
-            segment.start_ms = t
-        chunk = segment.ulaw[segment.offset : segment.offset + size]
-        segment.offset += len(chunk)
-        if segment.offset >= len(segment.ulaw):
-            self._segments.popleft()
-            segment.end_ms = t + len(chunk) / ULAW_BYTES_PER_MS
-            if not segment.done.done():
-                segment.done.set_result(None)
-        return chunk.ljust(size, b"\xff")
+        chunk = self._next_caller_chunk(t)
+        return b"\xff" * protocol.FRAME_BYTES if chunk is None else chunk
 
     async def _receive(self) -> None:
         try:
@@ -397,18 +334,9 @@ class StreamSession:
             self.stats.messages_sent += 1
             return True
 
-    def _wake(self) -> None:
-        for future in list(self._waiters):
-            if not future.done():
-                future.set_result(None)
-
     def _cancel_pending(self) -> None:
-        for segment in self._segments:
-            if not segment.done.done():
-                segment.done.set_exception(CallEnded())
         for _, future in self._digits:
             if not future.done():
                 future.set_exception(CallEnded())
-        self._segments.clear()
         self._digits.clear()
-        self._wake()
+        self._end_speaking()
