@@ -101,3 +101,14 @@ def test_a_failed_call_whose_caller_fell_far_behind_is_inconclusive() -> None:
     assert passed.status == "pass"
     failed.result.stats = StreamStats(max_tick_lag_ms=400.0)  # 100 ms real: a real failure
     assert failed.status == "fail"
+
+
+def test_a_failed_call_whose_branch_waited_long_on_speech_to_text_is_inconclusive() -> None:
+    failed = run(1, "fail")
+    assert failed.result is not None
+    failed.result.speed = 4.0
+    failed.result.recorder.event(900.0, "branch", decided_in_ms=5_200.0, taken="else")
+    assert failed.status == "fail"  # 1.3 s real: a person's pace, the agent is judged
+    failed.result.recorder.event(9_000.0, "branch", decided_in_ms=24_000.0, taken="else")
+    assert failed.status == "inconclusive"  # 6 s real: the tester's ears fell behind
+    assert "speech-to-text kept a branch waiting 6000 ms" in failed.reason()

@@ -152,12 +152,16 @@ class ScriptRunner:
     async def _branch(self, branch: IfBotSaid) -> list[Any]:
         """The steps to take: ``then`` when the bot's words since the caller's last turn match
         the phrase, else ``else``."""
+        began = self.session.line_ms
         text = await self._heard_since_last_turn()
         match = best_match(branch.phrase, text)
         taken = "then" if match.passes(branch.similarity) else "else"
         self.recorder.event(
             self.session.line_ms,
             "branch",
+            # Call time the caller's ears took (the line ran on): a person decides at once, so
+            # a long wait is the tester falling behind, not the agent (see the tester's runner).
+            decided_in_ms=self.session.line_ms - began,
             phrase=branch.phrase,
             heard=text[:200],
             score=match.score,
