@@ -94,7 +94,8 @@ def test_a_wrong_prompt_and_a_broken_transfer_fail_with_their_reasons(tmp_path: 
     if proc.returncode == 3:
         pytest.skip(f"inconclusive (the caller's clock fell behind):\n{proc.stdout}")
     lines = {line.split("  ")[0]: line for line in proc.stdout.splitlines()}
-    unjudged = [line for line in lines.values() if " inconclusive " in line]
+    regressed = ("a person, please", "balance by voice over the menu")
+    unjudged = [lines[name] for name in regressed if " inconclusive " in lines.get(name, "")]
     if unjudged:  # a busy machine: the regression cannot be told from the overload
         pytest.skip(f"inconclusive (the caller's clock fell behind): {unjudged}")
     assert proc.returncode == 1, proc.stdout + proc.stderr
