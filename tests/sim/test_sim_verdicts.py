@@ -82,3 +82,18 @@ async def test_a_failure_is_not_repeated() -> None:
 
     assert (await until_conclusive(run, 20)).status == "fail"
     assert speeds == [20]
+
+
+def test_the_keypad_path_is_the_keys_pressed_in_order() -> None:
+    expect = parse_script('steps: []\nexpect:\n  keys: "14#"\n').expect
+    recorder = CallRecorder()
+    for t, digit in ((1000, "1"), (3000, "4"), (3200, "#")):
+        recorder.event(t, "digit", digit=digit)
+    [keys, _] = check_expectations(expect, Verdict("hangup"), recorder, None)
+    assert keys.status == "pass" and keys.detail == "pressed 14#"
+    recorder.event(4000, "digit", digit="9")  # a branch that went another way
+    [keys, _] = check_expectations(expect, Verdict("hangup"), recorder, None)
+    assert keys.status == "fail" and keys.detail == "pressed 14#9"
+    none = parse_script('steps: []\nexpect:\n  keys: ""\n').expect
+    [keys, _] = check_expectations(none, Verdict("hangup"), CallRecorder(), None)
+    assert keys.status == "pass" and keys.name == "keys: (none)"

@@ -240,6 +240,15 @@ def check_expectations(
         )
     for text in expect.bot_said:
         results.append(_bot_said(text, recorder, expect.bot_said_similarity))
+    if expect.keys is not None:
+        pressed = "".join(str(e["digit"]) for e in recorder.events_of("digit"))
+        results.append(
+            ExpectationResult(
+                f"keys: {expect.keys or '(none)'}",
+                _status(pressed == expect.keys),
+                f"pressed {pressed or 'nothing'}",
+            )
+        )
     if expect.min_bot_utterances is not None:
         count = len(recorder.utterances)
         results.append(

@@ -242,6 +242,8 @@ class Expectations(_Model):
     """Each phrase must be close to something the caller heard (speech-to-text of the audio)."""
     bot_said_similarity: float = Field(default=DEFAULT_SIMILARITY, gt=0, le=1)
     """How close (0-1) a heard stretch must be; see :mod:`ivr_bridge.sim.scenario.matching`."""
+    keys: str | None = Field(default=None, pattern=r"^[0-9*#]*$")
+    """The keys the caller pressed, in order: the keypad path its branches took ("" = none)."""
     min_bot_utterances: int | None = Field(default=None, ge=0)
     max_turn_latency_ms: int | None = Field(default=None, gt=0)
     turn_latency_p50_ms: int | None = Field(default=None, gt=0)
