@@ -15,6 +15,7 @@ places, so rounds are sequential and ``--parallel`` bounds the campaign's concur
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 import tempfile
 import time
@@ -37,10 +38,12 @@ from ivr_bridge.sim.twilio_rest import (
     StandInCall,
     TwilioRestStandIn,
 )
+from ivr_bridge.tester.agent_command import run_command_agent
 from ivr_bridge.tester.runner import Progress, RunResult, ScenarioResult, SuiteResult
 from ivr_bridge.tester.suite import AnswerTarget, LoadedSuite, PlannedScenario
 
 CAMPAIGN = "suite"
+FINAL_STATUSES = ("completed", "busy", "no-answer", "failed")
 CALLER_ID = "+15005550006"
 RING_TIMEOUT_S = 15
 """How long the agent lets a number ring (the campaign's ``ring_timeout_s``)."""
@@ -93,20 +96,71 @@ async def _round(
     loaded: LoadedSuite,
 ) -> list[RunResult]:
     """One dialling run of the agent over every scenario's number."""
-    token, account = secrets.token_hex(16), "AC" + secrets.token_hex(16)
+    account, token = _credentials(target)
     personas = {s.number: _persona(s, index) for s in scenarios}
     began = time.monotonic()
+    standin = TwilioRestStandIn(
+        account_sid=account,
+        auth_token=token,
+        personas=lambda phone: personas.get(phone, Persona("busy")),
+        speed=scenarios[0].speed,
+        transcriber=transcriber,
+        out_dir=out_dir / f"round-{index}",
+    )
+    await standin.start()
+    try:
+        if target.agent == "command":
+            late, error = await run_command_agent(
+                standin, scenarios, target, cwd=loaded.path.parent
+            )
+            outcomes: dict[str, str | None] = {}
+        else:
+            late, outcomes = await _reminder_round(standin, scenarios, target, parallel, loaded)
+            error = None
+    finally:
+        await standin.close()
+    wall = time.monotonic() - began
+    runs = []
+    for scenario in scenarios:
+        calls = sorted(
+            (c for c in standin.calls.values() if c.to == scenario.number),
+            key=lambda c: c.created_mono,
+        )
+        run = _judge(scenario, index, calls, outcomes.get(scenario.number), wall)
+        if error is not None:
+            run.error = error
+        elif late and any(c.status not in FINAL_STATUSES for c in calls):
+            run.error = f"the agent's calls had not all ended after {target.timeout_s:g} s"
+        runs.append(run)
+    return runs
+
+
+def _credentials(target: AnswerTarget) -> tuple[str, str]:
+    """The stand-in's account: made up for our own agent; for a command, the environment's
+    (so an agent configured with them signs and checks requests as with Twilio), else made up
+    and handed to the command."""
+    made_up = ("AC" + secrets.token_hex(16), secrets.token_hex(16))
+    if target.agent != "command":
+        return made_up
+    return (
+        os.environ.get("TWILIO_ACCOUNT_SID") or made_up[0],
+        os.environ.get("TWILIO_AUTH_TOKEN") or made_up[1],
+    )
+
+
+async def _reminder_round(
+    standin: TwilioRestStandIn,
+    scenarios: list[PlannedScenario],
+    target: AnswerTarget,
+    parallel: int,
+    loaded: LoadedSuite,
+) -> tuple[bool, dict[str, str | None]]:
+    """Our bridge and a reminder campaign whose contacts are the scenarios, dialling the
+    stand-in; (whether it ran out of time, each number's first outcome)."""
+    account, token = standin.account_sid, standin.auth_token
     with tempfile.TemporaryDirectory(prefix="ivr-answer-") as folder:
         now = time.time()
         store = await CampaignStore.open(f"sqlite:///{Path(folder) / 'campaigns.db'}", now=now)
-        standin = TwilioRestStandIn(
-            account_sid=account,
-            auth_token=token,
-            personas=lambda phone: personas.get(phone, Persona("busy")),
-            speed=scenarios[0].speed,
-            transcriber=transcriber,
-            out_dir=out_dir / f"round-{index}",
-        )
         bridge = dialer = None
         try:
             settings = load_settings(
@@ -120,7 +174,6 @@ async def _round(
                 flows_dir=loaded.flows_dir,  # the reminder's words: reminders/<script>.yaml
             )
             bridge = await start_bridge(settings, campaigns=store)
-            await standin.start()
             dialer = TwilioDialer(
                 account, token, public_url=bridge.base_url, api_base_url=standin.base_url
             )
@@ -133,25 +186,10 @@ async def _round(
         finally:
             if dialer is not None:
                 await dialer.close()
-            await standin.close()
             if bridge is not None:
                 await bridge.stop()
             await store.close()
-    wall = time.monotonic() - began
-    outcomes = {r["phone"]: r["outcome"] for r in rows if r["number"] == 1}
-    runs = []
-    for scenario in scenarios:
-        calls = sorted(
-            (c for c in standin.calls.values() if c.to == scenario.number),
-            key=lambda c: c.created_mono,
-        )
-        run = _judge(scenario, index, calls, outcomes.get(scenario.number), wall)
-        if late and any(
-            c.status not in ("completed", "busy", "no-answer", "failed") for c in calls
-        ):
-            run.error = f"the agent's calls had not all ended after {target.timeout_s:g} s"
-        runs.append(run)
-    return runs
+    return late, {r["phone"]: r["outcome"] for r in rows if r["number"] == 1}
 
 
 def _persona(scenario: PlannedScenario, index: int) -> Persona:

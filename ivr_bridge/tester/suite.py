@@ -55,9 +55,14 @@ class _Model(BaseModel):
 class AnswerTarget(_Model):
     """An outbound agent that dials the scenarios: today our own reminder campaigns."""
 
-    agent: Literal["reminder"] = "reminder"
+    agent: Literal["reminder", "command"] = "reminder"
     """``reminder``: the tester runs our bridge and a campaign whose contacts are the
-    scenarios' numbers, dialling through the stand-in."""
+    scenarios' numbers, dialling through the stand-in; ``command``: any agent that dials the
+    Calls API, started by ``command`` with the stand-in's URL in ``TWILIO_API_BASE_URL``."""
+    command: str | None = None
+    """``agent: command``: a shell command (run in the suite's folder) that places the calls;
+    it gets ``TWILIO_API_BASE_URL``, ``TWILIO_ACCOUNT_SID``, ``TWILIO_AUTH_TOKEN``,
+    ``IVR_TEST_NUMBERS`` (comma-separated) and ``IVR_TEST_CONTACTS`` (JSON: number, name)."""
     business: str = Field(default="Elm Street Clinic", min_length=1, max_length=80)
     """Who the reminder speaks for."""
     callback_number: str = Field(default="+13125550199", pattern=E164)
@@ -69,6 +74,12 @@ class AnswerTarget(_Model):
     """Calls per second the campaign dials at."""
     timeout_s: float = Field(default=180, gt=0)
     """The whole run: every first call placed and ended by then, or the rest fail."""
+
+    @model_validator(mode="after")
+    def _command_for_command(self) -> AnswerTarget:
+        if (self.agent == "command") != (self.command is not None):
+            raise ValueError("agent: command needs command: (and only it takes one)")
+        return self
 
 
 class Answer(_Model):
@@ -319,6 +330,10 @@ def _answering(planned: list[PlannedScenario]) -> list[str]:
         return ["an answer target cannot share a suite with calls the tester places"]
     if len(agents) > 1:
         return ["every scenario of an answer suite answers the same agent (one target: answer:)"]
+    [agent] = agents
+    assert agent is not None
+    if agent.agent == "command" and any(s.answer and s.answer.outcome for s in planned):
+        return ["outcome: is read from our reminder campaign's records; a command agent has none"]
     seen: dict[str, str] = {}
     problems = []
     for s in planned:
