@@ -12,6 +12,7 @@ local server such as Ollama or llama.cpp).
 
 from __future__ import annotations
 
+import asyncio
 import os
 from dataclasses import dataclass
 
@@ -138,21 +139,34 @@ class LLMCaller:
         )
 
     async def next_move(self, heard: str) -> Move:
-        """Tell the model what the agent said; return what the caller does (LLMError as is)."""
+        """Tell the model what the agent said; return what the caller does. A provider's error,
+        or no whole reply within ``timeout_s``, is an LLMError."""
         self.history.append(UserMessage(heard.strip() or SILENCE))
         self.requests += 1
         text: list[str] = []
         calls: list[ToolCall] = []
-        async for event in self.provider.stream(self.request()):
-            if isinstance(event, TextDelta):
-                text.append(event.text)
-            elif isinstance(event, ToolCallComplete):
-                calls.append(event.call)
+        limit = self.options.timeout_s
+        try:
+            async with asyncio.timeout(limit):  # a reply trickling in counts as no reply
+                async for event in self.provider.stream(self.request()):
+                    if isinstance(event, TextDelta):
+                        text.append(event.text)
+                    elif isinstance(event, ToolCallComplete):
+                        calls.append(event.call)
+        except TimeoutError:
+            why = f"no whole reply within {limit:g} s"
+            raise LLMError("timeout", why, retryable=True) from None
         said = " ".join("".join(text).split())
         self.history.append(AssistantMessage(said, tuple(calls)))
         for call in calls:  # every tool call answered, as the chat APIs require
             self.history.append(ToolResultMessage(call.id, call.name, '{"ok": true}'))
         return move_from(said, calls)
+
+    def explain(self, error: LLMError) -> str:
+        """The error as a call's event shows it, with what to check when it is the key."""
+        if error.kind == "auth":
+            return f"{error} (check {self.options.api_key_env})"
+        return str(error)
 
     async def close(self) -> None:
         await self.provider.close()

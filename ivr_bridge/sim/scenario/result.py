@@ -166,7 +166,9 @@ class CallResult:
             kind = "caller" + (" (barge-in)" if t.barge_in else "")
             rows.append((_ms(t.start_ms), kind, f"{t.kind}: {t.detail}  → bot after {latency}"))
         for e in self.events:
-            if e["event"] in ("clear", "protocol_error", "wait_timeout", "warning"):
+            if e["event"] == "llm_turn":  # what the model chose (the turns show what was sent)
+                rows.append((_ms(e["t_ms"]), "llm", _llm_move(e)))
+            elif e["event"] in _SHOWN_EVENTS:
                 detail = ", ".join(f"{k}={v}" for k, v in e.items() if k not in ("t_ms", "event"))
                 rows.append((_ms(e["t_ms"]), e["event"], detail))
         rows.sort(key=lambda r: float(r[0].rstrip(" s")))
@@ -197,6 +199,15 @@ class CallResult:
 
 
 _SHOWN: dict[str, str] = {"pass": "pass", "fail": "FAIL", "inconclusive": "inconclusive"}
+_SHOWN_EVENTS = ("clear", "protocol_error", "wait_timeout", "warning", "llm_error", "llm_gave_up")
+
+
+def _llm_move(event: dict[str, Any]) -> str:
+    """An LLM caller's turn in a few words: what it said, pressed, whether it hung up."""
+    move = [f"said {event['said']!r}"] if event.get("said") else []
+    move += [f"pressed {event['keys']}"] if event.get("keys") else []
+    move += ["hung up"] if event.get("hang_up") else []
+    return "; ".join(move) or "did nothing"
 
 
 def _ms(t_ms: float) -> str:
@@ -225,6 +236,11 @@ def check_expectations(
 ) -> list[ExpectationResult]:
     """Evaluate what the script says the call must show."""
     results: list[ExpectationResult] = []
+    for error in recorder.events_of("llm_error")[:1]:
+        # An LLM caller whose model failed hung up early: whatever else this call shows, it is
+        # not what the agent would have done with the rest of the conversation.
+        why = f"the caller's model failed, so the caller hung up: {error['error']}"
+        results.append(ExpectationResult("LLM caller answered", "inconclusive", why))
     ended = expect.ended or ("dial" if expect.dial is not None else None)
     if ended is not None:
         kind, how = ending(verdict, recorder)
