@@ -63,9 +63,11 @@ async def run_command_agent(
         async with asyncio.timeout(target.timeout_s):
             output, _ = await process.communicate()
     except TimeoutError:
-        process.kill()
-        await process.wait()
         return True, f"the agent command was still running after {target.timeout_s:g} s"
+    finally:
+        if process.returncode is None:  # out of time, or the run was cancelled (Ctrl-C)
+            process.kill()
+            await process.wait()
     if process.returncode != 0:
         tail = output.decode(errors="replace")[-OUTPUT_TAIL:].strip()
         return False, f"the agent command exited {process.returncode}: {tail}"

@@ -84,8 +84,9 @@ class CallRecorder:
     def events_of(self, kind: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e["event"] == kind]
 
-    def frame(self, t_ms: float, caller_ulaw: bytes, heard_ulaw: bytes, bot_bytes: int) -> None:
-        """One 20 ms tick starting at ``t_ms``: what the caller sent and what it heard."""
+    def frame(self, t_ms: float, caller_ulaw: bytes, heard_ulaw: bytes, bot_bytes: int) -> bool:
+        """One 20 ms tick starting at ``t_ms``: what the caller sent and what it heard; True
+        when the bot was heard speaking (the one voicing test per frame)."""
         start = int(t_ms * ULAW_BYTES_PER_MS)
         for channel in (self.caller_audio, self.heard_audio):
             if len(channel) < start:
@@ -96,7 +97,7 @@ class CallRecorder:
         self.line_end_ms = t_ms + frame_ms
         voiced = bot_bytes > 0 and rms_pcm16(ulaw_to_pcm16(heard_ulaw[:bot_bytes])) >= VOICED_RMS
         if not voiced:
-            return
+            return False
         self.last_voiced_end_ms = t_ms + frame_ms
         current = self._current
         if current is not None and t_ms - current.end_ms <= self.utterance_gap_ms:
@@ -104,6 +105,7 @@ class CallRecorder:
         else:
             self._current = Utterance(start_ms=t_ms, end_ms=t_ms + frame_ms)
             self.utterances.append(self._current)
+        return True
 
     def cleared(self) -> None:
         """A ``clear`` ends the bot utterance being heard, as interrupted."""

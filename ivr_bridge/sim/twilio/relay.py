@@ -200,9 +200,13 @@ class RelayedCall:
                 await self.app.send(protocol.dtmf(digit))
                 self.digits_played.append(digit)
             await asyncio.sleep(DIGIT_MS / 1000 / self.clock.speed)
-        self.caller = await self._open("caller", stream, self.call_sid)
+        leg = await self._open("caller", stream, self.call_sid)
         self._redirecting = False
-        self._spawn(self._receive(self.caller))
+        if self._done.is_set():  # the call ended while the digits played: nothing to stream
+            await leg.stop()
+            return
+        self.caller = leg
+        self._spawn(self._receive(leg))
 
     # --- legs ----------------------------------------------------------------------------------
 

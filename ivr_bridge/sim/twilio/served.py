@@ -28,12 +28,12 @@ from typing import Any
 import structlog
 from aiohttp import WSMsgType, web
 
-from ivr_bridge.audio.codec import ULAW_BYTES_PER_MS, rms_pcm16, ulaw_to_pcm16
+from ivr_bridge.audio.codec import ULAW_BYTES_PER_MS
 from ivr_bridge.sim.twilio import protocol
 from ivr_bridge.sim.twilio.caller_side import CallEnded, CallerSide
 from ivr_bridge.sim.twilio.clock import VirtualClock
 from ivr_bridge.sim.twilio.session import StreamStats
-from ivr_bridge.sim.twilio.tap import VOICED_RMS, LineTap
+from ivr_bridge.sim.twilio.tap import LineTap
 
 log = structlog.get_logger(__name__)
 
@@ -208,14 +208,13 @@ class ServedCall(CallerSide):
                 return
             heard = self._next_heard()
             caller = await self._send_caller_frame(t)
-            voiced = bool(heard) and rms_pcm16(ulaw_to_pcm16(heard)) >= VOICED_RMS
+            frame = heard[: protocol.FRAME_BYTES].ljust(protocol.FRAME_BYTES, b"\xff")
+            voiced = self.recorder.frame(t, caller, frame, len(heard))
             self.buffer.playing = voiced
             if voiced:
                 self.bot_frames_heard += 1
                 self.stats.bot_bytes_heard += len(heard)
                 self.last_bot_frame_end_ms = t + len(heard) / ULAW_BYTES_PER_MS
-            frame = heard[: protocol.FRAME_BYTES].ljust(protocol.FRAME_BYTES, b"\xff")
-            self.recorder.frame(t, caller, frame, len(heard))
             t += protocol.FRAME_MS
             self.line_ms = t
             self._wake()

@@ -16,9 +16,9 @@ VOICED_RMS = 64
 class LineTap(Protocol):
     utterance_gap_ms: float
 
-    def frame(self, t_ms: float, caller_ulaw: bytes, heard_ulaw: bytes, bot_bytes: int) -> None:
+    def frame(self, t_ms: float, caller_ulaw: bytes, heard_ulaw: bytes, bot_bytes: int) -> bool:
         """One 20 ms tick at ``t_ms``: what the caller sent and heard (``bot_bytes`` of it
-        came from the far end)."""
+        came from the far end); True when the far end was heard speaking (voiced)."""
 
     def event(self, t_ms: float, kind: str, /, **fields: Any) -> object: ...
 
