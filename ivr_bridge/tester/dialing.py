@@ -165,7 +165,8 @@ class Dialler:
             async with asyncio.timeout(target.time_limit_s + START_WAIT_S):
                 await served.run()
         except TimeoutError:
-            recorder.event(served.line_ms, "warning", reason="the call did not end in time")
+            why = "the call did not end in time" if served.streams else "nobody answered"
+            recorder.event(served.line_ms, "warning", reason=why)
         finally:
             runner.cancel()
             await asyncio.gather(runner, return_exceptions=True)
