@@ -113,6 +113,12 @@ class Settings(BaseSettings):
     control_token: SecretStr | None = None
     """Bearer token for ``POST /calls/{CallSid}/control`` (hang up or transfer a live call,
     report an answering machine). Unset: the route is off."""
+    redis_url: str | None = None
+    """Shared state for several replicas (``redis://host:6379/0``): call outcomes, the live-call
+    registry (an event posted to one replica reaches the call on another) and the dial pace.
+    Unset: kept in this process's memory (one replica)."""
+    workers: int | None = Field(default=None, ge=1, le=256)
+    """``ivr-bridge serve``: processes sharing the port (SO_REUSEPORT). Unset: one per core."""
 
     @field_validator("public_url")
     @classmethod
@@ -138,6 +144,17 @@ class Settings(BaseSettings):
             raise ValueError(
                 "must be at least 16 characters (it ends and transfers live calls); "
                 "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError(
+                "must be a Redis URL such as redis://127.0.0.1:6379/0 (rediss:// for TLS)"
             )
         return value
 
