@@ -148,6 +148,12 @@ class BridgeMetrics:
             ["reason"],
             registry=r,
         )
+        self.shared_state_up = Gauge(
+            "ivr_shared_state_up",
+            "1 while the replicas' shared state (IVR_REDIS_URL) answers, 0 while it is away "
+            "(absent: state kept in this process)",
+            registry=r,
+        )
         self.control_requests = Counter(
             "ivr_control_requests_total",
             "Requests to the control route, by result",
