@@ -16,6 +16,7 @@ nothing from the project, so every layer can use it.
     ├── LLMError                       a model request failed (``ivr_bridge.llm.types``)
     ├── DialogError                    a flow file is broken (file:line) or failed at run time
     ├── CampaignError                  an outbound campaign cannot go on (contacts: file:line)
+    ├── SharedStateError               the replicas' shared state (Redis) cannot be reached
     ├── SimulationError                the simulated caller cannot go on (bad script, TwiML, audio)
     └── LoadTestError                  the load test could not run
 
@@ -87,6 +88,11 @@ class DialogError(IvrBridgeError):
 class CampaignError(IvrBridgeError):
     """An outbound campaign cannot go on: a contacts file (``file:line: problem``), a schedule
     or calling hours that cannot work."""
+
+
+class SharedStateError(IvrBridgeError):
+    """The shared state several replicas use (``IVR_REDIS_URL``) cannot be reached or refused
+    an operation; calls in progress go on, each on its own replica."""
 
 
 class SimulationError(IvrBridgeError):

@@ -18,6 +18,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -48,6 +49,13 @@ PACE_MARGIN = 0.05
 arriving 976 ms apart at 1 CPS were measured when spaced exactly 1 s."""
 
 
+class DialPacer(Protocol):
+    async def reserve_dial_slot(self, account: str, *, cps: float, now: float) -> float:
+        """The instant a dial may be sent (``now`` or later), at most ``cps`` a second for the
+        account across everyone sharing this pacer."""
+        ...
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -65,10 +73,13 @@ class Dispatcher:
         reconcile_every_s: float = RECONCILE_EVERY_S,
         claim_grace_s: float = CLAIM_GRACE_S,
         live_grace_s: float | None = None,
+        pacer: DialPacer | None = None,
     ) -> None:
         """``live_grace_s``: how long after dialling a call with no final status is looked up
-        (None: its ring timeout + time limit + ``LIVE_MARGIN_S``)."""
+        (None: its ring timeout + time limit + ``LIVE_MARGIN_S``); ``pacer``: who spaces the
+        dials (None: the campaign database, shared by every dispatcher on it)."""
         self.store = store
+        self.pacer: DialPacer = pacer or store
         self.reconcile_every_s = reconcile_every_s
         self.claim_grace_s = claim_grace_s
         self.live_grace_s = live_grace_s
@@ -172,7 +183,7 @@ class Dispatcher:
         return len(claimed)
 
     async def _dial(self, attempt: Claimed) -> None:
-        slot = await self.store.reserve_dial_slot(
+        slot = await self.pacer.reserve_dial_slot(
             self.account, cps=self.cps / (1 + PACE_MARGIN), now=self.clock()
         )
         wait = slot - self.clock()

@@ -12,7 +12,6 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ivr_bridge.call.app import AppFactory
-from ivr_bridge.call.outcomes import MemoryOutcomeStore
 from ivr_bridge.call.registry import HangUpNow
 from ivr_bridge.campaign.script import load_scripts
 from ivr_bridge.campaign.store import CampaignStore
@@ -30,6 +29,7 @@ from ivr_bridge.server.loop_lag import loop_lag_probe_ctx
 from ivr_bridge.server.media_stream import media_stream
 from ivr_bridge.server.outbound import open_campaigns, start_dialling
 from ivr_bridge.server.readiness import SpeechPathHealth
+from ivr_bridge.server.shared_state import open_shared_state
 from ivr_bridge.server.state import STATE, WEBHOOK_MAX_BYTES, BridgeState
 from ivr_bridge.server.stream_tokens import StreamTokens, derive_key
 from ivr_bridge.server.twilio_webhooks import (
@@ -177,6 +177,8 @@ class RunningBridge:
                 task.cancel()
             await asyncio.gather(*lingering, return_exceptions=True)
         await self.runner.cleanup()
+        if self.state.shared is not None:
+            await self.state.shared.close()
         if self.speech_server is not None:
             await self.speech_server.stop()  # type: ignore[attr-defined]
 
@@ -249,10 +251,13 @@ async def start_bridge(
         metrics.speech_sessions_open.inc()
         return session
 
+    shared = await open_shared_state(settings, metrics)  # Redis when IVR_REDIS_URL is set
     state = BridgeState(
         settings=settings,
         signatures=TwilioSignatureChecker(None, "http://placeholder"),
-        outcomes=MemoryOutcomeStore(ttl_s=settings.outcome_ttl_s),
+        outcomes=shared.outcomes,
+        calls=shared.calls,
+        shared=shared,
         metrics=metrics,
         open_speech=open_speech,
         default_flow=flows[settings.flow],
@@ -321,7 +326,11 @@ async def serve(settings: Settings) -> None:
     try:
         if campaigns is not None and settings.dispatcher:
             dialling = start_dialling(
-                settings, campaigns, bridge.state.public_url, bridge.state.metrics
+                settings,
+                campaigns,
+                bridge.state.public_url,
+                bridge.state.metrics,
+                pacer=bridge.state.shared.pacer(campaigns) if bridge.state.shared else None,
             )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

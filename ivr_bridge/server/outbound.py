@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import structlog
 
 from ivr_bridge.campaign.dialer import TwilioDialer
-from ivr_bridge.campaign.dispatcher import Dispatcher
+from ivr_bridge.campaign.dispatcher import DialPacer, Dispatcher
 from ivr_bridge.campaign.store import CampaignStore
 from ivr_bridge.config import ConfigError, Settings
 from ivr_bridge.metrics import BridgeMetrics
@@ -49,6 +49,8 @@ def start_dialling(
     store: CampaignStore,
     public_url: str,
     metrics: BridgeMetrics | None = None,
+    *,
+    pacer: DialPacer | None = None,
 ) -> Dialling:
     missing = [
         name
@@ -81,6 +83,7 @@ def start_dialling(
         reconcile_every_s=settings.reconcile_every_s,
         claim_grace_s=settings.claim_grace_s,
         live_grace_s=settings.live_grace_s,
+        pacer=pacer,
         on_result=(lambda r: metrics.campaign_dials.labels(result=r).inc()) if metrics else None,
     )
     task = asyncio.create_task(dispatcher.run(), name="campaign-dispatcher")

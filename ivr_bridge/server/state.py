@@ -25,6 +25,7 @@ from ivr_bridge.dialog.flow_app import FLOW_APP, flow_app_factory
 from ivr_bridge.metrics import BridgeMetrics
 from ivr_bridge.server.campaign_metrics import CampaignMetrics
 from ivr_bridge.server.readiness import SpeechPathHealth
+from ivr_bridge.server.shared_state import SharedState
 from ivr_bridge.server.stream_tokens import StreamTokens
 from ivr_bridge.speech.session import SpeechSession
 from ivr_bridge.telephony.twilio.signature import TwilioSignatureChecker
@@ -57,6 +58,9 @@ class BridgeState:
     finished on its own, bounded, cancelled at shutdown."""
     calls: CallRegistry = field(default_factory=MemoryCallRegistry)
     """Live calls by CallSid, for events from outside their socket (the control route)."""
+    shared: SharedState | None = None
+    """What this replica shares with the others (closed when the bridge stops); None: a
+    state built by hand (tests)."""
     speech_health: SpeechPathHealth | None = None
     """Whether the speech path is up (``/readyz``); None: not tracked."""
     apps: AppRegistry = field(init=False)

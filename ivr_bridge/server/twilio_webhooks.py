@@ -13,7 +13,6 @@ import structlog
 from aiohttp import web
 
 from ivr_bridge.call.app import AppUnavailable
-from ivr_bridge.call.outcomes import HANGUP
 from ivr_bridge.server.state import STATE, WEBHOOK_MAX_BYTES, BridgeState
 from ivr_bridge.server.stream_tokens import TOKEN_PARAMETER
 from ivr_bridge.telephony.twilio import twiml
@@ -28,6 +27,9 @@ SIGNATURE_HEADER = "X-Twilio-Signature"
 TWIML_TYPE = "application/xml"
 BODY_READ_S = 5.0
 TRANSFER_FAILED = "Sorry, we could not connect your call. Please call again later. Goodbye."
+LOST_CALL = "Sorry, we lost track of your call. Please call again. Goodbye."
+"""Said when Twilio asks what to do after a stream and no replica knows: the stream broke (its
+replica died) or the outcome could not be stored."""
 PASSED_THROUGH = ("From", "To", "Direction")
 """Webhook form fields handed to the stream as ``<Parameter>``s (they are not in ``start``)."""
 
@@ -112,8 +114,12 @@ async def after_stream_webhook(request: web.Request) -> web.Response:
     call_sid = params.get("CallSid", "")
     outcome = await state.outcomes.take(call_sid)
     if outcome is None:
-        log.warning("no outcome recorded for call; hanging up", call_sid=call_sid)
-        outcome = HANGUP
+        log.warning(
+            "no outcome recorded for the call (its stream broke, or its replica could not "
+            "store it): apologising and hanging up",
+            call_sid=call_sid,
+        )
+        return _twiml_response(twiml.say_and_hangup(LOST_CALL))
     log.info("after-stream", call_sid=call_sid, action=outcome.action, number=outcome.number)
     if outcome.action == "dial" and outcome.number:
         try:
