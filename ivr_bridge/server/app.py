@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -63,7 +64,12 @@ PLACEHOLDER_KEY = "ivr-bridge-no-key"
 async def healthz(request: web.Request) -> web.Response:
     state = request.app[STATE]
     return web.json_response(
-        {"status": "draining" if state.draining else "ok", "active_calls": len(state.active_calls)}
+        {
+            "status": "draining" if state.draining else "ok",
+            "active_calls": len(state.active_calls),
+            "pid": os.getpid(),
+            "replica": state.shared.replica if state.shared is not None else None,
+        }
     )
 
 

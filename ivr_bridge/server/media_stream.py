@@ -28,7 +28,7 @@ from ivr_bridge.call.transcripts import BotLine
 from ivr_bridge.dialog.reminder import ATTEMPT_PARAMETER
 from ivr_bridge.metrics import speech_error_label
 from ivr_bridge.server.state import STATE, BridgeState
-from ivr_bridge.server.stream_tokens import TOKEN_PARAMETER
+from ivr_bridge.server.stream_tokens import TOKEN_PARAMETER, TOKEN_TTL_S
 from ivr_bridge.server.twilio_webhooks import SIGNATURE_HEADER
 from ivr_bridge.speech.recovering import RecoveringSpeech
 from ivr_bridge.speech.session import SpeechSession, SpeechSessionError
@@ -221,7 +221,15 @@ class MediaStream:
             self._early.append(event)
 
     async def _run_call(self, call: CallDetails, started_at: float) -> None:
-        calls = self._state.calls
+        state = self._state
+        if (
+            state.stream_tokens.enforced
+            and state.shared is not None
+            and not await state.shared.first_start(call.call_sid, TOKEN_TTL_S)
+        ):  # this replica had not seen the start, another one had
+            await self._refuse("replayed_start")
+            return
+        calls = state.calls
         await calls.register(call.call_sid, self)
         if self._state.final_words is not None:  # a drain is ending: this call ends at once
             self.on_event(HangUpNow("shutdown", self._state.final_words))

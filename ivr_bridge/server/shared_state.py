@@ -14,6 +14,7 @@ from ivr_bridge.call.outcomes import MemoryOutcomeStore, OutcomeStore
 from ivr_bridge.call.registry import CallRegistry, MemoryCallRegistry
 from ivr_bridge.campaign.dispatcher import DialPacer
 from ivr_bridge.config import Settings
+from ivr_bridge.errors import SharedStateError
 from ivr_bridge.metrics import BridgeMetrics
 from ivr_bridge.stores.redis_client import SharedRedis
 from ivr_bridge.stores.redis_outcomes import RedisOutcomeStore
@@ -33,6 +34,23 @@ class SharedState:
     def pacer(self, fallback: DialPacer) -> DialPacer:
         """Who spaces this replica's dials: Redis when shared, else the campaign database."""
         return fallback if self.redis is None else RedisDialPacer(self.redis, fallback)
+
+    async def first_start(self, call_sid: str, within_s: float) -> bool:
+        """False when another replica already started a stream for this call in the last
+        ``within_s`` (a replayed ``start``; each replica refuses its own replays itself)."""
+        if self.redis is None:
+            return True
+        client = self.redis.client
+        try:
+            fresh = await self.redis.run(
+                "claim stream start",
+                lambda: client.set(
+                    f"ivr:started:{call_sid}", self.replica, nx=True, ex=max(1, int(within_s))
+                ),
+            )
+        except SharedStateError:
+            return True  # this replica's own check passed; Redis cannot say more now
+        return bool(fresh)
 
     async def close(self) -> None:
         if self.registry is not None:
