@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 # files at once halve the wall time; each file stays on one worker (its fixtures are shared).
 TEST_WORKERS ?= 2
 
-.PHONY: demo demo-campaign test lint install clean serve browser
+.PHONY: demo demo-campaign test lint install clean serve browser proxy
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,14 @@ browser:
 	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; } \
 	  || echo "note: no chromium; the report's browser test will skip (apt-get install chromium)"
 
+# The replica tests run three bridges behind Debian's nginx (round robin, WebSocket upgrade);
+# installed when missing and this is root on a Debian machine (elsewhere those tests say how).
+proxy:
+	@command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || { [ "$$(id -u)" = 0 ] \
+	  && command -v apt-get >/dev/null 2>&1 \
+	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx-light >/dev/null; } \
+	  || echo "note: no nginx; the replica tests will fail (apt-get install nginx-light)"
+
 demo: $(STAMP)
 	$(BIN)/ivr-bridge demo --out demo-out
 
@@ -39,7 +47,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/mypy ivr_bridge
 
-test: $(STAMP) browser
+test: $(STAMP) browser proxy
 	$(BIN)/ruff check ivr_bridge tests benchmarks
 	$(BIN)/lint-imports
 	$(BIN)/mypy ivr_bridge
