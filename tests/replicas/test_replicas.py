@@ -10,6 +10,7 @@ the speech server, nginx, redis-server, and the simulated Twilio caller.
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,8 @@ import pytest
 
 from ivr_bridge.server.twilio_webhooks import LOST_CALL
 from ivr_bridge.sim import CallResult, parse_script, run_call
+from ivr_bridge.telephony.twilio.signature import sign_request, websocket_url
+from tests.e2e.twilio_peer import connected, start
 from tests.replicas.cluster import AUTH_TOKEN, CONTROL_TOKEN, SUPPORT_NUMBER, Cluster, Replica
 from tests.stores.redis_server import RedisProcess
 
@@ -171,3 +174,27 @@ async def test_a_killed_replica_ends_only_its_own_calls(cluster: Cluster) -> Non
         assert await post_transfer(live, call_sid, "+14155550199") == 202
         result = await asyncio.wait_for(call, 60)
         assert result.verdict.kind == "dial" and result.verdict.target == "+14155550199"
+
+
+async def test_a_start_replayed_to_another_replica_is_refused(cluster: Cluster) -> None:
+    """A captured ``start`` (valid token, valid upgrade signature) sent again to a replica that
+    has not seen it: Redis remembers the first, so the copy is closed as not a call."""
+    call_sid = new_sid()
+    first, second = cluster.replicas[0], cluster.replicas[1]
+    frame = start({"flow": "welcome.yaml"}, call_sid=call_sid, auth_token=AUTH_TOKEN)
+    # Signed for the public URL, as Twilio signs it: nginx's address, not the replica's.
+    public = websocket_url(cluster.url, "/twilio/media")
+    headers = {"X-Twilio-Signature": sign_request(AUTH_TOKEN, public)}
+    async with aiohttp.ClientSession() as http:
+        original = await http.ws_connect(websocket_url(first.url, "/twilio/media"), headers=headers)
+        await original.send_str(connected())
+        await original.send_str(frame)
+        assert json.loads((await original.receive(timeout=30)).data)["event"] == "media"
+        replay = await http.ws_connect(websocket_url(second.url, "/twilio/media"), headers=headers)
+        await replay.send_str(connected())
+        await replay.send_str(frame)
+        closing = await replay.receive(timeout=30)
+        assert closing.type == aiohttp.WSMsgType.CLOSE, closing
+        assert replay.close_code == aiohttp.WSCloseCode.POLICY_VIOLATION
+        assert closing.extra == "replayed_start"
+        await original.close()
