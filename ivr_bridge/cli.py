@@ -20,11 +20,27 @@ def _serve(args: argparse.Namespace) -> int:
         overrides["host"] = args.host
     if args.port is not None:
         overrides["port"] = args.port
+    if args.workers is not None:
+        overrides["workers"] = args.workers
     settings = load_settings(**overrides)
     configure_logging(settings.log_format, settings.log_level)
-    from ivr_bridge.server.app import serve
+    import os
 
-    asyncio.run(serve(settings))
+    from ivr_bridge.server.app import serve
+    from ivr_bridge.server.workers import WORKER_INDEX_ENV, run_workers, worker_count
+
+    index = os.environ.get(WORKER_INDEX_ENV)
+    if index is not None:  # one of several workers started by `serve --workers N`
+        import structlog
+
+        structlog.contextvars.bind_contextvars(worker=int(index))
+        asyncio.run(serve(settings, reuse_port=True, dial=index == "0"))
+        return 0
+    count = worker_count(settings)
+    if count == 1:
+        asyncio.run(serve(settings))
+    else:
+        run_workers(settings, count)
     return 0
 
 
@@ -94,6 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="answer Twilio calls (settings from the environment)")
     serve.add_argument("--host", help="interface to listen on (IVR_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (IVR_PORT, default 8080)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="processes sharing the port (IVR_WORKERS; default: one per core with IVR_REDIS_URL, "
+        "else 1)",
+    )
     serve.set_defaults(func=_serve)
 
     speech = sub.add_parser("speech-server", help="run the LMNT-compatible speech server")

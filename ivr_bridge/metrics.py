@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 SPEECH_ERROR_TYPES = frozenset(
     {
@@ -48,18 +60,94 @@ def _task_count() -> float:
         return 0.0
 
 
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def multiprocess_dir() -> str | None:
+    """Set (by ``serve --workers N``) when several processes serve one port: every metric is
+    kept in files there and any worker's ``/metrics`` reports all of them."""
+    return os.environ.get(MULTIPROC_ENV) or None
+
+
+def render_all_workers(directory: str) -> bytes:
+    """The exposition for every worker writing to ``directory``: counters and histograms
+    summed, gauges by their ``multiprocess_mode``, and each live worker's process figures
+    labelled by pid (prometheus-client's process collector sees only its own process)."""
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=directory)
+    registry.register(_WorkerProcesses(directory))
+    return generate_latest(registry)
+
+
+class _WorkerProcesses(Collector):
+    """CPU, memory and descriptors of each worker whose metric files are in the directory."""
+
+    def __init__(self, directory: str) -> None:
+        self._directory = directory
+
+    def collect(self) -> Iterable[Metric]:
+        cpu = CounterMetricFamily(
+            "ivr_worker_cpu_seconds", "CPU time of each worker process", labels=["pid"]
+        )
+        rss = GaugeMetricFamily(
+            "ivr_worker_resident_memory_bytes", "Resident memory of each worker", labels=["pid"]
+        )
+        fds = GaugeMetricFamily(
+            "ivr_worker_open_fds", "Open descriptors of each worker", labels=["pid"]
+        )
+        for pid in sorted(_worker_pids(self._directory)):
+            figures = _process_figures(pid)
+            if figures is None:
+                continue
+            cpu.add_metric([str(pid)], figures[0])
+            rss.add_metric([str(pid)], figures[1])
+            fds.add_metric([str(pid)], figures[2])
+        return [cpu, rss, fds]
+
+
+def _worker_pids(directory: str) -> set[int]:
+    pids = set()
+    for name in os.listdir(directory):
+        stem = name.rsplit(".", 1)[0]
+        tail = stem.rsplit("_", 1)[-1]
+        if tail.isdigit():
+            pids.add(int(tail))
+    return pids
+
+
+def _process_figures(pid: int) -> tuple[float, float, float] | None:
+    """(CPU seconds, RSS bytes, open fds) from /proc, None when the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        cpu_s = (int(fields[11]) + int(fields[12])) / ticks
+        rss = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+        fds = len(os.listdir(f"/proc/{pid}/fd"))
+    except (OSError, IndexError, ValueError):
+        return None
+    return cpu_s, float(rss), float(fds)
+
+
 @dataclass
 class BridgeMetrics:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
 
     def __post_init__(self) -> None:
         r = self.registry
-        add_process_metrics(r, "ivr")
-        self.active_calls = Gauge("ivr_active_calls", "Media streams currently open", registry=r)
+        if multiprocess_dir() is None:  # one process: its own figures (else: per worker)
+            add_process_metrics(r, "ivr")
+        self.active_calls = Gauge(
+            "ivr_active_calls",
+            "Media streams currently open",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
         self.speech_sessions_open = Gauge(
             "ivr_speech_sessions_open",
             "Speech-session sockets opened and not yet closed (one per live call)",
             registry=r,
+            multiprocess_mode="livesum",
         )
         self.calls_total = Counter(
             "ivr_calls_total", "Media streams ended, by how they ended", ["ending"], registry=r
@@ -151,8 +239,9 @@ class BridgeMetrics:
         self.shared_state_up = Gauge(
             "ivr_shared_state_up",
             "1 while the replicas' shared state (IVR_REDIS_URL) answers, 0 while it is away "
-            "(absent: state kept in this process)",
+            "(absent: state kept in this process; several workers: the lowest)",
             registry=r,
+            multiprocess_mode="livemin",
         )
         self.control_requests = Counter(
             "ivr_control_requests_total",
@@ -199,18 +288,21 @@ class BridgeMetrics:
             "every replica: aggregate with max, not sum)",
             ["campaign", "outcome"],
             registry=r,
+            multiprocess_mode="mostrecent",
         )
         self.campaign_answer_rate = Gauge(
             "ivr_campaign_answer_rate",
             "Share of placed attempts someone or something answered, by campaign",
             ["campaign"],
             registry=r,
+            multiprocess_mode="mostrecent",
         )
         self.campaign_amd_unknown_rate = Gauge(
             "ivr_campaign_amd_unknown_rate",
             "Share of answering-machine verdicts that were 'unknown', by campaign",
             ["campaign"],
             registry=r,
+            multiprocess_mode="mostrecent",
         )
 
     def observe_underrun(self, gap_s: float) -> None:

@@ -20,7 +20,7 @@ from ivr_bridge.config import Settings
 from ivr_bridge.dialog.flow import load_flows_dir
 from ivr_bridge.dialog.llm_step import llm_configuration_problem
 from ivr_bridge.dialog.reminder import REMINDER_APP, reminder_app_factory
-from ivr_bridge.metrics import BridgeMetrics
+from ivr_bridge.metrics import BridgeMetrics, multiprocess_dir, render_all_workers
 from ivr_bridge.recognition import warm_up_recognizers
 from ivr_bridge.server.campaign_api import add_campaign_api_routes
 from ivr_bridge.server.campaign_metrics import CampaignMetrics
@@ -90,7 +90,11 @@ async def metrics(request: web.Request) -> web.Response:
     state = request.app[STATE]
     if state.campaign_metrics is not None:
         await state.campaign_metrics.refresh()
-    body = generate_latest(state.metrics.registry)
+    directory = multiprocess_dir()
+    if directory is not None:  # one of several workers: report them all
+        body = await asyncio.to_thread(render_all_workers, directory)
+    else:
+        body = generate_latest(state.metrics.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
@@ -189,7 +193,7 @@ class RunningBridge:
             await self.speech_server.stop()  # type: ignore[attr-defined]
 
 
-async def _warm_neural_voice(voice: str) -> None:
+async def warm_neural_voice(voice: str) -> None:
     """Load the neural model now when the bridge speaks with it: loading on the first call's
     first words took ~0.7 s, more under load, and the speech path took it for a stall."""
     from ivr_bridge.speechserver.engines import get_neural_synthesizer, speaks_neural
@@ -206,13 +210,15 @@ async def start_bridge(
     apps: Mapping[str, AppFactory] | None = None,
     default_app: str | None = None,
     campaigns: CampaignStore | None = None,
+    reuse_port: bool = False,
 ) -> RunningBridge:
     """Start the bridge (and the embedded speech server when no LMNT endpoint is configured).
 
     ``apps`` adds call apps by name (a call picks one with its ``app`` parameter, e.g.
     ``/twilio/voice?app=NAME``); ``default_app`` runs when a call names none (else: flows).
     ``campaigns``: the store outbound calls report to; it adds the ``reminder`` app and the
-    campaign callback routes."""
+    campaign callback routes. ``reuse_port``: share the port with sibling workers
+    (SO_REUSEPORT; the kernel spreads connections over them)."""
     host = host or settings.host
     port = settings.port if port is None else port
     flows = load_flows_dir(settings.flows_dir, settings.flow)  # any broken flow stops startup
@@ -222,7 +228,7 @@ async def start_bridge(
 
         speech_server = await start_speech_server(host="127.0.0.1", port=0)
         base_url, api_key = speech_server.base_url, PLACEHOLDER_KEY
-        await _warm_neural_voice(settings.voice)
+        await warm_neural_voice(settings.voice)
         log.warning(
             "LMNT_API_KEY is not set: speaking through the embedded LMNT-compatible speech server "
             "(espeak-ng). Set LMNT_API_KEY (and LMNT_BASE_URL for a self-hosted endpoint) to use "
@@ -296,7 +302,7 @@ async def start_bridge(
         read_bufsize=16 * 1024,
     )
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None)
     await site.start()
     bound_port = runner.addresses[0][1]
     local_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{bound_port}"
@@ -317,20 +323,29 @@ async def start_bridge(
             "until the LLM is configured",
             problem=problem,
         )
-    log.info("bridge listening", url=local_url, public_url=public_url, flow=settings.flow)
+    log.info(
+        "bridge listening",
+        url=local_url,
+        public_url=public_url,
+        flow=settings.flow,
+        pid=os.getpid(),
+    )
     return RunningBridge(local_url, state, runner, speech_server)
 
 
-async def serve(settings: Settings) -> None:
-    """Run until SIGTERM/SIGINT, then drain gracefully (bounded by ``IVR_SHUTDOWN_GRACE_S``)."""
+async def serve(settings: Settings, *, reuse_port: bool = False, dial: bool = True) -> None:
+    """Run until SIGTERM/SIGINT, then drain gracefully (bounded by ``IVR_SHUTDOWN_GRACE_S``).
+
+    ``reuse_port`` and ``dial=False``: one of several workers on a port, where only the first
+    runs the campaign dispatcher (``ivr_bridge.server.workers``)."""
     # Load the recognisers (off the event loop) before answering anything: the first caller who
     # speaks must not wait for a model, and loading one under load costs live calls their audio.
     await warm_up_recognizers()
     campaigns = await open_campaigns(settings)
-    bridge = await start_bridge(settings, campaigns=campaigns)
+    bridge = await start_bridge(settings, campaigns=campaigns, reuse_port=reuse_port)
     dialling = None
     try:
-        if campaigns is not None and settings.dispatcher:
+        if campaigns is not None and settings.dispatcher and dial:
             dialling = start_dialling(
                 settings,
                 campaigns,
