@@ -68,9 +68,15 @@ def build_app(config: SpeechServerConfig | None = None) -> web.Application:
     app[SESSION_COUNT_KEY] = [0]
     app.router.add_get(STREAM_PATH, handle_stream)
     app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/healthz", _healthz)
     add_routes(app)
     app.on_shutdown.append(_close_sessions)
     return app
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    """For probes (Kubernetes, compose): up and answering; no key needed, nothing revealed."""
+    return web.json_response({"status": "ok", "sessions": len(request.app[SESSIONS_KEY])})
 
 
 async def _metrics(request: web.Request) -> web.Response:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+import aiohttp
 import pytest
 
 from ivr_bridge.speechserver.app import (
+    RunningSpeechServer,
     SpeechServerConfig,
     SpeechServerConfigError,
     add_arguments,
@@ -53,3 +55,13 @@ def test_runtime_assignment_is_validated() -> None:
     config.realtime_factor = 1.0
     with pytest.raises(ValueError):
         config.wav_header = "sometimes"  # type: ignore[assignment]
+
+
+async def test_healthz_answers_probes_without_a_key(speech_server: RunningSpeechServer) -> None:
+    """Orchestrators probe without credentials; the speech routes still want a key."""
+    async with aiohttp.ClientSession() as http:
+        async with http.get(speech_server.base_url + "/healthz") as resp:
+            assert resp.status == 200
+            assert (await resp.json())["status"] == "ok"
+        async with http.get(speech_server.base_url + "/v1/ai/voice/list") as resp:
+            assert resp.status == 401
