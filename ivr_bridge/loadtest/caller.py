@@ -78,6 +78,8 @@ class CallSummary:
     barge_ins_without_clear: int = 0
     barge_in_clear_ms: list[float] = field(default_factory=list)
     dtmf_first_audio_ms: list[float] = field(default_factory=list)
+    first_audio_ms: float | None = None
+    """Stream start → the first bot audio the caller heard (line clock)."""
     media_sent: int = 0
     media_received: int = 0
     protocol_errors: int = 0
@@ -145,6 +147,8 @@ def summarize(index: int, result: CallResult) -> CallSummary:
         summary.failed = f"{stats.protocol_errors} protocol errors"
     elif stats.media_received == 0:
         summary.failed = "the bot never spoke"
+    if result.utterances:
+        summary.first_audio_ms = result.utterances[0].start_ms
     _barge_in_figures(result, summary)
     for turn in result.turns:
         if turn.kind == "press" and turn.latency_ms is not None:

@@ -28,6 +28,13 @@ def add_loadtest_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bridge-pid", type=int, help="with --url: its PID, for CPU/RSS figures")
     parser.add_argument("--auth-token", default="loadtest-auth-token", help="Twilio auth token")
     parser.add_argument("--workers", type=int, default=0, help="load-generator processes")
+    parser.add_argument(
+        "--bridge-workers",
+        type=int,
+        default=1,
+        help="processes of the bridge it starts (serve --workers N; above 1 with a private "
+        "redis-server); CPU figures cover them all",
+    )
     parser.add_argument("--flows-dir", type=Path, default=Path("flows"))
     parser.add_argument("--flow", default=DEFAULT_FLOW, help="flow file the calls run")
     parser.add_argument(
@@ -55,6 +62,10 @@ def config_from_args(args: argparse.Namespace) -> LoadTestConfig:
         raise ValueError("--calls must be at least 1")
     if not 0.0 <= args.barge_in_rate <= 1.0:
         raise ValueError("--barge-in-rate is a share between 0 and 1")
+    if args.bridge_workers < 1:
+        raise ValueError("--bridge-workers must be at least 1")
+    if args.bridge_workers > 1 and args.url is not None:
+        raise ValueError("--bridge-workers starts the bridge: it cannot go with --url")
     if args.duration <= 0 or args.ramp < 0:
         raise ValueError("--duration must be positive and --ramp not negative")
     flows_dir: Path = args.flows_dir
@@ -73,6 +84,7 @@ def config_from_args(args: argparse.Namespace) -> LoadTestConfig:
         auth_token=args.auth_token,
         speech_realtime_factor=args.speech_realtime_factor,
         seed=args.seed,
+        bridge_workers=args.bridge_workers,
     )
 
 

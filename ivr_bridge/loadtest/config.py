@@ -32,6 +32,9 @@ class LoadTestConfig:
     """Speech-server pacing: 1.0 streams exactly at real time, lower streams faster."""
     speech_first_audio_delay_ms: int = 150
     seed: int = 1
+    bridge_workers: int = 1
+    """Processes of the bridge it starts (``serve --workers N``); above 1 they share calls
+    through a private redis-server the load test starts too. CPU figures cover them all."""
 
     def worker_count(self) -> int:
         if self.workers > 0:

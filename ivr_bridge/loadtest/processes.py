@@ -6,7 +6,9 @@ port 0 is not possible through the CLI, so free loopback ports are picked first.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -112,8 +114,42 @@ def start_speech_server(
     return proc
 
 
+def start_redis(log_dir: Path) -> ManagedProcess:
+    """A private redis-server on a free port, for a bridge with several workers."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise ProcessStartError(
+            "--bridge-workers above 1 needs redis-server (Debian: apt-get install redis-server)"
+        )
+    port = free_port()
+    log = (log_dir / "redis.log").open("w+b")
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    proc = ManagedProcess("redis", process, f"redis://127.0.0.1:{port}/0", log)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return proc
+        except OSError:
+            time.sleep(0.05)
+    proc.stop()
+    raise ProcessStartError(f"redis-server did not start:\n{proc.output_tail()}")
+
+
 def start_bridge(
-    log_dir: Path, *, speech_url: str, auth_token: str, flows_dir: Path, flow: str
+    log_dir: Path,
+    *,
+    speech_url: str,
+    auth_token: str,
+    flows_dir: Path,
+    flow: str,
+    workers: int = 1,
+    redis_url: str | None = None,
 ) -> ManagedProcess:
     port = free_port()
     env = dict(os.environ)
@@ -127,9 +163,32 @@ def start_bridge(
             "IVR_FLOW": flow,
             "IVR_LOG_LEVEL": "warning",
             "IVR_SHUTDOWN_GRACE_S": "2",
+            "IVR_WORKERS": str(workers),
         }
     )
     env.pop("LMNT_API_KEY", None)
+    env.pop("IVR_REDIS_URL", None)
+    if redis_url is not None:
+        env["IVR_REDIS_URL"] = redis_url
     proc = _spawn("bridge", ["serve"], env, port, log_dir)
     _wait_http_ok(proc, "/healthz", timeout_s=30)
+    if workers > 1:  # the first worker to listen answers: wait until each one has
+        _wait_workers(proc, workers, timeout_s=60)
     return proc
+
+
+def _wait_workers(proc: ManagedProcess, workers: int, timeout_s: float) -> None:
+    """Every worker answers ``/healthz`` with its pid; each new connection may reach any."""
+    seen: set[int] = set()
+    deadline = time.monotonic() + timeout_s
+    while len(seen) < workers:
+        if time.monotonic() > deadline or proc.process.poll() is not None:
+            proc.stop()
+            raise ProcessStartError(
+                f"{len(seen)} of {workers} bridge workers answered:\n{proc.output_tail()}"
+            )
+        try:
+            with urllib.request.urlopen(proc.base_url + "/healthz", timeout=1) as response:
+                seen.add(int(json.loads(response.read())["pid"]))
+        except (OSError, ValueError, KeyError):
+            time.sleep(0.1)

@@ -61,6 +61,9 @@ class LoadReport:
     barge_in_clear_ms_p95: float | None
     dtmf_first_audio_ms_p50: float | None
     dtmf_first_audio_ms_p95: float | None
+    first_audio_ms_p50: float | None
+    """Stream start → the first bot audio each caller heard."""
+    first_audio_ms_p95: float | None
     barge_ins: int
     barge_ins_without_clear: int
     call_seconds: float
@@ -153,6 +156,10 @@ class LoadReport:
             ),
             ("barge-ins (without clear)", f"{self.barge_ins} ({self.barge_ins_without_clear})"),
             (
+                "start→first bot audio p50 / p95",
+                f"{f(self.first_audio_ms_p50, ' ms', 0)} / {f(self.first_audio_ms_p95, ' ms', 0)}",
+            ),
+            (
                 "DTMF→first audio p50 / p95",
                 f"{f(self.dtmf_first_audio_ms_p50, ' ms', 0)} / "
                 f"{f(self.dtmf_first_audio_ms_p95, ' ms', 0)}",
@@ -190,6 +197,7 @@ def aggregate(
     call_seconds = sum(c.call_s for c in calls)
     clears = [x for c in calls for x in c.barge_in_clear_ms]
     dtmf = [x for c in calls for x in c.dtmf_first_audio_ms]
+    first = [c.first_audio_ms for c in calls if c.first_audio_ms is not None]
     cpu_per_call_s = None
     if bridge.cpu_s is not None and call_seconds > 0:
         cpu_per_call_s = 1000 * bridge.cpu_s / call_seconds
@@ -217,6 +225,8 @@ def aggregate(
         barge_in_clear_ms_p95=percentile(clears, 0.95),
         dtmf_first_audio_ms_p50=percentile(dtmf, 0.50),
         dtmf_first_audio_ms_p95=percentile(dtmf, 0.95),
+        first_audio_ms_p50=percentile(first, 0.50),
+        first_audio_ms_p95=percentile(first, 0.95),
         barge_ins=sum(c.barge_ins for c in calls),
         barge_ins_without_clear=sum(c.barge_ins_without_clear for c in calls),
         call_seconds=call_seconds,

@@ -14,8 +14,13 @@ from typing import Any
 
 from ivr_bridge.loadtest.caller import CallSummary
 from ivr_bridge.loadtest.config import LoadTestConfig
-from ivr_bridge.loadtest.processes import ManagedProcess, start_bridge, start_speech_server
-from ivr_bridge.loadtest.procstat import ProcSample, read_proc
+from ivr_bridge.loadtest.processes import (
+    ManagedProcess,
+    start_bridge,
+    start_redis,
+    start_speech_server,
+)
+from ivr_bridge.loadtest.procstat import ProcSample, read_tree
 from ivr_bridge.loadtest.promtext import HistogramSnapshot, counter_total, parse_histogram
 from ivr_bridge.loadtest.report import BridgeCounters, LoadReport, ProcessFigures, aggregate
 from ivr_bridge.loadtest.workers import (
@@ -84,7 +89,7 @@ def _sample(pid: int | None) -> ProcSample | None:
     if pid is None:
         return None
     try:
-        return read_proc(pid)
+        return read_tree(pid)  # the bridge with its workers, if it has any
     except (ProcessLookupError, OSError):
         return None
 
@@ -127,12 +132,19 @@ def run_loadtest(config: LoadTestConfig, on_progress: ProgressCallback | None = 
                     first_audio_delay_ms=config.speech_first_audio_delay_ms,
                 )
                 started.append(speech)
+                redis_url = None
+                if config.bridge_workers > 1:
+                    redis = start_redis(Path(tmp))
+                    started.append(redis)
+                    redis_url = redis.base_url
                 bridge = start_bridge(
                     Path(tmp),
                     speech_url=speech.base_url,
                     auth_token=config.auth_token,
                     flows_dir=config.flows_dir.resolve(),
                     flow=config.flow,
+                    workers=config.bridge_workers,
+                    redis_url=redis_url,
                 )
                 started.append(bridge)
                 return _drive(config, bridge.base_url, bridge.pid, speech.pid, on_progress)

@@ -58,3 +58,37 @@ def test_a_small_run_reports_every_figure() -> None:
     assert report["bridge"]["rss_mb_before"] > 0
     assert report["bridge"]["rss_mb_peak"] >= report["bridge"]["rss_mb_before"]
     assert report["bridge"]["cpu_s"] > 0
+
+
+def test_a_run_against_two_bridge_workers_covers_both() -> None:
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ivr_bridge",
+            "loadtest",
+            "--calls",
+            "4",
+            "--ramp",
+            "0.5",
+            "--duration",
+            "4",
+            "--bridge-workers",
+            "2",
+            "--json",
+            "--flows-dir",
+            str(FLOWS_DIR),
+        ],
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if not k.upper().startswith("IVR_SPEECH_")},
+        timeout=150,
+        check=False,
+    )
+    assert completed.returncode in (0, 1), completed.stderr[-2000:]
+    report = json.loads(completed.stdout)
+    assert report["failed_calls"] == 0, report.get("failures")
+    assert report["underruns"] is not None  # one /metrics for both workers was read
+    assert report["first_audio_ms_p95"] is not None
+    # The supervisor and two workers, each with its recognisers loaded: far more than one.
+    assert report["bridge"]["rss_mb_before"] > 300

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ivr_bridge.loadtest.caller import CallSummary, build_script, count_stale_frames
-from ivr_bridge.loadtest.procstat import read_proc
+from ivr_bridge.loadtest.procstat import read_proc, read_tree
 from ivr_bridge.loadtest.promtext import counter_total, parse_histogram
 from ivr_bridge.loadtest.report import BridgeCounters, ProcessFigures, aggregate, percentile
 from ivr_bridge.loadtest.workers import plan_workers
@@ -48,6 +48,28 @@ def test_read_proc_parses_a_command_name_with_spaces_and_parens(tmp_path: Path) 
     sample = read_proc(42, proc_root=tmp_path)
     assert sample.cpu_s == pytest.approx(300 / os.sysconf("SC_CLK_TCK"))
     assert sample.rss_bytes == 300 * os.sysconf("SC_PAGE_SIZE")
+
+
+def test_read_tree_sums_a_supervisor_and_its_workers(tmp_path: Path) -> None:
+    """``serve --workers 2``: the CPU a run costs is the parent's and every worker's."""
+
+    def process(pid: int, ticks: int, pages: int, children: list[int]) -> None:
+        root = tmp_path / str(pid)
+        (root / "task" / str(pid)).mkdir(parents=True)
+        fields = ["S"] + ["0"] * 10 + [str(ticks), "0"] + ["0"] * 30
+        (root / "stat").write_text(f"{pid} (python) " + " ".join(fields) + "\n")
+        (root / "statm").write_text(f"1000 {pages} 0 0 0 0 0\n")
+        (root / "task" / str(pid) / "children").write_text(" ".join(map(str, children)))
+
+    process(10, 100, 10, [11, 12, 99])  # 99 exited before it was read: left out
+    process(11, 200, 20, [])
+    process(12, 300, 30, [13])
+    process(13, 400, 40, [])
+    sample = read_tree(10, proc_root=tmp_path)
+    assert sample.cpu_s == pytest.approx(1000 / os.sysconf("SC_CLK_TCK"))
+    assert sample.rss_bytes == 100 * os.sysconf("SC_PAGE_SIZE")
+    with pytest.raises(ProcessLookupError):
+        read_tree(99, proc_root=tmp_path)
 
 
 def test_read_proc_of_a_gone_process_raises(tmp_path: Path) -> None:
