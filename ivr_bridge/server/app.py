@@ -7,6 +7,7 @@ import os
 import signal
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import structlog
 from aiohttp import web
@@ -44,6 +45,9 @@ from ivr_bridge.speech.lmnt.client import connect_lmnt
 from ivr_bridge.speech.lmnt.url import session_url
 from ivr_bridge.speech.session import SpeechSession, SpeechSessionError
 from ivr_bridge.telephony.twilio.signature import TwilioSignatureChecker
+
+if TYPE_CHECKING:
+    from ivr_bridge.speechserver.app import RunningSpeechServer
 
 log = structlog.get_logger(__name__)
 
@@ -193,6 +197,25 @@ class RunningBridge:
             await self.speech_server.stop()  # type: ignore[attr-defined]
 
 
+async def start_embedded_speech(voice: str, processes: int) -> RunningSpeechServer:
+    """The LMNT-compatible speech server on loopback, ready for ``voice``: synthesising in
+    ``processes`` worker processes (0: threads in this process; ``IVR_SPEECH_PROCESSES``
+    overrides), its neural model loaded before the first call when the voice needs it."""
+    import os
+
+    from ivr_bridge.speechserver.app import SpeechServerConfig, start_speech_server
+    from ivr_bridge.speechserver.engines import speaks_neural
+
+    config = SpeechServerConfig()
+    if "IVR_SPEECH_PROCESSES" not in os.environ:
+        config.processes = processes
+    config.warm_neural = speaks_neural(voice, None)
+    server = await start_speech_server(config, host="127.0.0.1", port=0)
+    if config.processes == 0:
+        await warm_neural_voice(voice)
+    return server
+
+
 async def warm_neural_voice(voice: str) -> None:
     """Load the neural model now when the bridge speaks with it: loading on the first call's
     first words took ~0.7 s, more under load, and the speech path took it for a stall."""
@@ -211,6 +234,7 @@ async def start_bridge(
     default_app: str | None = None,
     campaigns: CampaignStore | None = None,
     reuse_port: bool = False,
+    speech_processes: int = 0,
 ) -> RunningBridge:
     """Start the bridge (and the embedded speech server when no LMNT endpoint is configured).
 
@@ -218,17 +242,15 @@ async def start_bridge(
     ``/twilio/voice?app=NAME``); ``default_app`` runs when a call names none (else: flows).
     ``campaigns``: the store outbound calls report to; it adds the ``reminder`` app and the
     campaign callback routes. ``reuse_port``: share the port with sibling workers
-    (SO_REUSEPORT; the kernel spreads connections over them)."""
+    (SO_REUSEPORT; the kernel spreads connections over them). ``speech_processes``: synthesis
+    worker processes of the embedded speech server (0: threads in this process)."""
     host = host or settings.host
     port = settings.port if port is None else port
     flows = load_flows_dir(settings.flows_dir, settings.flow)  # any broken flow stops startup
     speech_server = None
     if settings.uses_embedded_speech:
-        from ivr_bridge.speechserver.app import start_speech_server
-
-        speech_server = await start_speech_server(host="127.0.0.1", port=0)
+        speech_server = await start_embedded_speech(settings.voice, speech_processes)
         base_url, api_key = speech_server.base_url, PLACEHOLDER_KEY
-        await warm_neural_voice(settings.voice)
         log.warning(
             "LMNT_API_KEY is not set: speaking through the embedded LMNT-compatible speech server "
             "(espeak-ng). Set LMNT_API_KEY (and LMNT_BASE_URL for a self-hosted endpoint) to use "
@@ -342,7 +364,14 @@ async def serve(settings: Settings, *, reuse_port: bool = False, dial: bool = Tr
     # speaks must not wait for a model, and loading one under load costs live calls their audio.
     await warm_up_recognizers()
     campaigns = await open_campaigns(settings)
-    bridge = await start_bridge(settings, campaigns=campaigns, reuse_port=reuse_port)
+    from ivr_bridge.speechserver.pool import default_processes
+
+    bridge = await start_bridge(
+        settings,
+        campaigns=campaigns,
+        reuse_port=reuse_port,
+        speech_processes=0 if reuse_port else default_processes(),
+    )
     dialling = None
     try:
         if campaigns is not None and settings.dispatcher and dial:

@@ -32,7 +32,7 @@ from prometheus_client import multiprocess
 from ivr_bridge.config import Settings
 from ivr_bridge.errors import ConfigError
 from ivr_bridge.metrics import MULTIPROC_ENV
-from ivr_bridge.server.app import AFTER_STREAM_WAIT_S, PLACEHOLDER_KEY, warm_neural_voice
+from ivr_bridge.server.app import AFTER_STREAM_WAIT_S, PLACEHOLDER_KEY, start_embedded_speech
 
 log = structlog.get_logger(__name__)
 
@@ -99,11 +99,11 @@ class Supervisor:
         env = {**os.environ, MULTIPROC_ENV: self.metrics_dir, "IVR_WORKERS": "1"}
         env["IVR_HOST"], env["IVR_PORT"] = settings.host, str(settings.port)
         if settings.uses_embedded_speech:
-            from ivr_bridge.speechserver.app import start_speech_server
+            from ivr_bridge.speechserver.pool import default_processes
 
-            speech_server = await start_speech_server(host="127.0.0.1", port=0)
-            await warm_neural_voice(settings.voice)
-            env["LMNT_BASE_URL"], env["LMNT_API_KEY"] = speech_server.base_url, PLACEHOLDER_KEY
+            speech_server = await start_embedded_speech(settings.voice, default_processes())
+            env["LMNT_BASE_URL"] = speech_server.base_url
+            env["LMNT_API_KEY"] = PLACEHOLDER_KEY
             log.warning(
                 "LMNT_API_KEY is not set: every worker speaks through one embedded "
                 "LMNT-compatible speech server",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 from dataclasses import dataclass
 
@@ -31,6 +32,7 @@ from ivr_bridge.speechserver.keys import (
     SESSIONS_KEY,
     SYNTH_KEY,
 )
+from ivr_bridge.speechserver.pool import SynthesisPool, default_processes
 from ivr_bridge.speechserver.rest import add_routes, envelope_middleware
 from ivr_bridge.speechserver.session import handle_stream
 
@@ -56,7 +58,15 @@ def build_app(config: SpeechServerConfig | None = None) -> web.Application:
     """The server as an aiohttp application (mountable, or run by :func:`start_speech_server`)."""
     app = web.Application(middlewares=[envelope_middleware])
     app[CONFIG_KEY] = config if config is not None else SpeechServerConfig()
-    app[SYNTH_KEY] = VoiceEngines()
+    config = app[CONFIG_KEY]
+    if config.processes > 0:
+        pool = SynthesisPool(config.processes, warm_neural=config.warm_neural)
+        app[SYNTH_KEY] = pool
+        app[POOL_KEY] = pool
+        app.on_startup.append(_start_pool)
+        app.on_cleanup.append(_stop_pool)
+    else:
+        app[SYNTH_KEY] = VoiceEngines()
     sessions: set[web.WebSocketResponse] = set()
     app[SESSIONS_KEY] = sessions
     registry = CollectorRegistry()
@@ -72,6 +82,17 @@ def build_app(config: SpeechServerConfig | None = None) -> web.Application:
     add_routes(app)
     app.on_shutdown.append(_close_sessions)
     return app
+
+
+POOL_KEY: web.AppKey[SynthesisPool] = web.AppKey("synthesis_pool", SynthesisPool)
+
+
+async def _start_pool(app: web.Application) -> None:
+    await app[POOL_KEY].start()
+
+
+async def _stop_pool(app: web.Application) -> None:
+    await asyncio.to_thread(app[POOL_KEY].shutdown)
 
 
 async def _healthz(request: web.Request) -> web.Response:
@@ -157,6 +178,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--realtime-factor", type=float, default=None)
     parser.add_argument("--first-audio-delay-ms", type=int, default=None)
     parser.add_argument("--chunk-ms", type=int, default=None)
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=None,
+        help="synthesis worker processes (IVR_SPEECH_PROCESSES; default: one per core; "
+        "0: one thread in this process)",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> SpeechServerConfig:
@@ -168,9 +196,12 @@ def config_from_args(args: argparse.Namespace) -> SpeechServerConfig:
             "realtime_factor",
             "first_audio_delay_ms",
             "chunk_ms",
+            "processes",
         )
         if getattr(args, name, None) is not None
     }
+    if "processes" not in overrides and "IVR_SPEECH_PROCESSES" not in os.environ:
+        overrides["processes"] = default_processes()  # a server of its own: every core
     return SpeechServerConfig(**overrides)
 
 

@@ -37,6 +37,12 @@ class SpeechServerConfig(BaseSettings):
     """Audio pacing: 1.0 = real time, 0.5 = twice real time, 0 = as fast as synthesised."""
     chunk_ms: int = Field(default=120, ge=20, le=1000)
     """Audio per binary frame."""
+    processes: int = Field(default=0, ge=0, le=64)
+    """Synthesis worker processes: N prompts speak at once on N cores. 0: one thread per
+    engine in this process (what an embedded server in tests and demos uses);
+    ``ivr-bridge speech-server`` defaults to one per core."""
+    warm_neural: bool = False
+    """Load the neural voice in every worker at start (else on its first use there)."""
     max_buffered_segments: int = Field(default=256, ge=1)
     """Sentences waiting for synthesis before a session is refused with rate_limit_error."""
     fault_close_after_ms: int | None = Field(default=None, ge=0)

@@ -63,6 +63,12 @@ class NeuralSynthesizer:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._run, text, sample_rate, speed)
 
+    def synthesize_blocking(self, text: str, sample_rate: int, speed: float = 1.0) -> Synthesis:
+        """``synthesize`` on the calling thread (a synthesis worker process)."""
+        if len(text) > MAX_TEXT_CHARS:
+            raise SynthesisError(f"text longer than {MAX_TEXT_CHARS} characters")
+        return self._run(text, sample_rate, speed)
+
     def prepare(self) -> None:
         """Load the model now (a server that wants its first prompt fast)."""
         self._ensure_loaded()

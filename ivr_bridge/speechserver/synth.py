@@ -112,6 +112,21 @@ class EspeakSynthesizer:
         """Load espeak-ng now, on the calling thread (a process that forks per synthesis)."""
         self._ensure_initialised()
 
+    def synthesize_blocking(
+        self,
+        text: str,
+        voice: str,
+        sample_rate: int,
+        speed: float = 1.0,
+        language: str | None = None,
+    ) -> Synthesis:
+        """``synthesize`` on the calling thread (a synthesis worker process, whose only espeak
+        user is that thread)."""
+        if len(text) > MAX_TEXT_CHARS:
+            raise SynthesisError(f"text longer than {MAX_TEXT_CHARS} characters")
+        profile = get_voice(voice)
+        return self._run(text, voice, profile, speed, language, sample_rate, threading.Event())
+
     def synthesize_now(self, text: str, voice: str, sample_rate: int, speed: float = 1.0) -> bytes:
         """Synthesise on the calling thread, blocking; 16-bit PCM at ``sample_rate``."""
         profile = get_voice(voice)
