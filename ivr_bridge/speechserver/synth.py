@@ -178,6 +178,9 @@ class EspeakSynthesizer:
         lib.espeak_SetParameter(espeak_lib.PARAM_RANGE, profile.pitch_range if profile else 50, 0)
         job = _Job(cancel=cancel)
         self._job = job
+        # The callback is espeak's global state: point it at this instance for every request, so
+        # a second instance (a test) can never leave espeak calling a callback since freed.
+        lib.espeak_SetSynthCallback(self._callback)
         try:
             encoded = text.encode("utf-8") + b"\0"
             status = lib.espeak_Synth(

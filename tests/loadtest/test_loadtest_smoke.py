@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 FLOWS_DIR = Path(__file__).parents[2] / "flows"
 REQUIRED = {
@@ -25,31 +26,24 @@ REQUIRED = {
 }
 
 
-def test_a_small_run_reports_every_figure() -> None:
+def run_loadtest(*args: str, timeout_s: float) -> dict[str, Any]:
+    """``ivr-bridge loadtest ... --json`` as a user runs it; its JSON report."""
+    command = [sys.executable, "-m", "ivr_bridge", "loadtest", *args]
     completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ivr_bridge",
-            "loadtest",
-            "--calls",
-            "3",
-            "--ramp",
-            "0.5",
-            "--duration",
-            "4",
-            "--json",
-            "--flows-dir",
-            str(FLOWS_DIR),
-        ],
+        [*command, "--json", "--flows-dir", str(FLOWS_DIR)],
         capture_output=True,
         text=True,
         env={k: v for k, v in os.environ.items() if not k.upper().startswith("IVR_SPEECH_")},
-        timeout=90,
+        timeout=timeout_s,
         check=False,
     )
     assert completed.returncode in (0, 1), completed.stderr[-2000:]  # 2 would be a usage error
-    report = json.loads(completed.stdout)
+    report: dict[str, Any] = json.loads(completed.stdout)
+    return report
+
+
+def test_a_small_run_reports_every_figure() -> None:
+    report = run_loadtest("--calls", "3", "--ramp", "0.5", "--duration", "4", timeout_s=90)
     assert REQUIRED <= report.keys()
     assert report["calls"] == 3
     assert report["failed_calls"] == 0, report.get("failures")
@@ -61,32 +55,9 @@ def test_a_small_run_reports_every_figure() -> None:
 
 
 def test_a_run_against_two_bridge_workers_covers_both() -> None:
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ivr_bridge",
-            "loadtest",
-            "--calls",
-            "4",
-            "--ramp",
-            "0.5",
-            "--duration",
-            "4",
-            "--bridge-workers",
-            "2",
-            "--json",
-            "--flows-dir",
-            str(FLOWS_DIR),
-        ],
-        capture_output=True,
-        text=True,
-        env={k: v for k, v in os.environ.items() if not k.upper().startswith("IVR_SPEECH_")},
-        timeout=150,
-        check=False,
+    report = run_loadtest(
+        "--calls", "4", "--ramp", "0.5", "--duration", "4", "--bridge-workers", "2", timeout_s=150
     )
-    assert completed.returncode in (0, 1), completed.stderr[-2000:]
-    report = json.loads(completed.stdout)
     assert report["failed_calls"] == 0, report.get("failures")
     assert report["underruns"] is not None  # one /metrics for both workers was read
     assert report["first_audio_ms_p95"] is not None

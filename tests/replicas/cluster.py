@@ -62,6 +62,18 @@ http {{
 """
 
 
+def json_log(path: Path) -> list[dict[str, Any]]:
+    """The JSON log lines a bridge wrote so far (a line still being written is skipped)."""
+    out = []
+    for line in path.read_text(errors="replace").splitlines():
+        if line.startswith("{"):
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue
+    return out
+
+
 def wait_http(url: str, limit_s: float = 30.0, headers: dict[str, str] | None = None) -> None:
     deadline = time.monotonic() + limit_s
     while True:
@@ -88,14 +100,7 @@ class Replica:
         return f"http://127.0.0.1:{self.port}"
 
     def events(self) -> list[dict[str, Any]]:
-        out = []
-        for line in self.log_path.read_text(errors="replace").splitlines():
-            if line.startswith("{"):
-                try:
-                    out.append(json.loads(line))
-                except ValueError:
-                    continue
-        return out
+        return json_log(self.log_path)
 
     def saw(self, event: str, call_sid: str) -> bool:
         return any(e.get("event") == event and e.get("call_sid") == call_sid for e in self.events())

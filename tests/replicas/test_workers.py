@@ -8,7 +8,6 @@ workers' JSON log lines (each carries ``worker``).
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import re
 import signal
@@ -23,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from ivr_bridge.sim import parse_script, run_call
-from tests.replicas.cluster import AUTH_TOKEN, FLOWS_DIR, wait_http
+from tests.replicas.cluster import AUTH_TOKEN, FLOWS_DIR, json_log, wait_http
 from tests.stores.redis_server import RedisProcess, free_port
 
 pytestmark = pytest.mark.timeout(240)
@@ -77,14 +76,7 @@ class Served:
             time.sleep(0.2)
 
     def events(self) -> list[dict[str, object]]:
-        out = []
-        for line in self.log_path.read_text(errors="replace").splitlines():
-            if line.startswith("{"):
-                try:
-                    out.append(json.loads(line))
-                except ValueError:
-                    pass
-        return out
+        return json_log(self.log_path)
 
     def worker_pids(self) -> set[int]:
         """Pids of workers that say they are listening (from their log lines)."""

@@ -18,7 +18,7 @@ import pytest_asyncio
 
 from ivr_bridge.speechserver.app import POOL_KEY, SpeechServerConfig, start_speech_server
 from ivr_bridge.speechserver.pool import SynthesisPool
-from ivr_bridge.speechserver.synth import EspeakSynthesizer, SynthesisError
+from ivr_bridge.speechserver.synth import SynthesisError, get_synthesizer
 from tests.speechserver.speech_test_helpers import TEST_KEY, raw_session
 
 pytestmark = pytest.mark.timeout(120)
@@ -46,11 +46,8 @@ async def pool() -> AsyncIterator[SynthesisPool]:
 
 @pytest.mark.asyncio(loop_scope="module")
 async def test_a_worker_speaks_as_this_process_would(pool: SynthesisPool) -> None:
-    here = EspeakSynthesizer()
-    try:
-        expected = await here.synthesize("Press one for billing.", "leah", 8000)
-    finally:
-        here.shutdown()
+    # The process-wide synthesizer: espeak's state is global, one owner per process.
+    expected = await get_synthesizer().synthesize("Press one for billing.", "leah", 8000)
     got = await pool.synthesize("Press one for billing.", "leah", 8000)
     # espeak's breath noise depends on what the process said before, so the samples differ;
     # the speech itself (its length, its words) does not.
