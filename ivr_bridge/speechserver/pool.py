@@ -17,8 +17,11 @@ request once, so a crash costs a moment, not the server.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -48,7 +51,10 @@ def _ping() -> int:
 
 
 def _warm(neural: bool) -> None:
-    """A worker's initializer: load espeak (and the neural voice) before any request."""
+    """A worker's initializer: load espeak (and the neural voice) before any request, and
+    arrange to be terminated if the server dies without shutting the pool down (a crash)."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG (Linux; else a no-op)
     from ivr_bridge.speechserver.engines import get_neural_synthesizer
     from ivr_bridge.speechserver.synth import get_synthesizer
 
