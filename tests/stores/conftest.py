@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from ivr_bridge.stores.redis_client import SharedRedis
+from ivr_bridge.stores.redis_registry import RedisCallRegistry
 from tests.stores.redis_server import RedisProcess
 
 
@@ -24,3 +25,23 @@ async def shared_redis(redis_process: RedisProcess) -> AsyncIterator[list[Shared
     yield clients
     for client in clients:
         await client.close()
+
+
+@pytest.fixture
+async def new_replica(
+    redis_process: RedisProcess, shared_redis: list[SharedRedis]
+) -> AsyncIterator[Callable[[], Awaitable[RedisCallRegistry]]]:
+    """Makes a live-call registry as one replica holds it (listening); all closed at the end."""
+    made: list[RedisCallRegistry] = []
+
+    async def make() -> RedisCallRegistry:
+        redis = SharedRedis(redis_process.url)
+        shared_redis.append(redis)
+        registry = RedisCallRegistry(redis)
+        await registry.start()
+        made.append(registry)
+        return registry
+
+    yield make
+    for registry in made:
+        await registry.close()

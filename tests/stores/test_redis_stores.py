@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -33,12 +34,7 @@ def sid() -> str:
     return "CA" + uuid.uuid4().hex
 
 
-async def replica(server: RedisProcess, clients: list[SharedRedis]) -> RedisCallRegistry:
-    redis = SharedRedis(server.url)
-    clients.append(redis)
-    registry = RedisCallRegistry(redis)
-    await registry.start()
-    return registry
+NewReplica = Callable[[], Awaitable[RedisCallRegistry]]
 
 
 def test_events_cross_as_json_and_garbage_is_refused() -> None:
@@ -75,10 +71,9 @@ async def test_an_outcome_recorded_on_one_replica_is_taken_once_on_another(
 
 
 async def test_an_event_posted_to_one_replica_reaches_the_call_on_another(
-    redis_process: RedisProcess, shared_redis: list[SharedRedis]
+    redis_process: RedisProcess, new_replica: NewReplica
 ) -> None:
-    a = await replica(redis_process, shared_redis)
-    b = await replica(redis_process, shared_redis)
+    a, b = await new_replica(), await new_replica()
     call, live = sid(), Call()
     await b.register(call, live)
     assert await a.deliver(call, TransferNow("+14155550100", "operator"))
@@ -88,15 +83,12 @@ async def test_an_event_posted_to_one_replica_reaches_the_call_on_another(
     assert not await a.deliver(sid(), HangUpNow())  # no such call anywhere: 404 for the poster
     await b.unregister(call, live)
     assert not await a.deliver(call, HangUpNow())  # ended calls are not live
-    await a.close()
-    await b.close()
 
 
 async def test_a_verdict_that_beats_the_stream_is_held_and_delivered_once(
-    redis_process: RedisProcess, shared_redis: list[SharedRedis]
+    redis_process: RedisProcess, new_replica: NewReplica
 ) -> None:
-    a = await replica(redis_process, shared_redis)
-    b = await replica(redis_process, shared_redis)
+    a, b = await new_replica(), await new_replica()
     call, live = sid(), Call()
     assert not await a.deliver(call, MachineDetected("machine_end_beep"), hold_s=10)
     await b.register(call, live)
@@ -105,29 +97,24 @@ async def test_a_verdict_that_beats_the_stream_is_held_and_delivered_once(
     again = Call()
     await b.register(call, again)  # held events went with the first registration
     assert again.events == []
-    await a.close()
-    await b.close()
 
 
 async def test_a_killed_replica_stops_owning_its_calls(
-    redis_process: RedisProcess, shared_redis: list[SharedRedis]
+    redis_process: RedisProcess, new_replica: NewReplica
 ) -> None:
-    a = await replica(redis_process, shared_redis)
-    b = await replica(redis_process, shared_redis)
+    a, b = await new_replica(), await new_replica()
     call = sid()
     await b.register(call, Call())
     await b.close()  # stops listening without forgetting its calls, as a kill -9 would
     assert not await a.deliver(call, HangUpNow())  # nobody listens: not delivered, and ...
     owner = await a._redis.client.get(f"ivr:live:{call}")
     assert owner is None  # ... the stale owner key is gone
-    await a.close()
 
 
 async def test_calls_go_on_without_redis_and_are_reachable_again_after_it_returns(
-    redis_process: RedisProcess, shared_redis: list[SharedRedis]
+    redis_process: RedisProcess, new_replica: NewReplica
 ) -> None:
-    a = await replica(redis_process, shared_redis)
-    b = await replica(redis_process, shared_redis)
+    a, b = await new_replica(), await new_replica()
     call, live = sid(), Call()
     await b.register(call, live)
     redis_process.stop()
@@ -148,8 +135,6 @@ async def test_calls_go_on_without_redis_and_are_reachable_again_after_it_return
         await asyncio.sleep(0.2)
     await asyncio.wait_for(live.arrived.wait(), 5)
     assert live.events == [TransferNow("+14155550100")]
-    await a.close()
-    await b.close()
 
 
 async def test_two_replicas_share_one_dial_pace(
