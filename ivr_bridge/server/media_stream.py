@@ -230,10 +230,10 @@ class MediaStream:
             await self._refuse("replayed_start")
             return
         calls = state.calls
-        await calls.register(call.call_sid, self)
-        if self._state.final_words is not None:  # a drain is ending: this call ends at once
-            self.on_event(HangUpNow("shutdown", self._state.final_words))
-        try:
+        try:  # registering may wait on Redis: a hang-up meanwhile must still unregister
+            await calls.register(call.call_sid, self)
+            if self._state.final_words is not None:  # a drain is ending: this call ends now
+                self.on_event(HangUpNow("shutdown", self._state.final_words))
             await self._run_app(call, started_at)
         finally:
             await calls.unregister(call.call_sid, self)

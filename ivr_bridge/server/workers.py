@@ -94,6 +94,12 @@ class Supervisor:
         self._watchers: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
+        try:
+            await self._run()
+        finally:
+            shutil.rmtree(self.metrics_dir, ignore_errors=True)
+
+    async def _run(self) -> None:
         settings = self.settings
         speech_server = None
         env = {**os.environ, MULTIPROC_ENV: self.metrics_dir, "IVR_WORKERS": "1"}
@@ -132,7 +138,6 @@ class Supervisor:
             await asyncio.gather(*self._watchers, return_exceptions=True)
             if speech_server is not None:
                 await speech_server.stop()
-            shutil.rmtree(self.metrics_dir, ignore_errors=True)
 
     async def _spawn(self, worker: _Worker) -> None:
         env = {**self._env, WORKER_INDEX_ENV: str(worker.index)}

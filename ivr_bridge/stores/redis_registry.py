@@ -190,7 +190,10 @@ class RedisCallRegistry:
             log.info("event for a call that just ended here", call_sid=call_sid)
             return
         self.remote_events += 1
-        call.on_event(event)
+        try:
+            call.on_event(event)
+        except Exception:  # one call's fault must not stop this replica hearing events
+            log.exception("a call failed to take an event from another replica", call_sid=call_sid)
 
     async def _listen(self) -> None:
         backoff = 0.1
