@@ -46,7 +46,10 @@ class Settings(BaseSettings):
     flows_dir: Path = DEFAULT_FLOWS_DIR
     flow: str = "welcome.yaml"
     """Flow file (inside ``IVR_FLOWS_DIR``) a call runs unless the webhook names another."""
-    voice: str = "leah"
+    voice: str = "heart"
+    """Speech voice id (a flow may set its own): ``heart`` is the embedded neural voice; the
+    espeak-ng voices (leah, lily, ava, brandon, daniel, morgan) are robotic but speak every
+    language espeak knows."""
     language: str = "en"
     log_format: Literal["console", "json"] = "console"
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -4,11 +4,11 @@ The grammar decoder answers in ~50 ms and is right most of the time, but on shor
 phone call it is often unsure, or confidently picks an option of similar length ("agent please"
 heard as "uh goodbye please"). Whisper tiny.en is far better at *what words were said* but slower
 (~0.1 x real time here) and knows nothing of the menu. So: accept a confident grammar decode as
-it is; otherwise transcribe free-form and map whisper's words onto the same options with the
-words it says. Whisper's text is free-form ("I want an agent"), so an option counts as named when
-one of its phrases appears as whole words and no other option's does; then whisper's reading
-wins. When it names none (or several), the grammar's own verdict stands (accepted only above
-its rejection threshold).
+it is; otherwise transcribe free-form (the menu's phrases as whisper's prompt) and map whisper's
+words onto the same options. Whisper's text is free-form ("I want an agent"), so an option
+counts as named when one of its phrases appears as whole words and no other option's does; then
+whisper's reading wins. When it names none (or several), the grammar's own verdict stands
+(accepted only above its rejection threshold).
 """
 
 from __future__ import annotations
@@ -41,7 +41,9 @@ class _Grammar(Protocol):
 
 
 class _Transcriber(Protocol):
-    async def transcribe(self, pcm16: bytes, sample_rate: int) -> Transcription: ...
+    async def transcribe(
+        self, pcm16: bytes, sample_rate: int, *, hint: str | None = None
+    ) -> Transcription: ...
 
 
 class HybridGrammarRecognizer:
@@ -67,8 +69,9 @@ class HybridGrammarRecognizer:
             transcriber = self._transcriber()
         except RecognizerUnavailable:
             return first
-        second = await transcriber.transcribe(pcm16, sample_rate)
-        choice = named_choice(second.text, plan_grammar(choices))
+        plan = plan_grammar(choices)
+        second = await transcriber.transcribe(pcm16, sample_rate, hint=menu_hint(choices))
+        choice = named_choice(second.text, plan)
         elapsed_ms = (time.perf_counter() - started) * 1000
         engine = f"{first.engine}+{second.engine}"
         log.debug(
@@ -84,6 +87,13 @@ class HybridGrammarRecognizer:
         agreed = choice == first.choice
         confidence = max(second.confidence, first.confidence) if agreed else second.confidence
         return Recognition(second.text, choice, confidence, engine, elapsed_ms)
+
+
+def menu_hint(choices: Sequence[GrammarChoice]) -> str:
+    """The menu's phrases as whisper's prompt ("Billing, pay my bill, agent."): the words the
+    caller is likely to say, written as they should come back."""
+    phrases = [phrase for choice in choices for phrase in choice.phrases]
+    return (", ".join(dict.fromkeys(phrases)) + ".").capitalize() if phrases else ""
 
 
 def named_choice(text: str, plan: GrammarPlan) -> str | None:

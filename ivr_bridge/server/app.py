@@ -210,19 +210,7 @@ async def start_embedded_speech(voice: str, processes: int) -> RunningSpeechServ
     if "IVR_SPEECH_PROCESSES" not in os.environ:
         config.processes = processes
     config.warm_neural = speaks_neural(voice, None)
-    server = await start_speech_server(config, host="127.0.0.1", port=0)
-    if config.processes == 0:
-        await warm_neural_voice(voice)
-    return server
-
-
-async def warm_neural_voice(voice: str) -> None:
-    """Load the neural model now when the bridge speaks with it: loading on the first call's
-    first words took ~0.7 s, more under load, and the speech path took it for a stall."""
-    from ivr_bridge.speechserver.engines import get_neural_synthesizer, speaks_neural
-
-    if speaks_neural(voice, None):
-        await asyncio.to_thread(get_neural_synthesizer().prepare)
+    return await start_speech_server(config, host="127.0.0.1", port=0)
 
 
 async def start_bridge(

@@ -24,7 +24,7 @@ from ivr_bridge.speechserver.config import (
     SpeechServerConfigError,
     check_bind,
 )
-from ivr_bridge.speechserver.engines import VoiceEngines
+from ivr_bridge.speechserver.engines import Synthesizer, VoiceEngines
 from ivr_bridge.speechserver.keys import (
     CONFIG_KEY,
     METRICS_KEY,
@@ -33,6 +33,7 @@ from ivr_bridge.speechserver.keys import (
     SYNTH_KEY,
 )
 from ivr_bridge.speechserver.pool import SynthesisPool, default_processes
+from ivr_bridge.speechserver.prompt_cache import PromptCache
 from ivr_bridge.speechserver.rest import add_routes, envelope_middleware
 from ivr_bridge.speechserver.session import handle_stream
 
@@ -59,14 +60,21 @@ def build_app(config: SpeechServerConfig | None = None) -> web.Application:
     app = web.Application(middlewares=[envelope_middleware])
     app[CONFIG_KEY] = config if config is not None else SpeechServerConfig()
     config = app[CONFIG_KEY]
+    inner: Synthesizer
     if config.processes > 0:
         pool = SynthesisPool(config.processes, warm_neural=config.warm_neural)
-        app[SYNTH_KEY] = pool
+        inner = pool
         app[POOL_KEY] = pool
         app.on_startup.append(_start_pool)
         app.on_cleanup.append(_stop_pool)
     else:
-        app[SYNTH_KEY] = VoiceEngines()
+        engines = VoiceEngines()
+        inner = engines
+        app[ENGINES_KEY] = engines
+        if config.warm_neural:
+            app.on_startup.append(_warm_in_process)
+    cache = PromptCache(inner, config.prompt_cache_mb * 1024 * 1024)
+    app[SYNTH_KEY] = cache
     sessions: set[web.WebSocketResponse] = set()
     app[SESSIONS_KEY] = sessions
     registry = CollectorRegistry()
@@ -74,6 +82,14 @@ def build_app(config: SpeechServerConfig | None = None) -> web.Application:
     Gauge(
         "speech_server_sessions_open", "Speech-session sockets open", registry=registry
     ).set_function(lambda: len(sessions))
+    Gauge(
+        "speech_server_prompt_cache_hits",
+        "Sentences served from the prompt cache (or a synthesis already under way)",
+        registry=registry,
+    ).set_function(lambda: cache.hits)
+    Gauge(
+        "speech_server_prompt_cache_misses", "Sentences synthesised", registry=registry
+    ).set_function(lambda: cache.misses)
     app[METRICS_KEY] = registry
     app[SESSION_COUNT_KEY] = [0]
     app.router.add_get(STREAM_PATH, handle_stream)
@@ -85,10 +101,17 @@ def build_app(config: SpeechServerConfig | None = None) -> web.Application:
 
 
 POOL_KEY: web.AppKey[SynthesisPool] = web.AppKey("synthesis_pool", SynthesisPool)
+ENGINES_KEY: web.AppKey[VoiceEngines] = web.AppKey("voice_engines", VoiceEngines)
 
 
 async def _start_pool(app: web.Application) -> None:
     await app[POOL_KEY].start()
+
+
+async def _warm_in_process(app: web.Application) -> None:
+    """The neural model loaded before the first session (~0.7 s, seconds under load), off the
+    loop: a first prompt that waits for it reads as a stall to the bridge's speech watchdog."""
+    await asyncio.to_thread(app[ENGINES_KEY].neural.prepare)
 
 
 async def _stop_pool(app: web.Application) -> None:

@@ -41,8 +41,13 @@ class SpeechServerConfig(BaseSettings):
     """Synthesis worker processes: N prompts speak at once on N cores. 0: one thread per
     engine in this process (what an embedded server in tests and demos uses);
     ``ivr-bridge speech-server`` defaults to one per core."""
-    warm_neural: bool = False
-    """Load the neural voice in every worker at start (else on its first use there)."""
+    warm_neural: bool = True
+    """Load the neural voice (the default voice) at start, in every worker (else on its first
+    use there); off for a server that only speaks espeak voices."""
+    prompt_cache_mb: int = Field(default=64, ge=0, le=4096)
+    """Sentences already synthesised are kept (this many MiB of audio, least recently used
+    dropped first) and served again without synthesis: IVR prompts repeat on every call.
+    0 turns the cache off."""
     max_buffered_segments: int = Field(default=256, ge=1)
     """Sentences waiting for synthesis before a session is refused with rate_limit_error."""
     fault_close_after_ms: int | None = Field(default=None, ge=0)

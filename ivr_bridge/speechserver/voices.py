@@ -76,7 +76,7 @@ VOICES: dict[str, VoiceProfile] = {
             "leah",
             "Leah",
             "female",
-            "Warm, clear American voice; the default.",
+            "Warm, clear American voice (espeak-ng).",
             "en-us",
             "f3",
             pitch=55,
@@ -120,7 +120,7 @@ VOICES: dict[str, VoiceProfile] = {
     )
 }
 
-DEFAULT_VOICE_ID = "leah"
+DEFAULT_VOICE_ID = "heart"
 
 
 def get_voice(voice_id: str) -> VoiceProfile | None:

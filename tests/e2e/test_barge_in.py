@@ -92,7 +92,7 @@ def _generation(mark: dict[str, Any]) -> int:
 
 async def _word_timings(server: Any, text: str) -> list[WordTiming]:
     """The speech server's own word timestamps for ``text`` (synthesis is deterministic)."""
-    session = await connect_lmnt(base_url=server.base_url, api_key="k", voice="leah")
+    session = await connect_lmnt(base_url=server.base_url, api_key="k", voice="heart")
     words: list[WordTiming] = []
     try:
         await session.send_text(text)
@@ -155,7 +155,8 @@ async def test_speech_barge_in_clears_at_once_and_the_words_still_count(
     assert said and len(acknowledged) - 1 <= len(said) <= len(audible) + 1, (said, audible)
     truth = audible
     assert said[: min(len(said), len(truth))] == truth[: min(len(said), len(truth))]
-    assert MENU.lower().replace(",", "").startswith(" ".join(said).lower().rstrip(",."))
+    bare = [w.strip(",.").lower() for w in said]
+    assert [w.strip(",.").lower() for w in MENU.split()][: len(bare)] == bare
 
     # The words that interrupted the menu reach the dialog's gather, first syllable included.
     (speech,) = probe.inputs

@@ -29,9 +29,13 @@ class FixedWhisper:
     def __init__(self, text: str) -> None:
         self.text = text
         self.calls = 0
+        self.hints: list[str | None] = []
 
-    async def transcribe(self, pcm16: bytes, sample_rate: int) -> Transcription:
+    async def transcribe(
+        self, pcm16: bytes, sample_rate: int, *, hint: str | None = None
+    ) -> Transcription:
         self.calls += 1
+        self.hints.append(hint)
         return Transcription(self.text, 0.7, "faster-whisper:tiny.en", 300.0)
 
 
@@ -83,3 +87,10 @@ async def test_fillers_around_whispers_words_are_allowed(text: str) -> None:
 async def test_text_naming_two_options_is_not_a_match() -> None:
     result = await _recognize(FixedGrammar(None, 0.1), FixedWhisper("no thanks, not an agent"))
     assert result.choice is None
+
+
+async def test_whisper_is_told_the_menu_words_it_may_hear() -> None:
+    whisper = FixedWhisper("Representative.")
+    result = await _recognize(FixedGrammar(None, 0.1, "agent"), whisper)
+    assert result.choice == "agent"
+    assert whisper.hints == ["Agent, representative, goodbye, no thanks."]

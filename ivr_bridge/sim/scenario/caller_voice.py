@@ -1,4 +1,10 @@
-"""The caller's voice, the same every time: each phrase synthesised from a pristine espeak-ng.
+"""The caller's voice, the same every time: neural voices, and espeak-ng from a pristine state.
+
+Neural caller voices (``neural-low``, ``neural-high``...) are hibari's bundled voice moved in
+pitch and rate, so the simulated caller sounds like a person and never like the bot (whose
+default is the same model at its own pitch). hibari is deterministic for the same text (its
+noise is seeded), so those phrases are synthesised in the helper itself. espeak-ng voices stay as
+harder variants: they are robotic, and recognisers mishear them more.
 
 espeak-ng keeps state from one synthesis to the next (its wave generator's phase and buffers),
 so the same words come out a little different depending on what was said before, and in the
@@ -22,6 +28,7 @@ import struct
 import subprocess
 import sys
 import threading
+from dataclasses import dataclass
 from typing import IO, Any
 
 from ivr_bridge.errors import SimulationError
@@ -34,6 +41,29 @@ _HEADER = struct.Struct("!cI")
 
 class CallerVoiceError(SimulationError):
     """The caller's voice helper could not synthesise a phrase."""
+
+
+@dataclass(frozen=True, slots=True)
+class NeuralCallerVoice:
+    """hibari's voice moved by ``pitch`` (x frequency) and spoken at ``tempo`` (x rate)."""
+
+    pitch: float
+    tempo: float = 1.0
+
+
+NEURAL_CALLER_VOICES: dict[str, NeuralCallerVoice] = {
+    "neural-low": NeuralCallerVoice(pitch=0.8),
+    "neural-deep": NeuralCallerVoice(pitch=0.72, tempo=0.95),
+    "neural-high": NeuralCallerVoice(pitch=1.15),
+    "neural-fast": NeuralCallerVoice(pitch=0.88, tempo=1.25),
+    "neural-slow": NeuralCallerVoice(pitch=0.92, tempo=0.85),
+}
+"""Caller voices from the neural model; none at pitch 1.0, which is the bot's own voice."""
+DEFAULT_NEURAL_CALLER_VOICE = "neural-low"
+
+
+def is_neural(voice: str) -> bool:
+    return voice in NEURAL_CALLER_VOICES
 
 
 async def synthesize(text: str, voice: str, sample_rate: int, rate: float = 1.0) -> bytes:
@@ -104,9 +134,13 @@ def serve() -> None:
 
     synth = EspeakSynthesizer()
     synth.prepare()  # load espeak-ng before any fork: every child starts from this state
+    neural = _NeuralVoices()
     for line in sys.stdin.buffer:
         text, voice, sample_rate, rate = json.loads(line)
-        ok, payload = _in_child(synth, text, voice, sample_rate, rate)
+        if is_neural(voice):
+            ok, payload = neural.say(text, NEURAL_CALLER_VOICES[voice], sample_rate, rate)
+        else:
+            ok, payload = _in_child(synth, text, voice, sample_rate, rate)
         out.write(_HEADER.pack(b"1" if ok else b"0", len(payload)) + payload)
         out.flush()
 
@@ -132,3 +166,32 @@ def _in_child(
     if data[:1] == b"1":
         return True, data[1:]
     return False, data[1:] or b"the child died"
+
+
+class _NeuralVoices:
+    """hibari in the helper process, loaded on the first neural phrase (~1 s)."""
+
+    def __init__(self) -> None:
+        self._model: Any = None
+
+    def say(
+        self, text: str, voice: NeuralCallerVoice, sample_rate: int, rate: float
+    ) -> tuple[bool, bytes]:
+        try:
+            return True, self._say(text, voice, sample_rate, rate)
+        except Exception as exc:
+            return False, repr(exc).encode()
+
+    def _say(self, text: str, voice: NeuralCallerVoice, sample_rate: int, rate: float) -> bytes:
+        from ivr_bridge.audio.codec import resample_pcm16
+        from ivr_bridge.speechserver.neural import NeuralSynthesizer
+
+        if self._model is None:
+            self._model = NeuralSynthesizer()
+        # Played back ``pitch`` times faster, the audio rises by ``pitch`` and gets shorter by
+        # as much, so it is spoken that much slower to end at the asked tempo.
+        speed = voice.tempo * rate / voice.pitch
+        native = 24_000
+        result = self._model.synthesize_blocking(text, native, speed=speed)
+        out, _ = resample_pcm16(result.pcm16, round(native * voice.pitch), sample_rate)
+        return out

@@ -22,11 +22,13 @@ from pydantic import (
 )
 
 from ivr_bridge.errors import SimulationError
+from ivr_bridge.sim.scenario.caller_voice import DEFAULT_NEURAL_CALLER_VOICE
 from ivr_bridge.sim.scenario.matching import DEFAULT_SIMILARITY
 from ivr_bridge.sim.twilio.line import LineSettings, NoiseSettings
 
-DEFAULT_CALLER_VOICE = "brandon"
-"""A male voice, distinct from the bot's default ``leah``."""
+DEFAULT_CALLER_VOICE = DEFAULT_NEURAL_CALLER_VOICE
+"""A person's voice (the neural model, lower than the bot's ``heart``), told apart from the bot;
+espeak voices (``brandon``, ``en-us+m3``...) are the harder, robotic variants."""
 SHIPPED_SCRIPTS = Path(__file__).with_name("scripts")
 
 
