@@ -186,6 +186,19 @@ async def test_http_result_goes_into_variables(backend: tuple[str, list[Any]]) -
     assert event["ok"] is True and event["status"] == 200 and event["url"] == url
 
 
+async def test_a_sensitive_amount_is_masked_in_the_words_it_is_said_in(
+    backend: tuple[str, list[Any]],
+) -> None:
+    url, _ = backend
+    flow = HTTP_FLOW.replace("on_failure: failed", "on_failure: failed\n      sensitive: true")
+    flow = flow.replace("{{ result.balance }}", "{{ result.balance | currency }}")
+    call = ScriptedCall(parameters={"account": "1234"})
+    await _run(flow, call, services(environ={"IVR_BALANCE_URL": url}))
+    assert call.said == ["Balance twelve dollars and fifty cents."]
+    assert "12.50" in call.sensitive
+    assert "twelve dollars and fifty cents" in call.sensitive  # what the log line must hide
+
+
 @pytest.mark.parametrize(
     ("account", "error"),
     [("500", "HTTP 500"), ("666", "response is not JSON"), ("999", "no answer within 500 ms")],
