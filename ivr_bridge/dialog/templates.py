@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from functools import lru_cache, wraps
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, Undefined
+from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, Undefined, nodes
 from jinja2.environment import Template
 from jinja2.sandbox import SandboxedEnvironment
 
@@ -57,6 +57,21 @@ def expression_syntax_error(source: str) -> str | None:
     except TemplateSyntaxError as exc:
         return f"bad expression: {exc.message}"
     return None
+
+
+def parse_template(source: str) -> nodes.Template | None:
+    """The syntax tree of a template, for static checks (None: not valid, reported elsewhere)."""
+    try:
+        return _ENV.parse(source)
+    except TemplateSyntaxError:
+        return None
+
+
+def parse_expression(source: str) -> nodes.Template | None:
+    """The syntax tree of an expression (``branch.when``), as the tree of ``{{ (source) }}``."""
+    if expression_syntax_error(source):
+        return None
+    return parse_template("{{ (" + source + ") }}")
 
 
 @lru_cache(maxsize=1024)

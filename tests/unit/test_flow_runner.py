@@ -12,7 +12,14 @@ from aiohttp import web
 from ivr_bridge.call.control import BargeInPolicy
 from ivr_bridge.call.inputs import SpeechStarted
 from ivr_bridge.call.testing import ScriptedCall, digits, utterance
-from ivr_bridge.dialog.flow import FlowRuntimeError, FlowServices, parse_flow, run_flow
+from ivr_bridge.dialog.flow import (
+    Flow,
+    FlowError,
+    FlowRuntimeError,
+    FlowServices,
+    parse_flow,
+    run_flow,
+)
 from ivr_bridge.errors import CallEnding
 from tests.unit.flow_fakes import FakeTranscriber, services, unavailable
 
@@ -42,9 +49,12 @@ steps:
 
 
 async def test_undeclared_environment_is_invisible_to_templates() -> None:
-    flow = "name: t\nsteps:\n  - say: '{{ env.LMNT_API_KEY }}'\n"
+    text = "name: t\nsteps:\n  - say: '{{ env.LMNT_API_KEY }}'\n"
+    with pytest.raises(FlowError, match=r"env\.LMNT_API_KEY is never visible to templates"):
+        parse_flow(text)  # refused on load; and a flow built in code cannot read it either:
+    flow = Flow.model_validate({"name": "t", "steps": [{"say": "{{ env.LMNT_API_KEY }}"}]})
     with pytest.raises(FlowRuntimeError, match="has no attribute 'LMNT_API_KEY'"):
-        await run_flow(parse_flow(flow), ScriptedCall(), services(environ={"LMNT_API_KEY": "k"}))
+        await run_flow(flow, ScriptedCall(), services(environ={"LMNT_API_KEY": "k"}))
 
 
 async def test_set_branch_and_goto_loop_until_a_condition() -> None:
