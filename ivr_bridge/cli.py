@@ -73,15 +73,19 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _flows_check(args: argparse.Namespace) -> int:
-    """Validate flow files; every problem is printed as ``file:line: where: what``."""
+    """Validate flow files (schema, targets, templates' variables and env names, the voice);
+    every problem is printed as ``file:line: where: what``."""
     from pathlib import Path
 
     from ivr_bridge.dialog.flow import load_flow
+    from ivr_bridge.speechserver.voices import VOICES
 
+    # The embedded speech server's voices are known here; a remote one's only when serving.
+    voices = list(VOICES) if load_settings().uses_embedded_speech else None
     failed = 0
     for name in args.files:
         try:
-            flow = load_flow(Path(name))
+            flow = load_flow(Path(name), voices)
         except FlowError as exc:
             failed += 1
             print(exc, file=sys.stderr)

@@ -4,8 +4,9 @@ The event list is the call's record (tests, transcripts, later the call record);
 for operators, so what may be a secret is masked there. Keys pressed are PINs and card numbers
 as often as menu choices, so a log line shows only how many were pressed. Values a flow marks
 sensitive (an account number entered, a balance looked up) are masked wherever they appear in a
-log line, in the bot's words too: "ending ••••" rather than the last four digits. Phone numbers
-in the call's parameters keep only their last four digits.
+log line, in the bot's words too: "ending ••••" rather than the last four digits, whether the
+bot said them as digits or as words ("ending five six seven eight", the ``digits`` filter).
+Phone numbers in the call's parameters keep only their last four digits.
 """
 
 from __future__ import annotations
@@ -21,9 +22,16 @@ log = structlog.get_logger("ivr_bridge.call.conductor")
 
 MAX_EVENTS = 5000
 """Events kept per call (a call that loops for hours must not grow memory without bound)."""
-MAX_SENSITIVE = 64
+MAX_SENSITIVE = 256
+"""Values masked per call: an amount looked up is marked with the words it may be said in too."""
 _KEYPAD = frozenset("0123456789*#")
 _DIGIT_RUN = re.compile(r"\d{3,}")
+_DIGIT_WORDS = {
+    "zero": "0", "oh": "0", "one": "1", "two": "2", "three": "3", "four": "4",
+    "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9",
+}  # fmt: skip
+_WORD = "(?:" + "|".join(_DIGIT_WORDS) + ")"
+_SPOKEN_DIGIT_RUN = re.compile(rf"\b{_WORD}(?:[ ,]+{_WORD}){{2,}}\b", re.IGNORECASE)
 _PHONE_FIELDS = frozenset({"From", "To", "Caller", "Called", "caller", "callee"})
 
 
@@ -67,10 +75,17 @@ class CallEventLog:
                 ),
                 text,
             )
+            text = _SPOKEN_DIGIT_RUN.sub(lambda m: _mask_spoken(m.group(), digits), text)
         return text
 
     def of(self, kind: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e["kind"] == kind]
+
+
+def _mask_spoken(words: str, secrets: list[str]) -> str:
+    """ "five six seven eight" → "••••" when 5678 is part of a sensitive number."""
+    spoken = "".join(_DIGIT_WORDS[w.lower()] for w in re.findall(r"[a-zA-Z]+", words))
+    return "•" * len(spoken) if any(spoken in s for s in secrets) else words
 
 
 def mask_keypad(fields: dict[str, Any]) -> dict[str, Any]:

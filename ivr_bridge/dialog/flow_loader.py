@@ -1,15 +1,16 @@
 """Loading flow files: YAML with line numbers, schema validation, cross-step checks.
 
 Flow files are edited by hand, so every problem is reported as ``file:line: where: what (fix)``,
-all of them at once. Lines come from a SafeLoader subclass that records where each mapping and
-key starts; pydantic's error locations are walked back through the data to the nearest line.
+all of them at once (the template and voice checks live in ``flow_checks``). Lines come from a
+SafeLoader subclass that records where each mapping and key starts; pydantic's error locations
+are walked back through the data to the nearest line.
 """
 
 from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,12 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from ivr_bridge.dialog.flow_checks import (
+    check_templates,
+    is_secret_env_name,
+    step_assigns,
+    step_templates,
+)
 from ivr_bridge.dialog.flow_model import (
     RESERVED_VARIABLES,
     STEP_KINDS,
@@ -24,16 +31,12 @@ from ivr_bridge.dialog.flow_model import (
     Flow,
     GatherStep,
     GotoStep,
-    HangupStep,
     HttpStep,
     LlmStep,
-    RecordStep,
     SayStep,
-    SetStep,
-    TransferStep,
 )
 from ivr_bridge.dialog.prompt_audio import load_prompt_audio
-from ivr_bridge.dialog.templates import expression_syntax_error, strings_in, template_syntax_error
+from ivr_bridge.dialog.templates import expression_syntax_error, template_syntax_error
 from ivr_bridge.errors import DialogError
 from ivr_bridge.recognition.grammar import build_jsgf
 from ivr_bridge.recognition.models import GrammarChoice, GrammarError
@@ -166,8 +169,14 @@ def _pydantic_message(error: Any) -> str:
     return msg.removeprefix("Value error, ")
 
 
-def parse_flow(text: str, source: str = "<flow>", base_dir: Path | None = None) -> Flow:
-    """Validate a flow document; ``base_dir`` is where ``audio`` files are looked up."""
+def parse_flow(
+    text: str,
+    source: str = "<flow>",
+    base_dir: Path | None = None,
+    voices: Collection[str] | None = None,
+) -> Flow:
+    """Validate a flow document; ``base_dir`` is where ``audio`` files are looked up; ``voices``
+    (when known) the voice ids of the speech server the flow will speak through."""
     try:
         raw = yaml.load(text, Loader=_LineLoader)
     except yaml.YAMLError as exc:
@@ -194,6 +203,7 @@ def parse_flow(text: str, source: str = "<flow>", base_dir: Path | None = None) 
             problems.append(problem)
         raise FlowError("", problems) from None
     problems = list(_check(flow, located))
+    problems += [located.problem(path, msg) for path, msg in check_templates(flow, voices)]
     audio: dict[str, bytes] = {}
     for i, step in enumerate(flow.steps):
         if isinstance(step, SayStep) and step.audio is not None:
@@ -223,7 +233,7 @@ def _check(flow: Flow, at: _Located) -> Iterator[FlowProblem]:
         for path, target in _targets(step):
             if target not in ids:
                 yield at.problem((*base, *path), _unknown_target(target, ids))
-        for path, source in _templates(step):
+        for path, source in step_templates(step):
             error = template_syntax_error(source)
             if error:
                 yield at.problem((*base, *path), error)
@@ -232,7 +242,7 @@ def _check(flow: Flow, at: _Located) -> Iterator[FlowProblem]:
                 error = case.when and expression_syntax_error(case.when)
                 if error:
                     yield at.problem((*base, "branch", n, "when"), error)
-        for path, name in _assigned(step, i):
+        for path, name in step_assigns(step):
             if name in RESERVED_VARIABLES:
                 yield at.problem(
                     (*base, *path),
@@ -257,15 +267,6 @@ def _check(flow: Flow, at: _Located) -> Iterator[FlowProblem]:
                 f"{name} holds a secret and templates could speak or send it; remove it from "
                 "env (the bridge uses its keys itself; pass other values under a non-secret name)",
             )
-
-
-SECRET_ENV_NAMES = frozenset({"IVR_LLM_API_KEY", "IVR_SPEECH_API_KEYS"})
-SECRET_ENV_SUFFIXES = ("_KEY", "_KEYS", "_TOKEN", "_SECRET", "_PASSWORD")
-
-
-def is_secret_env_name(name: str) -> bool:
-    """API keys, tokens and passwords must never be readable by a flow's templates."""
-    return name in SECRET_ENV_NAMES or name.endswith(SECRET_ENV_SUFFIXES)
 
 
 def _grammar_error(step: GatherStep) -> str | None:
@@ -309,62 +310,13 @@ def _targets(step: Any) -> Iterator[tuple[Path_, str]]:
         yield from step.llm.targets()
 
 
-def _templates(step: Any) -> Iterator[tuple[Path_, str]]:
-    if isinstance(step, SayStep) and step.say is not None:
-        yield ("say",), step.say
-    elif isinstance(step, GatherStep):
-        g = step.gather
-        if g.prompt is not None:
-            yield ("gather", "prompt"), g.prompt
-        for handler in ("no_input", "no_match"):
-            for n, text in enumerate(getattr(g, handler)):
-                yield ("gather", handler, n), text
-    elif isinstance(step, SetStep):
-        for name, value in step.set.items():
-            for text in strings_in(value):
-                yield ("set", name), text
-    elif isinstance(step, HttpStep):
-        h = step.http
-        yield ("http", "url"), h.url
-        for section in ("query", "headers"):
-            for key, text in getattr(h, section).items():
-                yield ("http", section, key), text
-        for text in strings_in(h.json_body):
-            yield ("http", "json"), text
-    elif isinstance(step, TransferStep):
-        yield ("transfer", "to"), step.transfer.to
-        if step.transfer.say is not None:
-            yield ("transfer", "say"), step.transfer.say
-    elif isinstance(step, HangupStep) and not isinstance(step.hangup, bool):
-        if step.hangup.say is not None:
-            yield ("hangup", "say"), step.hangup.say
-    elif isinstance(step, RecordStep) and step.record.prompt is not None:
-        yield ("record", "prompt"), step.record.prompt
-    elif isinstance(step, LlmStep):
-        yield from step.llm.templates()
-
-
-def _assigned(step: Any, index: int) -> Iterator[tuple[Path_, str]]:
-    if isinstance(step, SetStep):
-        for name in step.set:
-            yield ("set", name), name
-    elif isinstance(step, GatherStep):
-        into = step.gather.into or step.id
-        if into is not None:
-            yield ("gather", "into"), into
-    elif isinstance(step, HttpStep):
-        yield ("http", "into"), step.http.into
-    elif isinstance(step, RecordStep):
-        yield ("record", "into"), step.record.into
-
-
-def load_flow(path: Path) -> Flow:
+def load_flow(path: Path, voices: Collection[str] | None = None) -> Flow:
     """Read and validate one flow file."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise FlowError(f"{path}: cannot read flow file: {exc.strerror}") from None
-    return parse_flow(text, str(path), path.parent)
+    return parse_flow(text, str(path), path.parent, voices)
 
 
 FLOW_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,120}\.ya?ml")
@@ -387,7 +339,9 @@ def resolve_flow_path(flows_dir: Path, name: str) -> Path:
     return path
 
 
-def load_flows_dir(flows_dir: Path, default: str) -> dict[str, Flow]:
+def load_flows_dir(
+    flows_dir: Path, default: str, voices: Collection[str] | None = None
+) -> dict[str, Flow]:
     """Every flow in the directory, by file name; all problems of all files in one error."""
     flows: dict[str, Flow] = {}
     problems: list[FlowProblem] = []
@@ -398,7 +352,7 @@ def load_flows_dir(flows_dir: Path, default: str) -> dict[str, Flow]:
     paths = sorted({*flows_dir.glob("*.yaml"), *flows_dir.glob("*.yml")})
     for path in paths:
         try:
-            flows[path.name] = load_flow(path)
+            flows[path.name] = load_flow(path, voices)
         except FlowError as exc:
             problems.extend(exc.problems)
             if not exc.problems:

@@ -32,6 +32,7 @@ from ivr_bridge.dialog.gather import run_gather
 from ivr_bridge.dialog.http_step import run_http
 from ivr_bridge.dialog.llm_step import run_llm_step
 from ivr_bridge.dialog.record import run_record
+from ivr_bridge.dialog.say_as import spoken_forms
 from ivr_bridge.dialog.services import FlowServices
 from ivr_bridge.dialog.templates import TemplateRuntimeError, evaluate, render, render_value
 from ivr_bridge.errors import DialogError
@@ -147,6 +148,8 @@ class FlowRunner:
         if spec.sensitive and outcome.ok:
             for value in _leaves(outcome.data):
                 self.call.mark_sensitive(value)
+                for words in spoken_forms(value):  # {{ balance | currency }}
+                    self.call.mark_sensitive(words)
         self.scope[spec.into] = outcome.data if outcome.ok else None
         self.scope["last"] = {"step": label, "status": outcome.status, "error": outcome.error}
         return None if outcome.ok else spec.on_failure

@@ -8,17 +8,33 @@ checked when the flow loads; values only exist at run time.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from functools import lru_cache
+from collections.abc import Callable, Mapping
+from functools import lru_cache, wraps
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError
+from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, Undefined, nodes
 from jinja2.environment import Template
 from jinja2.sandbox import SandboxedEnvironment
 
+from ivr_bridge.dialog.say_as import FILTERS
 from ivr_bridge.errors import DialogError
 
+
+def _say_as_filter(function: Callable[..., str]) -> Callable[..., str]:
+    """A missing variable piped into a say-as filter is reported as missing, not as a value of
+    the wrong kind (``StrictUndefined`` raises when it is turned into text)."""
+
+    @wraps(function)
+    def say_as(value: Any, *args: Any, **kwargs: Any) -> str:
+        if isinstance(value, Undefined):
+            return str(value)  # raises UndefinedError: "'balance' is undefined"
+        return function(value, *args, **kwargs)
+
+    return say_as
+
+
 _ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+_ENV.filters.update({name: _say_as_filter(f) for name, f in FILTERS.items()})
 
 
 class TemplateRuntimeError(DialogError):
@@ -41,6 +57,21 @@ def expression_syntax_error(source: str) -> str | None:
     except TemplateSyntaxError as exc:
         return f"bad expression: {exc.message}"
     return None
+
+
+def parse_template(source: str) -> nodes.Template | None:
+    """The syntax tree of a template, for static checks (None: not valid, reported elsewhere)."""
+    try:
+        return _ENV.parse(source)
+    except TemplateSyntaxError:
+        return None
+
+
+def parse_expression(source: str) -> nodes.Template | None:
+    """The syntax tree of an expression (``branch.when``), as the tree of ``{{ (source) }}``."""
+    if expression_syntax_error(source):
+        return None
+    return parse_template("{{ (" + source + ") }}")
 
 
 @lru_cache(maxsize=1024)

@@ -41,6 +41,7 @@ from ivr_bridge.server.twilio_webhooks import (
     after_stream_webhook,
     voice_webhook,
 )
+from ivr_bridge.server.voice_check import check_voices
 from ivr_bridge.speech.lmnt.client import connect_lmnt
 from ivr_bridge.speech.lmnt.url import session_url
 from ivr_bridge.speech.session import SpeechSession, SpeechSessionError
@@ -235,6 +236,7 @@ async def start_bridge(
     host = host or settings.host
     port = settings.port if port is None else port
     flows = load_flows_dir(settings.flows_dir, settings.flow)  # any broken flow stops startup
+    await check_voices(settings, flows)  # so does a voice the speech server does not have
     speech_server = None
     if settings.uses_embedded_speech:
         speech_server = await start_embedded_speech(settings.voice, speech_processes)

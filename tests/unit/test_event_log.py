@@ -30,3 +30,17 @@ def test_keys_are_masked_and_phone_numbers_keep_their_last_four_digits() -> None
         "To": "••••••••0006",
         "flow": "support_line.yaml",
     }
+
+
+def test_digits_read_back_as_words_are_masked_too() -> None:
+    events = CallEventLog(CallClock())
+    events.mark_sensitive("55505678")
+    events.mark_sensitive("forty-two dollars and seventeen cents")
+    said = (
+        "The balance on account ending five six seven eight is forty-two dollars and seventeen "
+        "cents. Press one two three for more."
+    )
+    shown = events.masked({"text": said})["text"]
+    assert shown == (
+        "The balance on account ending •••• is " + "•" * 37 + ". Press one two three for more."
+    )

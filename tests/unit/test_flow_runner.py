@@ -12,7 +12,14 @@ from aiohttp import web
 from ivr_bridge.call.control import BargeInPolicy
 from ivr_bridge.call.inputs import SpeechStarted
 from ivr_bridge.call.testing import ScriptedCall, digits, utterance
-from ivr_bridge.dialog.flow import FlowRuntimeError, FlowServices, parse_flow, run_flow
+from ivr_bridge.dialog.flow import (
+    Flow,
+    FlowError,
+    FlowRuntimeError,
+    FlowServices,
+    parse_flow,
+    run_flow,
+)
 from ivr_bridge.errors import CallEnding
 from tests.unit.flow_fakes import FakeTranscriber, services, unavailable
 
@@ -42,9 +49,12 @@ steps:
 
 
 async def test_undeclared_environment_is_invisible_to_templates() -> None:
-    flow = "name: t\nsteps:\n  - say: '{{ env.LMNT_API_KEY }}'\n"
+    text = "name: t\nsteps:\n  - say: '{{ env.LMNT_API_KEY }}'\n"
+    with pytest.raises(FlowError, match=r"env\.LMNT_API_KEY is never visible to templates"):
+        parse_flow(text)  # refused on load; and a flow built in code cannot read it either:
+    flow = Flow.model_validate({"name": "t", "steps": [{"say": "{{ env.LMNT_API_KEY }}"}]})
     with pytest.raises(FlowRuntimeError, match="has no attribute 'LMNT_API_KEY'"):
-        await run_flow(parse_flow(flow), ScriptedCall(), services(environ={"LMNT_API_KEY": "k"}))
+        await run_flow(flow, ScriptedCall(), services(environ={"LMNT_API_KEY": "k"}))
 
 
 async def test_set_branch_and_goto_loop_until_a_condition() -> None:
@@ -184,6 +194,19 @@ async def test_http_result_goes_into_variables(backend: tuple[str, list[Any]]) -
     assert seen == [{"query": {"account": "1234"}, "body": '{"caller": "+1555", "fixed": 3}'}]
     [event] = call.events_of("http")
     assert event["ok"] is True and event["status"] == 200 and event["url"] == url
+
+
+async def test_a_sensitive_amount_is_masked_in_the_words_it_is_said_in(
+    backend: tuple[str, list[Any]],
+) -> None:
+    url, _ = backend
+    flow = HTTP_FLOW.replace("on_failure: failed", "on_failure: failed\n      sensitive: true")
+    flow = flow.replace("{{ result.balance }}", "{{ result.balance | currency }}")
+    call = ScriptedCall(parameters={"account": "1234"})
+    await _run(flow, call, services(environ={"IVR_BALANCE_URL": url}))
+    assert call.said == ["Balance twelve dollars and fifty cents."]
+    assert "12.50" in call.sensitive
+    assert "twelve dollars and fifty cents" in call.sensitive  # what the log line must hide
 
 
 @pytest.mark.parametrize(
