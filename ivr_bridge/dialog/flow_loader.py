@@ -23,17 +23,12 @@ from ivr_bridge.dialog.flow_model import (
     BranchStep,
     Flow,
     GatherStep,
-    GotoStep,
-    HangupStep,
-    HttpStep,
-    LlmStep,
-    RecordStep,
     SayStep,
-    SetStep,
-    TransferStep,
 )
+from ivr_bridge.dialog.flow_walk import assigned, targets, templates
+from ivr_bridge.dialog.menu import command_problems, command_targets, with_commands
 from ivr_bridge.dialog.prompt_audio import load_prompt_audio
-from ivr_bridge.dialog.templates import expression_syntax_error, strings_in, template_syntax_error
+from ivr_bridge.dialog.templates import expression_syntax_error, template_syntax_error
 from ivr_bridge.errors import DialogError
 from ivr_bridge.recognition.grammar import build_jsgf
 from ivr_bridge.recognition.models import GrammarChoice, GrammarError
@@ -220,10 +215,10 @@ def _check(flow: Flow, at: _Located) -> Iterator[FlowProblem]:
             ids.setdefault(step.id, i)
     for i, step in enumerate(flow.steps):
         base: Path_ = ("steps", i)
-        for path, target in _targets(step):
+        for path, target in targets(step):
             if target not in ids:
                 yield at.problem((*base, *path), _unknown_target(target, ids))
-        for path, source in _templates(step):
+        for path, source in templates(step):
             error = template_syntax_error(source)
             if error:
                 yield at.problem((*base, *path), error)
@@ -232,7 +227,7 @@ def _check(flow: Flow, at: _Located) -> Iterator[FlowProblem]:
                 error = case.when and expression_syntax_error(case.when)
                 if error:
                     yield at.problem((*base, "branch", n, "when"), error)
-        for path, name in _assigned(step, i):
+        for path, name in assigned(step, i):
             if name in RESERVED_VARIABLES:
                 yield at.problem(
                     (*base, *path),
@@ -240,13 +235,18 @@ def _check(flow: Flow, at: _Located) -> Iterator[FlowProblem]:
                     "choose another variable name",
                 )
         if isinstance(step, GatherStep) and step.gather.listens_for_speech:
-            error = _grammar_error(step)
+            error = _grammar_error(step, flow)
             if error:
                 yield at.problem((*base, "gather", "options"), error)
         if isinstance(step, GatherStep) and step.gather.into is None and step.id is None:
             yield at.problem(
                 (*base, "gather"), "a gather needs 'into' (the variable for its result) or an 'id'"
             )
+    for path, target in command_targets(flow):
+        if target not in ids:
+            yield at.problem(path, _unknown_target(target, ids))
+    for path, message in command_problems(flow):
+        yield at.problem(path, message)
     for name in flow.variables:
         if name in RESERVED_VARIABLES:
             yield at.problem(("variables", name), f"{name!r} is reserved; choose another name")
@@ -268,11 +268,12 @@ def is_secret_env_name(name: str) -> bool:
     return name in SECRET_ENV_NAMES or name.endswith(SECRET_ENV_SUFFIXES)
 
 
-def _grammar_error(step: GatherStep) -> str | None:
-    """The spoken options must compile to a recognition grammar (no phrase in two options)."""
+def _grammar_error(step: GatherStep, flow: Flow) -> str | None:
+    """The spoken options (and commands) must compile to a grammar (no phrase in two)."""
+    menu = with_commands(step.gather, flow.commands)
     choices = [
         GrammarChoice(name, tuple(option.phrases))
-        for name, option in step.gather.options.items()
+        for name, option in menu.options.items()
         if option.phrases
     ]
     try:
@@ -287,75 +288,6 @@ def _unknown_target(target: str, ids: dict[str, int]) -> str:
     hint = f"did you mean {close[0]!r}? " if close else ""
     known = ", ".join(ids) or "none: give the target step an 'id'"
     return f"no step has id {target!r}; {hint}(step ids: {known})"
-
-
-def _targets(step: Any) -> Iterator[tuple[Path_, str]]:
-    if step.next is not None:
-        yield ("next",), step.next
-    if isinstance(step, GotoStep):
-        yield ("goto",), step.goto
-    elif isinstance(step, GatherStep):
-        for name, option in step.gather.options.items():
-            if option.goto is not None:
-                yield ("gather", "options", name, "goto"), option.goto
-        if step.gather.on_failure is not None:
-            yield ("gather", "on_failure"), step.gather.on_failure
-    elif isinstance(step, BranchStep):
-        for n, case in enumerate(step.branch):
-            yield ("branch", n, "goto"), case.goto
-    elif isinstance(step, HttpStep):
-        yield ("http", "on_failure"), step.http.on_failure
-    elif isinstance(step, LlmStep):
-        yield from step.llm.targets()
-
-
-def _templates(step: Any) -> Iterator[tuple[Path_, str]]:
-    if isinstance(step, SayStep) and step.say is not None:
-        yield ("say",), step.say
-    elif isinstance(step, GatherStep):
-        g = step.gather
-        if g.prompt is not None:
-            yield ("gather", "prompt"), g.prompt
-        for handler in ("no_input", "no_match"):
-            for n, text in enumerate(getattr(g, handler)):
-                yield ("gather", handler, n), text
-    elif isinstance(step, SetStep):
-        for name, value in step.set.items():
-            for text in strings_in(value):
-                yield ("set", name), text
-    elif isinstance(step, HttpStep):
-        h = step.http
-        yield ("http", "url"), h.url
-        for section in ("query", "headers"):
-            for key, text in getattr(h, section).items():
-                yield ("http", section, key), text
-        for text in strings_in(h.json_body):
-            yield ("http", "json"), text
-    elif isinstance(step, TransferStep):
-        yield ("transfer", "to"), step.transfer.to
-        if step.transfer.say is not None:
-            yield ("transfer", "say"), step.transfer.say
-    elif isinstance(step, HangupStep) and not isinstance(step.hangup, bool):
-        if step.hangup.say is not None:
-            yield ("hangup", "say"), step.hangup.say
-    elif isinstance(step, RecordStep) and step.record.prompt is not None:
-        yield ("record", "prompt"), step.record.prompt
-    elif isinstance(step, LlmStep):
-        yield from step.llm.templates()
-
-
-def _assigned(step: Any, index: int) -> Iterator[tuple[Path_, str]]:
-    if isinstance(step, SetStep):
-        for name in step.set:
-            yield ("set", name), name
-    elif isinstance(step, GatherStep):
-        into = step.gather.into or step.id
-        if into is not None:
-            yield ("gather", "into"), into
-    elif isinstance(step, HttpStep):
-        yield ("http", "into"), step.http.into
-    elif isinstance(step, RecordStep):
-        yield ("record", "into"), step.record.into
 
 
 def load_flow(path: Path) -> Flow:
