@@ -15,7 +15,6 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Collection, Iterator
-from typing import Any
 
 from jinja2 import meta, nodes
 
@@ -23,16 +22,9 @@ from ivr_bridge.dialog.flow_model import (
     RESERVED_VARIABLES,
     BranchStep,
     Flow,
-    GatherStep,
-    HangupStep,
-    HttpStep,
-    LlmStep,
-    RecordStep,
-    SayStep,
-    SetStep,
-    TransferStep,
 )
-from ivr_bridge.dialog.templates import parse_expression, parse_template, strings_in
+from ivr_bridge.dialog.flow_walk import assigned, templates
+from ivr_bridge.dialog.templates import parse_expression, parse_template
 
 Path_ = tuple[str | int, ...]
 SECRET_ENV_NAMES = frozenset({"IVR_LLM_API_KEY", "IVR_SPEECH_API_KEYS"})
@@ -45,64 +37,12 @@ def is_secret_env_name(name: str) -> bool:
     return name in SECRET_ENV_NAMES or name.endswith(SECRET_ENV_SUFFIXES)
 
 
-def step_templates(step: Any) -> Iterator[tuple[Path_, str]]:
-    """Every template of a step, with its path inside the step."""
-    if isinstance(step, SayStep) and step.say is not None:
-        yield ("say",), step.say
-    elif isinstance(step, GatherStep):
-        g = step.gather
-        if g.prompt is not None:
-            yield ("gather", "prompt"), g.prompt
-        for handler in ("no_input", "no_match"):
-            for n, text in enumerate(getattr(g, handler)):
-                yield ("gather", handler, n), text
-    elif isinstance(step, SetStep):
-        for name, value in step.set.items():
-            for text in strings_in(value):
-                yield ("set", name), text
-    elif isinstance(step, HttpStep):
-        h = step.http
-        yield ("http", "url"), h.url
-        for section in ("query", "headers"):
-            for key, text in getattr(h, section).items():
-                yield ("http", section, key), text
-        for text in strings_in(h.json_body):
-            yield ("http", "json"), text
-    elif isinstance(step, TransferStep):
-        yield ("transfer", "to"), step.transfer.to
-        if step.transfer.say is not None:
-            yield ("transfer", "say"), step.transfer.say
-    elif isinstance(step, HangupStep) and not isinstance(step.hangup, bool):
-        if step.hangup.say is not None:
-            yield ("hangup", "say"), step.hangup.say
-    elif isinstance(step, RecordStep) and step.record.prompt is not None:
-        yield ("record", "prompt"), step.record.prompt
-    elif isinstance(step, LlmStep):
-        yield from step.llm.templates()
-
-
-def step_assigns(step: Any) -> Iterator[tuple[Path_, str]]:
-    """The variables a step sets (``into:``, ``set:``; a gather without ``into`` its id)."""
-    if isinstance(step, SetStep):
-        for name in step.set:
-            yield ("set", name), name
-    elif isinstance(step, GatherStep):
-        into = step.gather.into or step.id
-        if into is not None:
-            yield ("gather", "into"), into
-    elif isinstance(step, HttpStep):
-        yield ("http", "into"), step.http.into
-    elif isinstance(step, RecordStep):
-        yield ("record", "into"), step.record.into
-    # an llm step sets only ``last`` (its outcome), which every call has
-
-
 def flow_variables(flow: Flow) -> set[str]:
     """Every name a template of this flow may read: the bridge's, the flow's ``variables:``,
     and every variable any step sets (a template after the step that sets it reads it)."""
     names = set(RESERVED_VARIABLES) | set(flow.variables)
     for step in flow.steps:
-        names.update(name for _, name in step_assigns(step))
+        names.update(name for _, name in assigned(step))
     return names
 
 
@@ -112,7 +52,7 @@ def check_templates(
     """Unknown variables, undeclared ``env`` names and (given ``voices``) an unknown voice."""
     known = flow_variables(flow)
     for i, step in enumerate(flow.steps):
-        sources = [(path, parse_template(text)) for path, text in step_templates(step)]
+        sources = [(path, parse_template(text)) for path, text in templates(step)]
         if isinstance(step, BranchStep):
             sources += [
                 (("branch", n, "when"), parse_expression(case.when))
@@ -122,7 +62,9 @@ def check_templates(
         for path, tree in sources:
             if tree is None:  # a syntax error, reported by the loader
                 continue
-            for message in _template_problems(tree, known, flow.env):
+            # An ask-back question also reads the option's first phrase.
+            extra = {"phrase"} if path[-1] == "confirm_prompt" else set()
+            for message in _template_problems(tree, known | extra, flow.env):
                 yield ("steps", i, *path), message
     if voices is not None and flow.voice is not None:
         problem = unknown_voice(flow.voice, voices)

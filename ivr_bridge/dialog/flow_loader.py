@@ -18,23 +18,17 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from ivr_bridge.dialog.flow_checks import (
-    check_templates,
-    is_secret_env_name,
-    step_assigns,
-    step_templates,
-)
+from ivr_bridge.dialog.flow_checks import check_templates, is_secret_env_name
 from ivr_bridge.dialog.flow_model import (
     RESERVED_VARIABLES,
     STEP_KINDS,
     BranchStep,
     Flow,
     GatherStep,
-    GotoStep,
-    HttpStep,
-    LlmStep,
     SayStep,
 )
+from ivr_bridge.dialog.flow_walk import assigned, targets, templates
+from ivr_bridge.dialog.menu import command_problems, command_targets, with_commands
 from ivr_bridge.dialog.prompt_audio import load_prompt_audio
 from ivr_bridge.dialog.templates import expression_syntax_error, template_syntax_error
 from ivr_bridge.errors import DialogError
@@ -230,10 +224,10 @@ def _check(flow: Flow, at: _Located) -> Iterator[FlowProblem]:
             ids.setdefault(step.id, i)
     for i, step in enumerate(flow.steps):
         base: Path_ = ("steps", i)
-        for path, target in _targets(step):
+        for path, target in targets(step):
             if target not in ids:
                 yield at.problem((*base, *path), _unknown_target(target, ids))
-        for path, source in step_templates(step):
+        for path, source in templates(step):
             error = template_syntax_error(source)
             if error:
                 yield at.problem((*base, *path), error)
@@ -242,7 +236,7 @@ def _check(flow: Flow, at: _Located) -> Iterator[FlowProblem]:
                 error = case.when and expression_syntax_error(case.when)
                 if error:
                     yield at.problem((*base, "branch", n, "when"), error)
-        for path, name in step_assigns(step):
+        for path, name in assigned(step):
             if name in RESERVED_VARIABLES:
                 yield at.problem(
                     (*base, *path),
@@ -250,13 +244,18 @@ def _check(flow: Flow, at: _Located) -> Iterator[FlowProblem]:
                     "choose another variable name",
                 )
         if isinstance(step, GatherStep) and step.gather.listens_for_speech:
-            error = _grammar_error(step)
+            error = _grammar_error(step, flow)
             if error:
                 yield at.problem((*base, "gather", "options"), error)
         if isinstance(step, GatherStep) and step.gather.into is None and step.id is None:
             yield at.problem(
                 (*base, "gather"), "a gather needs 'into' (the variable for its result) or an 'id'"
             )
+    for path, target in command_targets(flow):
+        if target not in ids:
+            yield at.problem(path, _unknown_target(target, ids))
+    for path, message in command_problems(flow):
+        yield at.problem(path, message)
     for name in flow.variables:
         if name in RESERVED_VARIABLES:
             yield at.problem(("variables", name), f"{name!r} is reserved; choose another name")
@@ -269,11 +268,12 @@ def _check(flow: Flow, at: _Located) -> Iterator[FlowProblem]:
             )
 
 
-def _grammar_error(step: GatherStep) -> str | None:
-    """The spoken options must compile to a recognition grammar (no phrase in two options)."""
+def _grammar_error(step: GatherStep, flow: Flow) -> str | None:
+    """The spoken options (and commands) must compile to a grammar (no phrase in two)."""
+    menu = with_commands(step.gather, flow.commands)
     choices = [
         GrammarChoice(name, tuple(option.phrases))
-        for name, option in step.gather.options.items()
+        for name, option in menu.options.items()
         if option.phrases
     ]
     try:
@@ -288,26 +288,6 @@ def _unknown_target(target: str, ids: dict[str, int]) -> str:
     hint = f"did you mean {close[0]!r}? " if close else ""
     known = ", ".join(ids) or "none: give the target step an 'id'"
     return f"no step has id {target!r}; {hint}(step ids: {known})"
-
-
-def _targets(step: Any) -> Iterator[tuple[Path_, str]]:
-    if step.next is not None:
-        yield ("next",), step.next
-    if isinstance(step, GotoStep):
-        yield ("goto",), step.goto
-    elif isinstance(step, GatherStep):
-        for name, option in step.gather.options.items():
-            if option.goto is not None:
-                yield ("gather", "options", name, "goto"), option.goto
-        if step.gather.on_failure is not None:
-            yield ("gather", "on_failure"), step.gather.on_failure
-    elif isinstance(step, BranchStep):
-        for n, case in enumerate(step.branch):
-            yield ("branch", n, "goto"), case.goto
-    elif isinstance(step, HttpStep):
-        yield ("http", "on_failure"), step.http.on_failure
-    elif isinstance(step, LlmStep):
-        yield from step.llm.targets()
 
 
 def load_flow(path: Path, voices: Collection[str] | None = None) -> Flow:

@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from ivr_bridge.dialog.commands import FlowCommand
 from ivr_bridge.dialog.llm_spec import LlmSpec
 
 BargeInName = Literal["any", "speech", "dtmf", "none"]
@@ -90,6 +91,15 @@ class GatherOption(_Model):
     """Spoken forms, synonyms included (``[billing, bills, payments]``)."""
     goto: str | None = None
     """Step id to continue with when this option is chosen (default: the gather's ``next``)."""
+    confirm: bool = False
+    """A choice hard to undo (hang up, cancel): a spoken match below the gather's
+    ``confirm_below`` is asked back before it is taken. Keys are never asked back."""
+    confirm_prompt: str | None = Field(default=None, min_length=1)
+    """Template asking it back; ``phrase`` is the option's first phrase (default:
+    ``DEFAULT_CONFIRM_PROMPT``)."""
+
+
+DEFAULT_CONFIRM_PROMPT = "Did you say {{ phrase }}? Say yes or no, or press 1 for yes, 2 for no."
 
 
 class GatherSpec(_Model):
@@ -105,6 +115,9 @@ class GatherSpec(_Model):
     """Call time to wait for the caller to start after the prompt (no-input after this)."""
     max_speech_ms: int = Field(default=15_000, ge=1000, le=60_000)
     min_confidence: float = Field(default=0.0, ge=0.0, le=1.0)
+    """A spoken match less confident than this is a no-match."""
+    confirm_below: float = Field(default=0.8, ge=0.0, le=1.0)
+    """A spoken match of a ``confirm: true`` option less confident than this is asked back."""
     into: str | None = Field(default=None, pattern=NAME)
     """Variable that receives the option id (menu) or the digits; default: the step id."""
     no_input: list[str] = Field(default_factory=list)
@@ -127,6 +140,12 @@ class GatherSpec(_Model):
         keyed = [o.digits for o in self.options.values() if o.digits]
         if len(keyed) != len(set(keyed)):
             raise ValueError("two options use the same digits")
+        unconfirmable = [n for n, o in self.options.items() if o.confirm and not o.phrases]
+        if unconfirmable:
+            raise ValueError(
+                f"confirm: true is for spoken choices; option {unconfirmable[0]!r} has no "
+                "'phrases' (keys are never asked back)"
+            )
         return self
 
     @property
@@ -328,6 +347,9 @@ class Flow(_Model):
     Only names listed here are visible (and only ``IVR_*``), so secrets never reach templates."""
     variables: dict[Annotated[str, Field(pattern=NAME)], Any] = Field(default_factory=dict)
     """Initial variables (plain YAML values)."""
+    commands: dict[Annotated[str, Field(pattern=NAME)], FlowCommand] = Field(default_factory=dict)
+    """Phrases and keys every menu of the flow understands besides its own options
+    ("agent", "repeat"); a menu's own option wins over a command with the same phrase."""
     max_steps: int = Field(default=200, ge=1, le=10_000)
     """Steps one call may run; more means a loop that never ends, and the call is ended."""
     steps: list[Step] = Field(min_length=1)

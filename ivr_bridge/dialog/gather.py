@@ -6,43 +6,47 @@ answer it and its prompt is not spoken, and digits or words during the prompt co
 before the gather, or over a prompt it could not interrupt, is dropped. A finish
 key pressed after an entry already reached its maximum length belongs to that entry, not to
 whatever the flow asks next.
+
+Besides its own options a menu understands the flow's ``commands`` (``menu.py``): a ``goto``
+command leaves the gather, ``repeat``/``help`` say the prompt again without costing the caller
+an attempt. A spoken, unsure match of a ``confirm: true`` option (hang up, cancel) is asked back
+first (``confirm.py``), since acting on a misheard "cancel" cannot be undone. One turn's
+listening lives in ``listen.py``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, replace
+from typing import Any
+
+import structlog
 
 from ivr_bridge.call.control import BargeInPolicy, CallControl
-from ivr_bridge.call.inputs import DtmfInput, SpeechAbandoned, SpeechInput, SpeechStarted
-from ivr_bridge.dialog.flow_model import DigitRules, GatherSpec
-from ivr_bridge.dialog.services import FlowServices, GrammarChoice, RecognizerUnavailable
+from ivr_bridge.dialog.commands import FlowCommand
+from ivr_bridge.dialog.confirm import confirm_choice, needs_confirmation
+from ivr_bridge.dialog.flow_model import GatherSpec
+from ivr_bridge.dialog.listen import Heard, listen
+from ivr_bridge.dialog.menu import command_name, with_commands
+from ivr_bridge.dialog.services import FlowServices
 from ivr_bridge.dialog.templates import render
-from ivr_bridge.recognition.models import GrammarError
 
-SAMPLE_RATE = 8000
+log = structlog.get_logger(__name__)
 
-
-@dataclass(frozen=True, slots=True)
-class Heard:
-    """What one listening turn produced."""
-
-    outcome: Literal["match", "no_input", "no_match"]
-    value: str | None = None
-    """Option id (menu) or digits (entry)."""
-    mode: Literal["dtmf", "speech"] | None = None
-    text: str = ""
-    confidence: float | None = None
+MAX_COMMAND_TURNS = 5
+"""``repeat``/``help`` answers one gather takes before they count as no-matches (a line whose
+noise keeps decoding as "repeat" must still reach the failure branch)."""
 
 
 @dataclass(frozen=True, slots=True)
 class GatherResult:
     value: str | None
-    """None after ``max_attempts`` failures."""
+    """None after ``max_attempts`` failures, or when a flow command answered."""
     goto: str | None
-    """Where the chosen option (or the failure handler) sends the flow."""
+    """Where the chosen option (or command, or the failure handler) sends the flow."""
     last: dict[str, Any]
+    command: str | None = None
+    """The flow command that answered (its ``goto`` is ``goto``)."""
 
 
 async def run_gather(
@@ -51,135 +55,86 @@ async def run_gather(
     call: CallControl,
     services: FlowServices,
     scope: Mapping[str, Any],
+    commands: Mapping[str, FlowCommand] | None = None,
 ) -> GatherResult:
+    commands = commands or {}
+    menu = with_commands(spec, commands)
     policy = BargeInPolicy(spec.barge_in)
     prompt = render(spec.prompt, scope) if spec.prompt is not None else None
     counts = {"no_input": 0, "no_match": 0}
     call.discard_inputs(keys=False)  # old speech does not answer this menu; typed-ahead keys do
-    say_next = prompt
-    for attempt in range(1, spec.max_attempts + 1):
-        if say_next:
-            await call.say(say_next, barge_in=policy)
-            if spec.barge_in == "none":  # talking over legal text is no answer either
-                call.discard_inputs(keys=False)
-        heard = await listen(spec, label, call, services)
-        call.record_event(
-            "gather",
-            step=label,
-            attempt=attempt,
-            outcome=heard.outcome,
-            value=heard.value,
-            mode=heard.mode,
-            confidence=heard.confidence,
-        )
+    say_next: list[str] = [prompt] if prompt else []
+    turn = command_turns = 0
+    last: dict[str, Any] = {}
+    while counts["no_input"] + counts["no_match"] < spec.max_attempts:
+        turn += 1
+        for text in say_next:
+            await call.say(text, barge_in=policy)
+        if say_next and spec.barge_in == "none":  # talking over legal text is no answer either
+            call.discard_inputs(keys=False)
+        heard = await listen(menu, label, call, services)
+        name = command_name(heard.value) if heard.outcome == "match" else None
+        command = commands.get(name) if name else None
+        option = spec.options.get(heard.value or "") if heard.outcome == "match" else None
+        asked_back = False
+        if command is not None and command.goto is None:
+            command_turns += 1
+            if command_turns > MAX_COMMAND_TURNS:
+                reason = f"the command {name!r} was asked for more than {MAX_COMMAND_TURNS} times"
+                heard = replace(heard, outcome="no_match", value=None, reason=reason)
+                command = None
+        elif option is not None and needs_confirmation(spec, option, heard):
+            asked_back = True
+            answer = await confirm_choice(
+                spec, heard.value or "", option, label, call, services, scope
+            )
+            if answer.outcome != "match":  # declined, unclear or silent: not taken
+                heard = replace(answer, value=None)
+                option = None
+        _record_turn(call, label, turn, heard, name if command else None)
         last = {
             "step": label,
             "outcome": heard.outcome,
             "mode": heard.mode,
             "text": heard.text,
             "confidence": heard.confidence,
-            "value": heard.value,
+            "value": heard.value if command is None else None,
         }
+        if command is not None:
+            last["command"] = name
+            if command.goto is not None:
+                return GatherResult(None, command.goto, last, command=name)
+            say_next = [render(command.help, scope)] if command.help is not None else []
+            say_next += [prompt] if prompt else []
+            continue
         if heard.outcome == "match":
-            option = spec.options.get(heard.value or "")
             return GatherResult(heard.value, option.goto if option else None, last)
         counts[heard.outcome] += 1
-        if attempt == spec.max_attempts:
-            break
+        if asked_back:  # the menu again: the answer was heard, just not meant
+            say_next = [prompt] if prompt else []
+            continue
         handlers = spec.no_input if heard.outcome == "no_input" else spec.no_match
         n = counts[heard.outcome]
-        say_next = render(handlers[min(n, len(handlers)) - 1], scope) if handlers else prompt
+        reprompt = render(handlers[min(n, len(handlers)) - 1], scope) if handlers else prompt
+        say_next = [reprompt] if reprompt else []
     call.record_event("gather_failed", step=label, **counts)
     return GatherResult(None, spec.on_failure, last)
 
 
-async def listen(spec: GatherSpec, label: str, call: CallControl, services: FlowServices) -> Heard:
-    """One turn: wait for digits or an utterance and classify it.
-
-    Deadlines are on the call clock and set only by what the turn acts on, so inputs it ignores
-    (speech during a digits-only entry) never restart the no-input timer.
-    """
-    rules = spec.digit_rules
-    speech = spec.listens_for_speech
-    digits = ""
-    now = call.clock.now_ms
-    deadline = now() + spec.timeout_ms
-    quiet_deadline = deadline  # where an abandoned onset (a cough) sends the wait back to
-    while True:
-        item = await call.next_input(max(0.0, deadline - now()))
-        if item is None:
-            if digits:
-                break  # inter-digit timeout ends the entry
-            return Heard("no_input")
-        if isinstance(item, DtmfInput) and rules is not None:
-            if rules.finish_on is not None and item.digit == rules.finish_on:
-                break
-            digits += item.digit
-            if len(digits) >= rules.max and not spec.options and rules.finish_on is not None:
-                # A full-length entry is over; the finish key pressed out of habit is its own.
-                call.swallow_key(rules.finish_on, rules.inter_digit_timeout_ms)
-                break
-            if len(digits) >= rules.max or _unique_menu_digits(spec, digits):
-                break
-            deadline = quiet_deadline = now() + rules.inter_digit_timeout_ms
-        elif isinstance(item, SpeechStarted) and speech and not digits:
-            deadline = now() + spec.max_speech_ms  # talking: wait for the utterance's end
-        elif isinstance(item, SpeechAbandoned) and speech and not digits:
-            deadline = quiet_deadline  # it was noise: no utterance is coming
-        elif isinstance(item, SpeechInput) and speech and not digits:
-            return await recognize_choice(spec, label, item, call, services)
-    return _classify_digits(spec, rules, digits)
-
-
-def _unique_menu_digits(spec: GatherSpec, digits: str) -> bool:
-    """A menu answer that no longer option could extend needs no finish key."""
-    keys = [o.digits for o in spec.options.values() if o.digits]
-    return digits in keys and not any(k != digits and k.startswith(digits) for k in keys)
-
-
-def _classify_digits(spec: GatherSpec, rules: DigitRules | None, digits: str) -> Heard:
-    if not digits:
-        return Heard("no_match", mode="dtmf")  # the finish key alone
-    if rules is not None and len(digits) < rules.min:
-        return Heard("no_match", mode="dtmf", text=digits)
-    if spec.options:
-        chosen = next((name for name, o in spec.options.items() if o.digits == digits), None)
-        if chosen is None:
-            return Heard("no_match", mode="dtmf", text=digits)
-        return Heard("match", chosen, "dtmf", digits, 1.0)
-    return Heard("match", digits, "dtmf", digits, 1.0)
-
-
-async def recognize_choice(
-    spec: GatherSpec, label: str, item: SpeechInput, call: CallControl, services: FlowServices
-) -> Heard:
-    """Match an utterance against the menu's phrases with the grammar recogniser."""
-    choices = [
-        GrammarChoice(name, tuple(option.phrases))
-        for name, option in spec.options.items()
-        if option.phrases
-    ]
-    audio_ms = round(item.end_ms - item.start_ms)
-    try:
-        result = await services.grammar().recognize(item.pcm16, SAMPLE_RATE, choices)
-    except (RecognizerUnavailable, GrammarError) as exc:
-        call.record_event("recognition_unavailable", step=label, error=str(exc))
-        return Heard("no_match", mode="speech")
-    # Trust the recogniser's verdict: a rejected decode whose text merely contains an option's
-    # words is the out-of-grammar case the grammar's confidence check exists to catch.
-    choice = result.choice if result.choice in spec.options else None
-    confident = result.confidence >= spec.min_confidence
+def _record_turn(
+    call: CallControl, label: str, turn: int, heard: Heard, command: str | None
+) -> None:
+    """The turn's event, and the debug line saying in words why an answer was not taken."""
     call.record_event(
-        "recognition",
+        "gather",
         step=label,
-        text=result.text,
-        choice=choice,
-        confidence=round(result.confidence, 3),
-        engine=result.engine,
-        elapsed_ms=round(result.elapsed_ms),
-        audio_ms=audio_ms,
-        accepted=bool(choice and confident),
+        attempt=turn,
+        outcome=heard.outcome,
+        value=heard.value if command is None else None,
+        mode=heard.mode,
+        confidence=heard.confidence,
+        reason=heard.reason or None,
+        command=command,
     )
-    if choice is None or not confident:
-        return Heard("no_match", mode="speech", text=result.text, confidence=result.confidence)
-    return Heard("match", choice, "speech", result.text, result.confidence)
+    if heard.outcome == "no_match":
+        log.debug(f"answer rejected: {heard.reason}", step=label, attempt=turn)

@@ -120,7 +120,9 @@ class FlowRunner:
         return None
 
     async def _gather(self, step: GatherStep, label: str) -> str | None:
-        result = await run_gather(step.gather, label, self.call, self.services, self.scope)
+        result = await run_gather(
+            step.gather, label, self.call, self.services, self.scope, self.flow.commands
+        )
         if step.gather.sensitive and result.value:
             self.call.mark_sensitive(result.value)
         self.scope[step.gather.into or label] = result.value

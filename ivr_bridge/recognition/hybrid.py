@@ -69,9 +69,9 @@ class HybridGrammarRecognizer:
             transcriber = self._transcriber()
         except RecognizerUnavailable:
             return first
-        plan = plan_grammar(choices)
         second = await transcriber.transcribe(pcm16, sample_rate, hint=menu_hint(choices))
-        choice = named_choice(second.text, plan)
+        named = named_choices(second.text, plan_grammar(choices))
+        choice = named[0] if len(named) == 1 else None
         elapsed_ms = (time.perf_counter() - started) * 1000
         engine = f"{first.engine}+{second.engine}"
         log.debug(
@@ -83,7 +83,12 @@ class HybridGrammarRecognizer:
             whisper_choice=choice,
         )
         if choice is None:
-            return Recognition(first.text, first.choice, first.confidence, engine, elapsed_ms)
+            reason = first.reason
+            if first.choice is None:
+                reason = _second_reason(first, second.text, named)
+            return Recognition(
+                first.text, first.choice, first.confidence, engine, elapsed_ms, reason
+            )
         agreed = choice == first.choice
         confidence = max(second.confidence, first.confidence) if agreed else second.confidence
         return Recognition(second.text, choice, confidence, engine, elapsed_ms)
@@ -98,6 +103,26 @@ def menu_hint(choices: Sequence[GrammarChoice]) -> str:
 
 def named_choice(text: str, plan: GrammarPlan) -> str | None:
     """The one option whose phrase occurs in free-form ``text`` as whole words, if exactly one."""
+    named = named_choices(text, plan)
+    return named[0] if len(named) == 1 else None
+
+
+def named_choices(text: str, plan: GrammarPlan) -> list[str]:
+    """Every option a phrase of which occurs in free-form ``text`` as whole words, in order."""
     words = f" {' '.join(clean_hypothesis(normalize_phrase(text)))} "
-    named = {choice for phrase, choice in plan.phrases.items() if f" {phrase} " in words}
-    return named.pop() if len(named) == 1 else None
+    named = [choice for phrase, choice in plan.phrases.items() if f" {phrase} " in words]
+    return list(dict.fromkeys(named))
+
+
+_COUNTS = {2: "two", 3: "three", 4: "four"}
+
+
+def _second_reason(first: Recognition, whisper_text: str, named: list[str]) -> str:
+    """Neither opinion chose: say what whisper's words named (nothing, or several options)."""
+    if len(named) > 1:
+        what = f"named {_COUNTS.get(len(named), str(len(named)))} options: {', '.join(named)}"
+    else:
+        what = "no menu option's words in it"
+    if normalize_phrase(whisper_text) == normalize_phrase(first.text):
+        return what
+    return f'whisper heard "{whisper_text.strip()}": {what}'

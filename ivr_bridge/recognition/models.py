@@ -31,6 +31,9 @@ class Recognition:
     engine: str
     elapsed_ms: float
     """Wall-clock time spent decoding (excluding time queued for the executor)."""
+    reason: str = ""
+    """Why ``choice`` is None, in words a flow author reads in the debug log ("no menu
+    option's words in it"); empty when an option was matched."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,7 @@ import structlog
 from ivr_bridge.audio.codec import mix_pcm16, resample_pcm16, rms_pcm16
 from ivr_bridge.recognition.grammar import (
     GrammarPlan,
+    clean_hypothesis,
     digits_jsgf,
     match_choice,
     match_digits,
@@ -244,7 +245,7 @@ class GrammarRecognizer:
     ) -> Recognition:
         started = time.perf_counter()
         if len(pcm16) < 2 or rms_pcm16(pcm16[: len(pcm16) // 2 * 2]) < SILENCE_RMS:
-            return Recognition("", None, 0.0, ENGINE, _ms_since(started))
+            return Recognition("", None, 0.0, ENGINE, _ms_since(started), "only silence")
         worker = self._worker()
         compiled = worker.grammar(key, choices)
         audio = self._prepare(pcm16, sample_rate)
@@ -253,11 +254,21 @@ class GrammarRecognizer:
             choice = match_digits(text)
         else:
             choice = match_choice(text, compiled.plan)
-        if choice is None or confidence < REJECT_BELOW:
+        reason = ""
+        if choice is None:
+            reason = rejection_without_match(text, compiled.plan is None)
+        elif confidence < REJECT_BELOW:
+            reason = (
+                f"matched {choice!r} but the decoder's confidence {confidence:.2f} is below "
+                f"its rejection threshold {REJECT_BELOW:.2f}"
+            )
+        if reason:
             # Reported low even when the words matched, so a caller's own phrase matching on
             # ``text`` sees that the recogniser did not believe it.
             choice, confidence = None, min(confidence, REJECT_BELOW / 2)
-        return Recognition(" ".join(text.split()), choice, confidence, ENGINE, _ms_since(started))
+        return Recognition(
+            " ".join(text.split()), choice, confidence, ENGINE, _ms_since(started), reason
+        )
 
     def _prepare(self, pcm16: bytes, sample_rate: int) -> bytes:
         """Trimmed 16 kHz PCM with the noise floor mixed in (see the module docstring)."""
@@ -265,6 +276,15 @@ class GrammarRecognizer:
         audio, _ = resample_pcm16(pcm, sample_rate, MODEL_RATE)
         noise = self._noise * (len(audio) // len(self._noise) + 1)
         return mix_pcm16(audio, noise[: len(audio)])
+
+
+def rejection_without_match(text: str, digits: bool) -> str:
+    """Why a decode selected nothing: no words at all, or words that are not one answer."""
+    if not clean_hypothesis(text):
+        return "no words decoded"
+    if digits:
+        return "not a number read digit by digit"
+    return "no menu option's words in it (fillers aside)"
 
 
 def trim_silence(pcm16: bytes, sample_rate: int, margin_ms: int = 40) -> bytes:

@@ -274,7 +274,10 @@ expect: {dial: "+15005550100"}
     )
     assert result.passed, result.summary_table()
     [rec] = _events(logs, "recognition")
-    assert rec["choice"] == "agent" and rec["confidence"] > 0
+    # "agent" is the flow's command (understood at every menu), merged into the menu's grammar.
+    assert rec["choice"] == "command:agent" and rec["confidence"] > 0
+    [gather] = _events(logs, "gather")
+    assert gather["command"] == "agent" and gather["outcome"] == "match"
 
 
 async def test_reminder_cancel_by_voice_after_a_no_match(make_bridge: Callable[..., Any]) -> None:
@@ -298,6 +301,9 @@ expect: {ended: hangup}
     said = _said(logs)
     assert said[2].startswith("Sorry, I didn't catch that.")
     assert "Your appointment tomorrow has been cancelled." in said[-2]
+    # "cancel" is asked back only when unsure; this voice's "cancel" decodes with confidence 1.0.
+    assert [e["confidence"] for e in _events(logs, "recognition")][-1] >= 0.8
+    assert _events(logs, "gather_confirm") == []
 
 
 async def test_reschedule_records_and_transcribes_what_the_caller_said(

@@ -35,7 +35,9 @@ class FakeGrammar:
 class FakeTranscriber:
     heard: list[bytes] = field(default_factory=list)
 
-    async def transcribe(self, pcm16: bytes, sample_rate: int) -> Transcription:
+    async def transcribe(
+        self, pcm16: bytes, sample_rate: int, *, hint: str | None = None
+    ) -> Transcription:
         self.heard.append(pcm16)
         return Transcription(pcm16.decode().replace("|", " "), 0.8, "fake-whisper", 30.0)
 

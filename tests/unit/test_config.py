@@ -11,7 +11,7 @@ def test_defaults_use_the_embedded_speech_server(monkeypatch: pytest.MonkeyPatch
         monkeypatch.delenv(name, raising=False)
     settings = load_settings()
     assert settings.uses_embedded_speech
-    assert settings.voice == "leah"
+    assert settings.voice == "heart"
     assert settings.public_url is None
 
 

@@ -213,3 +213,66 @@ def test_ordinary_env_names_still_load() -> None:
         'steps:\n  - say: "{{ env.IVR_SUPPORT_NUMBER }}"\n'
     )
     assert set(flow.env) == {"IVR_SUPPORT_NUMBER", "IVR_KEYPAD"}
+
+
+COMMANDS = """name: t
+commands:
+  agent: {phrases: [agent], digits: "0", goto: persn}
+  repeat: {phrases: [repeat], repeat: true, goto: menu}
+steps:
+  - id: menu
+    gather:
+      options:
+        balance: {digits: "1", phrases: [balance]}
+        person: {digits: "0", phrases: [a person]}
+  - id: person
+    hangup: true
+"""
+
+
+def test_commands_are_checked_with_file_and_line() -> None:
+    assert _problems(COMMANDS) == [
+        "test.yaml:4: commands.repeat: a command does exactly one of 'goto: STEP', "
+        "'repeat: true', 'help'",
+    ]
+    assert _problems(COMMANDS.replace(", goto: menu", "")) == [
+        "test.yaml:3: commands.agent.goto: no step has id 'persn'; did you mean 'person'? "
+        "(step ids: menu, person)",
+        "test.yaml:10: steps[0] (menu).gather.options.person.digits: key '0' clashes with the "
+        "flow command 'agent' (commands.agent.digits: '0'), which every menu understands; give "
+        "the option another key, or drop the option and let the command answer",
+    ]
+    problems = _problems(COMMANDS.replace("persn", "person").replace(", goto: menu", ""))
+    assert problems == [
+        "test.yaml:10: steps[0] (menu).gather.options.person.digits: key '0' clashes with the "
+        "flow command 'agent' (commands.agent.digits: '0'), which every menu understands; give "
+        "the option another key, or drop the option and let the command answer"
+    ]
+
+
+def test_commands_with_clashing_keys_or_a_shared_phrase_are_refused() -> None:
+    flow = (
+        "name: t\ncommands:\n"
+        "  agent: {phrases: [agent], digits: '0', goto: end}\n"
+        "  operator: {phrases: [agent], digits: '01', goto: end}\n"
+        "steps:\n  - id: menu\n    gather:\n      options: {a: {phrases: [apple]}}\n"
+        "  - id: end\n    hangup: true\n"
+    )
+    problems = _problems(flow)
+    assert problems[0] == (
+        "test.yaml:4: commands.operator.digits: key '01' clashes with command 'agent''s key "
+        "'0'; give one of them another key"
+    )
+    assert "spoken options cannot be recognised: phrase 'agent' belongs to both" in problems[1]
+
+
+def test_a_confirm_option_needs_phrases_and_its_prompt_is_a_checked_template() -> None:
+    flow = (
+        "name: t\nsteps:\n  - id: menu\n    gather:\n      options:\n"
+        "        quit: {digits: '9', confirm: true}\n"
+        "        stop: {phrases: [stop], confirm: true, confirm_prompt: 'Stop {{ phrase ?'}\n"
+    )
+    [problem] = _problems(flow)
+    assert "confirm: true is for spoken choices; option 'quit' has no 'phrases'" in problem
+    [problem] = _problems(flow.replace("'9', confirm: true", "'9'"))
+    assert problem.startswith("test.yaml:7: steps[0] (menu).gather.options.stop.confirm_prompt:")
