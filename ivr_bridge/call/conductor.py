@@ -226,6 +226,7 @@ class CallConductor:
             log.exception("call failed; apologising and ending the call")
             outcome = self._failure.outcome()
         finally:
+            self.listener.close()
             try:
                 await self._stop_tasks(tasks)
             finally:

@@ -176,7 +176,11 @@ class Listener:
             self._last_voiced_end_ms = at_ms + FRAME_MS
             if not self._confirmed and self._voiced_ms >= self.settings.min_speech_ms:
                 if self._judged and self._peak < self.settings.confirm_floor:
-                    self._vetoed += 1  # speech, but not the caller's: too quiet throughout
+                    # Speech, but not the caller's (too quiet throughout): the bot must not
+                    # stay paused while the TV talks on, so after a while it is rejected.
+                    self._vetoed += 1
+                    if self._voiced_ms >= 2 * self.settings.min_speech_ms:
+                        self._abandon(at_ms + FRAME_MS)
                     return
                 self._confirmed = True
                 self._stop_judging()
@@ -185,13 +189,7 @@ class Listener:
             self._silence_ms += FRAME_MS
             gap_ms = self.settings.onset_gap_ms + min(self._vetoed_run_ms, LOOKBACK_MS)
             if not self._confirmed and self._silence_ms >= gap_ms:
-                self._in_speech = False
-                self._audio.clear()
-                self._sink.on_speech_abandoned(self._onset_ms, at_ms + FRAME_MS)
-                if self._judged and self._vetoed:
-                    self._reject(at_ms + FRAME_MS)
-                else:
-                    self._stop_judging()
+                self._abandon(at_ms + FRAME_MS)
                 return
             if self._confirmed and self._silence_ms >= self.settings.end_silence_ms:
                 self._deliver()
@@ -200,6 +198,19 @@ class Listener:
         if self._confirmed and len(self._audio) >= self._max_bytes:
             self._deliver()
             self._start_ms = at_ms + FRAME_MS
+
+    def close(self) -> None:
+        """The call is over: a silero engine still borrowed goes back to the pool."""
+        self._stop_judging()
+
+    def _abandon(self, at_ms: float) -> None:
+        self._in_speech = False
+        self._audio.clear()
+        self._sink.on_speech_abandoned(self._onset_ms, at_ms)
+        if self._judged and self._vetoed:
+            self._reject(at_ms)
+        else:
+            self._stop_judging()
 
     # --- Judging onsets while the bot is audible ----------------------------------------------
 
@@ -210,8 +221,6 @@ class Listener:
         agrees = self._confirmer.feed(pcm) >= self._confirmer.threshold
         level = rms_pcm16(pcm)
         agrees = agrees and 2 * level >= self.settings.confirm_floor
-        if agrees:
-            self._peak = max(self._peak, level)
         if not voiced:
             self._vetoed_run_ms = 0
             self._quiet_ms += FRAME_MS
@@ -223,6 +232,7 @@ class Listener:
             return False, FRAME_MS
         credit = FRAME_MS + min(self._vetoed_run_ms, LOOKBACK_MS)
         self._vetoed_run_ms = 0
+        self._peak = max(self._peak, level)
         return True, credit
 
     def _start_judging(self) -> bool:
@@ -230,15 +240,15 @@ class Listener:
         already judging (a wary listener), or had no engine free (webrtcvad alone, then)."""
         if self._confirmer is None or not self._bot_audible():
             return False
-        if not self._wary:
+        if not self._wary:  # (wary: silero already heard this frame; keep its stream going)
             pre_roll = [ulaw_to_pcm16(frame) for frame in self._pre_roll]
             if not self._confirmer.start(pre_roll):
                 return False
+            self._peak = 0
         self._wary = False
         self._judged = True
         self._vetoed = 0
         self._vetoed_run_ms = 0
-        self._peak = 0
         return True
 
     def _reject(self, at_ms: float) -> None:
@@ -246,6 +256,7 @@ class Listener:
         self.rejected_onsets += 1
         self._judged = False
         self._wary = True
+        self._peak = 0
         if self._on_rejected is not None:
             self._on_rejected(self._onset_ms, at_ms)
 

@@ -112,3 +112,15 @@ def test_speech_after_a_rejected_noise_still_interrupts(pool: SileroPool) -> Non
     sink, listener, _ = _listen(noise_ulaw("cough") + speech, pool)
     assert listener.rejected_onsets == 1
     assert len(sink.kinds("confirmed")) == 1 and len(sink.kinds("input")) == 1
+
+
+def test_a_call_ending_mid_onset_gives_the_engine_back(pool: SileroPool) -> None:
+    sink = Sink()
+    listener = Listener(sink, bot_audible=lambda: True, pool=pool)
+    audio = LEAD + noise_ulaw("cough")[:1600]  # the call ends inside the cough
+    for index, offset in enumerate(range(0, len(audio) - 159, 160)):
+        listener.feed(index * 20.0, audio[offset : offset + 160])
+    assert sink.kinds("onset") and not sink.kinds("abandoned")
+    idle = pool.idle
+    listener.close()
+    assert pool.idle == idle + 1
