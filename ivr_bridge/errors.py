@@ -11,6 +11,7 @@ nothing from the project, so every layer can use it.
     │   ├── TwilioProtocolError        Twilio Media Streams (frames in, messages judged by the sim)
     │   └── LmntProtocolError          LMNT speech sessions (either side of the socket)
     ├── AudioFormatError               audio we cannot play (WAV header, sample format)
+    ├── VadError                       voice activity detection cannot run (a model missing)
     ├── SpeechError                    the speech path failed (session, synthesis)
     ├── RecognitionError               a recogniser is missing or failed
     ├── LLMError                       a model request failed (``ivr_bridge.llm.types``)
@@ -23,9 +24,10 @@ nothing from the project, so every layer can use it.
 Where the leaves live: ``config.ConfigError``; ``telephony.twilio.models.MalformedFrame`` and
 ``sim.protocol.ProtocolViolation`` (Twilio); ``speech.lmnt.protocol`` and
 ``speechserver.protocol.LmntRequestRefused`` (LMNT); ``audio.wav.WavFormatError``;
-``speech.session.SpeechSessionError`` / ``SpeechSessionClosed`` and
-``speechserver.synth.SynthesisError``; ``recognition.models.RecognizerUnavailable`` /
-``GrammarError`` and ``stt.deepgram.DeepgramError``; ``llm.types.LLMError`` / ``LLMTimeout``;
+``audio.silero.SileroUnavailable``; ``speech.session.SpeechSessionError`` /
+``SpeechSessionClosed`` and ``speechserver.synth.SynthesisError``;
+``recognition.models.RecognizerUnavailable`` / ``GrammarError`` and
+``stt.deepgram.DeepgramError``; ``llm.types.LLMError`` / ``LLMTimeout``;
 ``dialog.flow_loader.FlowError``, ``dialog.runner.FlowRuntimeError``,
 ``dialog.templates.TemplateRuntimeError``; ``sim.scenario.script.ScriptError``,
 ``sim.twilio.twiml.TwimlError``, ``sim.scenario.voice.AudioFileError``,
@@ -71,6 +73,11 @@ class LmntProtocolError(ProtocolError):
 
 class AudioFormatError(IvrBridgeError, ValueError):
     """Audio in a format the call cannot play."""
+
+
+class VadError(IvrBridgeError):
+    """Voice activity detection cannot run as configured (``IVR_VAD_CONFIRM``'s model missing);
+    the message names the package to install."""
 
 
 class SpeechError(IvrBridgeError):

@@ -199,6 +199,12 @@ class BridgeMetrics:
             "Speech onsets that paused the bot but were not confirmed (noise, a cough); it resumed",
             registry=r,
         )
+        self.vad_confirmer_rejections = Counter(
+            "ivr_vad_confirmer_rejections_total",
+            "Speech onsets over an audible prompt that webrtcvad heard and the confirmer "
+            "(silero, IVR_VAD_CONFIRM) rejected as noise: the bot was not interrupted",
+            registry=r,
+        )
         self.barge_in_latency = Histogram(
             "ivr_barge_in_onset_to_clear_seconds",
             "Caller speech onset (or digit) until 'clear' was sent, on the call's audio clock",

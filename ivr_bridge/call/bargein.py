@@ -105,6 +105,18 @@ class BargeInController:
         if self.prompt is prompt:
             self.prompt = None
 
+    @property
+    def bot_audible(self) -> bool:
+        """A prompt is being said and the caller can hear it (Twilio holds audio of it): the
+        listener then wants a second opinion before it calls a sound speech."""
+        prompt = self.prompt
+        return (
+            prompt is not None
+            and prompt.active
+            and prompt.interrupted_by is None
+            and self._playback.audible
+        )
+
     def _interruptible(self, by: InterruptedBy) -> Prompt | None:
         prompt = self.prompt
         if prompt is None or not prompt.active or prompt.interrupted_by is not None:

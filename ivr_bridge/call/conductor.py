@@ -119,13 +119,18 @@ class CallConductor:
         self.start_to_first_media_s: float | None = None
         self._caller_talking_since: float | None = None
         """Onset (call ms) of confirmed caller speech not yet delivered as an utterance."""
-        self.listener = Listener(self, listening)
         self.barge_in = BargeInController(
             playback=self.playback,
             clock=self.clock,
             metrics=metrics,
             cancel_synthesis=self.speech_feed.cancel,
             record_event=self.record_event,
+        )
+        self.listener = Listener(
+            self,
+            listening,
+            bot_audible=lambda: self.barge_in.bot_audible,
+            on_rejected=self._speech_rejected,
         )
 
     # --- Inbound events (called by the media-stream handler; must stay cheap) -----------------
@@ -176,6 +181,11 @@ class CallConductor:
         self.barge_in.on_abandoned(onset_ms, at_ms)
         self.inputs.push(SpeechAbandoned(at_ms))
 
+    def _speech_rejected(self, onset_ms: float, at_ms: float) -> None:
+        """webrtcvad heard speech over the bot, silero did not (a cough, a breath)."""
+        self._metrics.vad_confirmer_rejections.inc()
+        self.record_event("speech_rejected", onset_ms=onset_ms, at_ms=at_ms)
+
     def on_speech_input(self, speech: SpeechInput) -> None:
         self._caller_talking_since = None
         self.record_event("caller_speech", start_ms=speech.start_ms, end_ms=speech.end_ms)
@@ -216,6 +226,7 @@ class CallConductor:
             log.exception("call failed; apologising and ending the call")
             outcome = self._failure.outcome()
         finally:
+            self.listener.close()
             try:
                 await self._stop_tasks(tasks)
             finally:

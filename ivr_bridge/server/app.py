@@ -13,6 +13,7 @@ import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from ivr_bridge.audio.silero import shared_pool
 from ivr_bridge.call.app import AppFactory
 from ivr_bridge.call.registry import HangUpNow
 from ivr_bridge.campaign.script import load_scripts
@@ -64,6 +65,9 @@ AFTER_STREAM_WAIT_S = 5.0
 
 PLACEHOLDER_KEY = "ivr-bridge-no-key"
 """Sent to keyless LMNT-compatible servers (ours accepts any non-empty key on loopback)."""
+SILERO_ENGINES_AT_START = 2
+"""silero engines created (in a thread) before the first call: one per onset judged at the same
+moment; the pool grows in a thread beyond that (``ivr_bridge.audio.silero``)."""
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -237,6 +241,8 @@ async def start_bridge(
     port = settings.port if port is None else port
     flows = load_flows_dir(settings.flows_dir, settings.flow)  # any broken flow stops startup
     await check_voices(settings, flows)  # so does a voice the speech server does not have
+    if settings.vad_confirm == "silero":  # fails here, naming the package, if it is missing
+        await shared_pool().warm(SILERO_ENGINES_AT_START)
     speech_server = None
     if settings.uses_embedded_speech:
         speech_server = await start_embedded_speech(settings.voice, speech_processes)

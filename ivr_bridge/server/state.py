@@ -104,6 +104,8 @@ class BridgeState:
             end_silence_ms=s.end_of_utterance_ms,
             vad_aggressiveness=s.vad_aggressiveness,
             energy_floor=s.vad_energy_floor,
+            confirm=s.vad_confirm,
+            confirm_threshold=s.vad_confirm_threshold,
         )
 
     @property

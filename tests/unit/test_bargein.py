@@ -136,3 +136,14 @@ async def test_nothing_to_interrupt_after_the_prompt_ended(harness) -> None:
     await settle()
     assert not harness.paused and not prompt.utterance.interrupted
     assert harness.sent == [] and harness.cancelled == []
+
+
+async def test_the_bot_is_audible_while_a_prompt_has_audio_at_twilio(harness) -> None:
+    """What the listener asks before it wants silero's second opinion on an onset."""
+    assert not harness.controller.bot_audible  # no prompt
+    prompt = harness.prompt("none")  # audible even when speech cannot cut it
+    assert not harness.controller.bot_audible  # nothing sent yet: the caller hears nothing
+    harness.playback.ledger.next_mark(800, prompt.utterance, expected_end=0.0)
+    assert harness.controller.bot_audible
+    prompt.interrupted_by = "dtmf"
+    assert not harness.controller.bot_audible  # being cut: nothing left to protect

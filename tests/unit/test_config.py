@@ -44,6 +44,20 @@ def test_bad_log_format_is_rejected_with_the_choices(monkeypatch: pytest.MonkeyP
     assert "json" in str(info.value)
 
 
+def test_the_vad_confirmer_is_silero_unless_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("IVR_VAD_CONFIRM", raising=False)
+    assert load_settings().vad_confirm == "silero"
+    assert load_settings().vad_confirm_threshold == 0.5
+    monkeypatch.setenv("IVR_VAD_CONFIRM", "webrtc")
+    with pytest.raises(ConfigError, match="IVR_VAD_CONFIRM") as info:
+        load_settings()
+    assert "silero" in str(info.value) and "off" in str(info.value)
+    monkeypatch.setenv("IVR_VAD_CONFIRM", "off")
+    monkeypatch.setenv("IVR_VAD_CONFIRM_THRESHOLD", "1.5")
+    with pytest.raises(ConfigError, match="IVR_VAD_CONFIRM_THRESHOLD"):
+        load_settings()
+
+
 def test_flow_must_be_a_plain_file_name(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("IVR_FLOW", "../etc/passwd")
     with pytest.raises(ConfigError, match="IVR_FLOW"):

@@ -74,6 +74,11 @@ async def synthesize(text: str, voice: str, sample_rate: int, rate: float = 1.0)
     )
 
 
+def synthesize_blocking(text: str, voice: str, sample_rate: int, rate: float = 1.0) -> bytes:
+    """``synthesize`` for code with no event loop to keep free (tests, benchmarks' set-up)."""
+    return _request(text, voice, sample_rate, rate)
+
+
 def _request(text: str, voice: str, sample_rate: int, rate: float = 1.0) -> bytes:
     with _lock:
         helper = _running()
