@@ -70,8 +70,11 @@ class NeuralSynthesizer:
         return self._run(text, sample_rate, speed)
 
     def prepare(self) -> None:
-        """Load the model now (a server that wants its first prompt fast)."""
+        """Load the model and speak once (a server that wants its first prompt fast): the first
+        synthesis after loading takes ~0.6 s (phonemizer and inference set-up), more under
+        load, which the bridge's speech watchdog would take for a stalled service."""
         self._ensure_loaded()
+        self._run("Hello.", 8000, 1.0)
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -30,6 +30,7 @@ import yaml
 from ivr_bridge.audio.codec import pcm16_to_ulaw, ulaw_to_pcm16
 from ivr_bridge.dialog.flow_loader import load_flow
 from ivr_bridge.dialog.flow_model import GatherStep
+from ivr_bridge.dialog.menu import with_commands
 from ivr_bridge.dialog.templates import TemplateRuntimeError, render
 from ivr_bridge.recognition import GrammarChoice, get_menu_recognizer, get_transcriber
 from ivr_bridge.recognition.text import normalize_phrase
@@ -74,9 +75,10 @@ def shipped_menus() -> Iterator[tuple[str, list[GrammarChoice]]]:
         flow = load_flow(FLOWS / name)
         for step in flow.steps:
             if isinstance(step, GatherStep):
+                menu = with_commands(step.gather, flow.commands)  # as the call hears them
                 choices = [
                     GrammarChoice(option, tuple(spec.phrases))
-                    for option, spec in step.gather.options.items()
+                    for option, spec in menu.options.items()
                     if spec.phrases
                 ]
                 if choices:
