@@ -248,10 +248,10 @@ async def start_bridge(
         speech_server = await start_embedded_speech(settings.voice, speech_processes)
         base_url, api_key = speech_server.base_url, PLACEHOLDER_KEY
         log.warning(
-            "LMNT_API_KEY is not set: speaking through the embedded LMNT-compatible speech server "
-            "(espeak-ng). Set LMNT_API_KEY (and LMNT_BASE_URL for a self-hosted endpoint) to use "
-            "another one.",
+            "LMNT_API_KEY is not set: speaking through the embedded LMNT-compatible speech server. "
+            "Set LMNT_API_KEY (and LMNT_BASE_URL for a self-hosted endpoint) to use another one.",
             speech_url=base_url,
+            voice=settings.voice,
         )
     else:
         base_url = settings.effective_lmnt_base_url

@@ -12,7 +12,9 @@ import structlog
 
 from ivr_bridge.audio.codec import rms_pcm16
 from ivr_bridge.demo import run_demo
+from ivr_bridge.dialog.say_as import currency
 from ivr_bridge.sim.cli import EXIT_INCONCLUSIVE
+from ivr_bridge.sim.scenario.matching import best_match
 
 
 def _voiced_seconds(samples: array.array, rate: int) -> float:
@@ -50,3 +52,17 @@ async def test_demo_records_a_whole_support_call(tmp_path: Path) -> None:
     kinds = {event["event"] for event in transcript["events"]}
     assert {"barge_in", "clear", "digit"} <= kinds
     assert len(transcript["utterances"]) >= 4
+
+    # What the caller heard, transcribed from the recording by whisper, is what the flow said:
+    # the neural voice is understood, and the say-as filters read the digits and the amount.
+    balance = 12345678 * 7919 % 100_000 / 100  # the demo's stand-in balance API
+    prompts = [
+        "Thanks for calling Example Bank support.",  # then the menu, cut by the caller
+        "Please enter your account number, then press the pound key.",
+        f"The balance on account ending five, six, seven, eight is {currency(balance)}.",
+        "Thank you for calling Example Bank. Goodbye.",
+    ]
+    transcribed = [u["text"] for u in transcript["utterances"]]
+    assert [best_match(p, h).passes() for p, h in zip(prompts, transcribed, strict=False)] == [
+        True
+    ] * 4, transcribed

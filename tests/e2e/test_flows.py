@@ -97,11 +97,19 @@ expect: {ended: hangup}
     # The flow marks the account number and the lookup sensitive: no log line shows them, not
     # even the bot reading them back (the call's own events keep the words).
     # The say-as filters read the last four digits one by one and the balance as an amount
-    # ("ending five six seven eight is forty-two dollars and seventeen cents"), words masked too.
+    # ("ending one, two, three, four is forty-two dollars and seventeen cents"), words masked too.
     amount = "•" * len("forty-two dollars and seventeen cents")
     assert f"The balance on account ending •••• is {amount}." in said
     assert said[-1] == "Thank you for calling Example Bank. Goodbye."
-    for secret in ("55501234", "1234", "42.17", "+15005550006", "one two three four", "forty-two"):
+    for secret in (
+        "55501234",
+        "1234",
+        "42.17",
+        "+15005550006",
+        "one two three four",
+        "one, two",
+        "forty-two",
+    ):
         # As a whole run of digits: a timing such as call_ms=12340 is not the account number.
         shown = re.compile(rf"(?<!\d){re.escape(secret)}(?!\d)")
         leaked = [e for e in logs if any(shown.search(str(v)) for v in e.values())]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import statistics
 import sys
 import time
@@ -28,6 +29,7 @@ from typing import Any
 import yaml
 
 from ivr_bridge.audio.codec import pcm16_to_ulaw, ulaw_to_pcm16
+from ivr_bridge.dialog import say_as
 from ivr_bridge.dialog.flow_loader import load_flow
 from ivr_bridge.dialog.flow_model import GatherStep
 from ivr_bridge.dialog.menu import with_commands
@@ -159,9 +161,26 @@ def _spoken(where: str, value: Any) -> Iterator[tuple[str, str]]:
             yield from _spoken(f"{where}[{index}]", inner)
 
 
+_MONEY = re.compile(r"\$(\d[\d,]*(?:\.\d+)?)")
+_NUMBER = re.compile(r"\d[\d,]*")
+_SPELLINGS = {"canceled": "cancelled", "p.m.": "pm", "a.m.": "am", "ok": "okay"}
+
+
+def spoken(text: str) -> str:
+    """Written forms as they are said, so a transcript's "$12.50" or "3 p.m." matches the words
+    the bot said ("twelve dollars and fifty cents", "three PM"): spelling is not mishearing."""
+    text = _MONEY.sub(lambda m: " " + say_as.currency(m.group(1).replace(",", "")) + " ", text)
+    text = _NUMBER.sub(lambda m: " " + say_as.number(m.group(0).replace(",", "")) + " ", text)
+    words = [
+        _SPELLINGS.get(word, _SPELLINGS.get(word.rstrip(".,?!"), word))
+        for word in text.lower().split()
+    ]
+    return normalize_phrase(" ".join(words))
+
+
 def word_error_rate(reference: str, hypothesis: str) -> tuple[int, int]:
-    """(edits, reference words) after both are normalised to lower-case words."""
-    ref, hyp = normalize_phrase(reference).split(), normalize_phrase(hypothesis).split()
+    """(edits, reference words) after both are normalised to lower-case spoken words."""
+    ref, hyp = spoken(reference).split(), spoken(hypothesis).split()
     row = list(range(len(hyp) + 1))
     for i, r in enumerate(ref, 1):
         prev, row[0] = row[0], i

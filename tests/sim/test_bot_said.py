@@ -111,3 +111,9 @@ def test_words_that_sound_alike_count_as_heard() -> None:
         "your appointment has been cancelled", "Your appointment has been canceled."
     ).passes()
     assert not best_match("press one to confirm", "Press nine to cancel.").passes()
+
+
+def test_an_amount_said_in_words_matches_the_amount_a_recogniser_wrote() -> None:
+    said = "your balance is two hundred forty dollars and eighty-two cents"
+    assert best_match(said, "Your balance is $240.82.").score == 1.0
+    assert best_match("your balance is forty-two fifty", "Your balance is $42.50.").score == 1.0

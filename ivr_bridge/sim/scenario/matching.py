@@ -31,6 +31,7 @@ _SAME_WORD = 0.85
 """Two words this alike (difflib ratio over letters) are one word heard two ways."""
 _TOKEN = re.compile(r"[a-z0-9']+")
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3})")
+_DOLLARS = re.compile(r"\$(\d{1,6})(?:\.(\d{2}))?\b")
 _APOLOGY = re.compile(
     r"\b(sorry|apologi[sz]e|technical difficult\w*|something went wrong|could not connect|"
     r"cannot be connected|can ?not help right now|can't help right now|having trouble|"
@@ -51,10 +52,13 @@ def _number_words(n: int) -> list[str]:
     return [*_number_words(n // 1000), "thousand", *rest]
 
 
-def words(text: str) -> list[str]:
-    """Lower-case words with numbers spelled out: "$42.50" and "forty two fifty" compare alike."""
+def words(text: str, *, amounts: bool = False) -> list[str]:
+    """Lower-case words with numbers spelled out: "$42.50" and "forty two fifty" compare alike;
+    with ``amounts``, "$42.50" is "forty two dollars and fifty cents" (as a say-as bot says it)."""
     out: list[str] = []
     text = _THOUSANDS.sub("", text.lower().replace("-", " "))
+    if amounts:
+        text = _DOLLARS.sub(_amount_in_words, text)
     for token in _TOKEN.findall(text):
         if token.isdigit():
             if len(token) > 6 or token.startswith("0"):
@@ -64,6 +68,15 @@ def words(text: str) -> list[str]:
         else:
             out.append(token.strip("'"))
     return [w for w in out if w]
+
+
+def _amount_in_words(match: re.Match[str]) -> str:
+    """ "$12.50" as said: "twelve dollars and fifty cents" (a recogniser writes amounts so)."""
+    dollars, cents = int(match.group(1)), int(match.group(2) or 0)
+    said = " ".join(_number_words(dollars)) + (" dollar" if dollars == 1 else " dollars")
+    if cents:
+        said += " and " + " ".join(_number_words(cents)) + (" cent" if cents == 1 else " cents")
+    return f" {said} "
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +91,16 @@ class Match:
 
 
 def best_match(expected: str, heard: str) -> Match:
-    """The stretch of ``heard`` closest to ``expected``, scored as the module docstring says."""
-    want, got = words(expected), words(heard)
+    """The stretch of ``heard`` closest to ``expected``, scored as the module docstring says;
+    an amount a recogniser wrote ("$42.50") matches it said either way."""
+    best = _best_match(words(expected), words(heard))
+    if _DOLLARS.search(heard) or _DOLLARS.search(expected):
+        spelled = _best_match(words(expected, amounts=True), words(heard, amounts=True))
+        best = max(best, spelled, key=lambda m: m.score)
+    return best
+
+
+def _best_match(want: list[str], got: list[str]) -> Match:
     if not want:
         return Match(1.0, "")
     if not got:
