@@ -44,10 +44,11 @@ async def _recognize(grammar: FixedGrammar, whisper: FixedWhisper) -> Recognitio
     return await hybrid.recognize(b"\x00\x00" * 800, 8000, MENU)
 
 
-async def test_a_confident_grammar_decode_is_not_second_guessed() -> None:
-    whisper = FixedWhisper("agent please")
-    result = await _recognize(FixedGrammar("goodbye", 0.9), whisper)
-    assert result.choice == "goodbye" and whisper.calls == 0
+async def test_whisper_naming_another_option_overrides_even_a_confident_decode() -> None:
+    # Seen: "cancel" decoded as "confirm" at confidence 1.0; whisper heard "cancel."
+    whisper = FixedWhisper("Representative.")
+    result = await _recognize(FixedGrammar("goodbye", 1.0), whisper)
+    assert result.choice == "agent" and whisper.calls == 1
 
 
 async def test_whisper_naming_an_option_overrides_an_unsure_decode() -> None:
@@ -62,11 +63,39 @@ async def test_whisper_rescues_a_rejected_decode() -> None:
     assert result.choice == "agent"
 
 
-async def test_when_whisper_names_no_option_the_grammar_verdict_stands() -> None:
-    result = await _recognize(FixedGrammar("goodbye", 0.5), FixedWhisper("Hey, don't leave."))
+async def test_speech_outside_the_menu_is_rejected_though_the_grammar_forced_an_option() -> None:
+    # Seen: "I am driving right now" decoded as "i'd like uh refill" at 0.69.
+    result = await _recognize(
+        FixedGrammar("goodbye", 0.65), FixedWhisper("I am driving right now.")
+    )
+    assert result.choice is None
+    assert result.reason is not None and "no menu option's words" in result.reason
+    assert "goodbye" in result.reason
+
+
+async def test_a_confident_decode_stands_when_whisper_garbles_a_short_answer() -> None:
+    # Seen: "status" transcribed as "Data." while the grammar had it right.
+    result = await _recognize(FixedGrammar("goodbye", 0.9), FixedWhisper("Data."))
+    assert (result.choice, result.confidence) == ("goodbye", 0.9)
+
+
+async def test_when_whisper_hears_nothing_the_grammar_verdict_stands() -> None:
+    result = await _recognize(FixedGrammar("goodbye", 0.5), FixedWhisper(""))
     assert (result.choice, result.confidence) == ("goodbye", 0.5)
     rejected = await _recognize(FixedGrammar(None, 0.1), FixedWhisper("pizza"))
     assert rejected.choice is None
+
+
+async def test_whisper_naming_two_options_is_no_answer() -> None:
+    result = await _recognize(FixedGrammar("goodbye", 0.9), FixedWhisper("agent or goodbye"))
+    assert result.choice is None
+
+
+async def test_a_yeah_is_a_yes() -> None:
+    yes_no = [GrammarChoice("yes", ("yes",)), GrammarChoice("no", ("no",))]
+    hybrid = HybridGrammarRecognizer(FixedGrammar(None, 0.1), lambda: FixedWhisper("Yeah."))
+    result = await hybrid.recognize(b"\x00\x00" * 800, 8000, yes_no)
+    assert result.choice == "yes"
 
 
 async def test_without_whisper_the_grammar_decode_is_returned() -> None:

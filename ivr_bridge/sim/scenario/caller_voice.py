@@ -57,6 +57,10 @@ NEURAL_CALLER_VOICES: dict[str, NeuralCallerVoice] = {
     "neural-high": NeuralCallerVoice(pitch=1.15),
     "neural-fast": NeuralCallerVoice(pitch=0.88, tempo=1.25),
     "neural-slow": NeuralCallerVoice(pitch=0.92, tempo=0.85),
+    "neural-warm": NeuralCallerVoice(pitch=0.9),
+    "neural-brisk": NeuralCallerVoice(pitch=1.06, tempo=1.15),
+    "neural-low-slow": NeuralCallerVoice(pitch=0.78, tempo=0.85),
+    "neural-high-fast": NeuralCallerVoice(pitch=1.2, tempo=1.15),
 }
 """Caller voices from the neural model; none at pitch 1.0, which is the bot's own voice."""
 DEFAULT_NEURAL_CALLER_VOICE = "neural-low"
