@@ -85,6 +85,10 @@ class Settings(BaseSettings):
     not. ``off``: webrtcvad alone. The bot silent, webrtcvad alone decides either way."""
     vad_confirm_threshold: float = Field(default=0.5, gt=0, lt=1)
     """silero speech probability (0..1) at or above which it agrees a frame is speech."""
+    vad_confirm_floor: int = Field(default=1000, ge=0, le=32767)
+    """While a prompt is audible, speech interrupts only once a frame of it reaches this RMS
+    (16-bit PCM; frames under half of it count as silence): a TV or someone across the room is
+    speech too, but quieter than the caller. Lower it for quiet lines (0: no floor)."""
     tts_connect_timeout_ms: int = Field(default=1500, ge=100, le=30_000)
     """Longest wait for a speech session's WebSocket to open (at pickup the caller is silent
     meanwhile; past it the call apologises in Twilio's voice)."""

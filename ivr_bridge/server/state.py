@@ -106,6 +106,7 @@ class BridgeState:
             energy_floor=s.vad_energy_floor,
             confirm=s.vad_confirm,
             confirm_threshold=s.vad_confirm_threshold,
+            confirm_floor=s.vad_confirm_floor,
         )
 
     @property

@@ -6,6 +6,7 @@ set (``ivr_bridge.sim.scenario.noises``) and the caller's speech are determinist
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from ivr_bridge.audio.codec import pcm16_to_ulaw
@@ -46,13 +47,18 @@ def pool() -> SileroPool:
 
 
 def _listen(
-    ulaw: bytes, pool: SileroPool, *, audible: bool = True, confirm: str = "silero"
+    ulaw: bytes,
+    pool: SileroPool,
+    *,
+    audible: bool = True,
+    confirm: str = "silero",
+    floor: int = ListenerSettings().confirm_floor,
 ) -> tuple[Sink, Listener, list[tuple[float, float]]]:
     sink = Sink()
     rejected: list[tuple[float, float]] = []
     listener = Listener(
         sink,
-        ListenerSettings(confirm=confirm),  # type: ignore[arg-type]
+        ListenerSettings(confirm=confirm, confirm_floor=floor),  # type: ignore[arg-type]
         bot_audible=lambda: audible,
         on_rejected=lambda onset, at: rejected.append((onset, at)),
         pool=pool,
@@ -124,3 +130,19 @@ def test_a_call_ending_mid_onset_gives_the_engine_back(pool: SileroPool) -> None
     idle = pool.idle
     listener.close()
     assert pool.idle == idle + 1
+
+
+@pytest.mark.parametrize("voice", ["neural-low", "neural-high"])
+def test_a_person_like_voice_interrupts_too(pool: SileroPool, voice: str) -> None:
+    ulaw = pcm16_to_ulaw(caller_speech_pcm16("billing please", voice))
+    sink, _, rejected = _listen(ulaw, pool)
+    assert len(sink.kinds("confirmed")) == 1 and rejected == []
+
+
+def test_a_quiet_line_interrupts_once_the_floor_is_lowered(pool: SileroPool) -> None:
+    speech = np.frombuffer(caller_speech_pcm16("billing please"), "<i2")
+    quiet = (speech * 0.2).astype("<i2").tobytes()  # -14 dB: a distant caller
+    held, _, _ = _listen(pcm16_to_ulaw(quiet), pool)
+    assert held.kinds("confirmed") == []  # heard as someone else in the room (the default)
+    lowered, _, _ = _listen(pcm16_to_ulaw(quiet), pool, floor=200)  # IVR_VAD_CONFIRM_FLOOR
+    assert len(lowered.kinds("confirmed")) == 1
