@@ -86,9 +86,9 @@ def _template_problems(tree: nodes.Template, known: set[str], env: Collection[st
     problems = []
     for name in sorted(meta.find_undeclared_variables(tree) - known):
         close = difflib.get_close_matches(name, sorted(known), n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
+        hint = f"; did you mean {close[0]!r}?" if close else ""
         problems.append(
-            f"unknown variable {name!r}; {hint}(a template reads the bridge's "
+            f"unknown variable {name!r}{hint} (a template reads the bridge's "
             f"{', '.join(sorted(RESERVED_VARIABLES))}, the flow's variables: and what a step "
             "sets with into: or set:)"
         )

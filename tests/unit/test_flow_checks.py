@@ -35,7 +35,7 @@ def test_a_misspelt_variable_is_located_with_did_you_mean() -> None:
 
 def test_a_variable_no_step_sets_has_no_suggestion_when_nothing_is_close() -> None:
     [problem] = _problems("name: t\nsteps:\n  - hangup: {say: 'Bye {{ zzz }}.'}\n")
-    assert problem.startswith("test.yaml:3: steps[0].hangup.say: unknown variable 'zzz'; (a")
+    assert problem.startswith("test.yaml:3: steps[0].hangup.say: unknown variable 'zzz' (a")
 
 
 def test_a_branch_expression_is_checked_too() -> None:
