@@ -64,6 +64,7 @@ SAMPLE_SCOPE: dict[str, Any] = {
     "params": {"name": "Ann", "time": "on Friday at 3 PM", "clinic": "Riverside Clinic"},
     "clinic": "Riverside Clinic",
     "clinic_default": "Riverside Clinic",
+    "appointment": "on Thursday, December third at three thirty PM",
     "account_number": "12345678",
     "account": {"balance": "12.50"},
     "caller": "+14155550123",

@@ -122,4 +122,4 @@ async def test_whisper_is_told_the_menu_words_it_may_hear() -> None:
     whisper = FixedWhisper("Representative.")
     result = await _recognize(FixedGrammar(None, 0.1, "agent"), whisper)
     assert result.choice == "agent"
-    assert whisper.hints == ["Agent, representative, goodbye, no thanks."]
+    assert whisper.hints == ["Menu options: agent, representative, goodbye, no thanks. Caller:"]
