@@ -63,6 +63,14 @@ async def test_demo_records_a_whole_support_call(tmp_path: Path) -> None:
         "Thank you for calling Example Bank. Goodbye.",
     ]
     transcribed = [u["text"] for u in transcript["utterances"]]
-    assert [best_match(p, h).passes() for p, h in zip(prompts, transcribed, strict=False)] == [
-        True
-    ] * 4, transcribed
+    # Each prompt in order, in one utterance each (a prompt may follow the one before it
+    # without a gap, or after one: the recorder splits utterances at silences).
+    found, at = [], 0
+    for prompt in prompts:
+        hit = next(
+            (i for i in range(at, len(transcribed)) if best_match(prompt, transcribed[i]).passes()),
+            None,
+        )
+        found.append(hit is not None)
+        at = hit + 1 if hit is not None else at
+    assert found == [True] * len(prompts), transcribed
