@@ -59,7 +59,7 @@ async def test_demo_records_a_whole_support_call(tmp_path: Path) -> None:
     prompts = [
         "Thanks for calling Example Bank support.",  # then the menu, cut by the caller
         "Please enter your account number, then press the pound key.",
-        f"The balance on account ending five, six, seven, eight is {currency(balance)}.",
+        f"The balance on the account ending in five, six, seven, eight is {currency(balance)}.",
         "Thank you for calling Example Bank. Goodbye.",
     ]
     transcribed = [u["text"] for u in transcript["utterances"]]

@@ -99,7 +99,7 @@ expect: {ended: hangup}
     # The say-as filters read the last four digits one by one and the balance as an amount
     # ("ending one, two, three, four is forty-two dollars and seventeen cents"), words masked too.
     amount = "•" * len("forty-two dollars and seventeen cents")
-    assert f"The balance on account ending •••• is {amount}." in said
+    assert f"The balance on the account ending in •••• is {amount}." in said
     assert said[-1] == "Thank you for calling Example Bank. Goodbye."
     for secret in (
         "55501234",
