@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ivr_bridge.errors import ConfigError
@@ -130,6 +137,28 @@ class Settings(BaseSettings):
     """Shared state for several replicas (``redis://host:6379/0``): call outcomes, the live-call
     registry (an event posted to one replica reaches the call on another) and the dial pace.
     Unset: kept in this process's memory (one replica)."""
+    records: Literal["off", "metadata", "audio"] = "metadata"
+    """What each call leaves behind when it ends: ``metadata`` (outcome, times, turns and
+    latencies, barge-ins, errors, the transcript with heard and unheard words apart), ``audio``
+    (that and a stereo WAV: left the caller, right the bot as the caller heard it) or ``off``."""
+    records_dir: Path = Path("call-records")
+    """Where records (``<CallSid>.json``) and recordings (``<CallSid>.wav``) are written."""
+    records_db: str | None = None
+    """Keep the records' metadata in a database shared by every replica
+    (``postgresql://host/db``, or ``sqlite:///records.db``); recordings stay in
+    ``IVR_RECORDS_DIR`` (a shared volume). Unset: JSON files in ``IVR_RECORDS_DIR``."""
+    records_retention_days: float = Field(default=30.0, ge=0, le=36_500)
+    """Records and recordings of calls older than this are deleted (checked hourly and at
+    startup); 0 keeps them for ever."""
+    call_webhook_url: str | None = None
+    """Receives every call's record as JSON when the call ends (POST, signed with
+    ``IVR_CALL_WEBHOOK_SECRET``, retried with backoff). Unset: no webhook."""
+    call_webhook_secret: SecretStr | None = None
+    """HMAC-SHA256 key for the call webhook's ``X-IVR-Signature`` header (required with
+    ``IVR_CALL_WEBHOOK_URL``; at least 16 characters)."""
+    operator_token: SecretStr | None = None
+    """Opens the operators' pages (``/calls``, ``/calls/{CallSid}``): sent as a bearer token,
+    or as the password of HTTP basic auth (any user name). Unset: the pages are off."""
     workers: int | None = Field(default=None, ge=1, le=256)
     """``ivr-bridge serve``: processes sharing the port (SO_REUSEPORT). Unset: one per core."""
 
@@ -159,6 +188,49 @@ class Settings(BaseSettings):
                 "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
             )
         return value
+
+    @field_validator("operator_token", "call_webhook_secret")
+    @classmethod
+    def _check_long_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if len(value.get_secret_value()) < 16:
+            raise ValueError(
+                "must be at least 16 characters (it guards call records); generate one with: "
+                "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        return value
+
+    @field_validator("call_webhook_url")
+    @classmethod
+    def _check_webhook_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an absolute http(s) URL such as https://crm.example.com/calls")
+        return value
+
+    @field_validator("records_db")
+    @classmethod
+    def _check_records_db(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if urlsplit(value).scheme not in ("postgresql", "postgres", "sqlite"):
+            raise ValueError(
+                "must be a database URL such as postgresql://127.0.0.1:5432/ivr "
+                "or sqlite:///records.db"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _webhook_needs_secret(self) -> Settings:
+        if self.call_webhook_url and self.call_webhook_secret is None:
+            raise ValueError(
+                "IVR_CALL_WEBHOOK_URL is set but IVR_CALL_WEBHOOK_SECRET is not: the receiver "
+                "needs it to check the X-IVR-Signature header (at least 16 characters)"
+            )
+        return self
 
     @field_validator("redis_url")
     @classmethod
@@ -206,8 +278,24 @@ _ENV_NAMES = {
 }
 
 
-SECRET_FIELDS = frozenset({"twilio_auth_token", "lmnt_api_key", "control_token"})
-_SECRET_ENV_NAMES = frozenset({"TWILIO_AUTH_TOKEN", "LMNT_API_KEY", "IVR_CONTROL_TOKEN"})
+SECRET_FIELDS = frozenset(
+    {
+        "twilio_auth_token",
+        "lmnt_api_key",
+        "control_token",
+        "operator_token",
+        "call_webhook_secret",
+    }
+)
+_SECRET_ENV_NAMES = frozenset(
+    {
+        "TWILIO_AUTH_TOKEN",
+        "LMNT_API_KEY",
+        "IVR_CONTROL_TOKEN",
+        "IVR_OPERATOR_TOKEN",
+        "IVR_CALL_WEBHOOK_SECRET",
+    }
+)
 
 
 def env_name(field: str) -> str:
@@ -225,8 +313,11 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
-            field = str(err["loc"][0]) if err["loc"] else "?"
             message = err["msg"].removeprefix("Value error, ")
+            if not err["loc"]:  # a rule across settings: its message names them
+                lines.append(message)
+                continue
+            field = str(err["loc"][0])
             shown = err.get("input")
             secret = field in SECRET_FIELDS or env_name(field) in _SECRET_ENV_NAMES
             value = "" if secret or shown is None else f" (got {shown!r})"

@@ -19,6 +19,7 @@ nothing from the project, so every layer can use it.
     ├── CampaignError                  an outbound campaign cannot go on (contacts: file:line)
     ├── SharedStateError               the replicas' shared state (Redis) cannot be reached
     ├── SimulationError                the simulated caller cannot go on (bad script, TwiML, audio)
+    ├── RecordError                    a call record cannot be kept, read or sent
     └── LoadTestError                  the load test could not run
 
 Where the leaves live: ``config.ConfigError``; ``telephony.twilio.models.MalformedFrame`` and
@@ -105,6 +106,11 @@ class SharedStateError(IvrBridgeError):
 class SimulationError(IvrBridgeError):
     """The simulated caller cannot go on: a script, TwiML answer or audio file it cannot use,
     or the stream ended while it waited."""
+
+
+class RecordError(IvrBridgeError):
+    """A call record cannot be kept, read or sent: a bad record file, an unusable store, an id
+    that is not a CallSid."""
 
 
 class LoadTestError(IvrBridgeError):
