@@ -208,7 +208,9 @@ class Settings(BaseSettings):
             return None
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError("must be an absolute http(s) URL such as https://crm.example.com/calls")
+            raise ValueError(
+                "must be an absolute http(s) URL such as https://crm.example.com/calls"
+            )
         return value
 
     @field_validator("records_db")

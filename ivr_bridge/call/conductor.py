@@ -24,7 +24,7 @@ from ivr_bridge.call.app import DEFAULT_FAILURE, FailurePolicy
 from ivr_bridge.call.bargein import BargeInController, Prompt
 from ivr_bridge.call.clock import CallClock
 from ivr_bridge.call.control import BargeInPolicy, CallControl, CallDetails, SayResult
-from ivr_bridge.call.event_log import CallEventLog
+from ivr_bridge.call.event_log import CallEventLog, EventObserver
 from ivr_bridge.call.heard import heard_text
 from ivr_bridge.call.input_queue import CallerInputs
 from ivr_bridge.call.inputs import (
@@ -81,14 +81,16 @@ class CallConductor:
         failure: FailurePolicy = DEFAULT_FAILURE,
         on_first_media: Callable[[float], None] | None = None,
         on_said: Callable[[SayResult], None] | None = None,
+        on_event: EventObserver | None = None,
     ) -> None:
         """``on_first_media``: told the wall-clock time (epoch s) the caller's first audio
-        went out; ``on_said``: told each utterance once it is over, with what was heard."""
+        went out; ``on_said``: told each utterance once it is over, with what was heard;
+        ``on_event``: told every event of the call's timeline as it is recorded."""
         self.details = details
         self._on_first_media = on_first_media
         self._on_said = on_said
         self.clock = CallClock()
-        self.event_log = CallEventLog(self.clock)
+        self.event_log = CallEventLog(self.clock, observer=on_event)
         self._dialog = dialog
         self._speech = speech
         self._close_stream = close_stream

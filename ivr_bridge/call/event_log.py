@@ -12,6 +12,7 @@ Phone numbers in the call's parameters keep only their last four digits.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -35,18 +36,47 @@ _SPOKEN_DIGIT_RUN = re.compile(rf"\b{_WORD}(?:[ ,]+{_WORD}){{2,}}\b", re.IGNOREC
 _PHONE_FIELDS = frozenset({"From", "To", "Caller", "Called", "caller", "callee"})
 
 
+RECORD_ONLY_FIELDS = frozenset({"caller_text", "unheard"})
+"""Fields kept in the call's events (its record) but never in its log line: what an LLM caller
+said, and the bot's words a barge-in cut off (the log line says what the caller heard)."""
+
+EventObserver = Callable[[str, dict[str, Any]], None]
+"""Told every event as it is recorded (``kind``, fields): metrics follow the call live."""
+
+
 class CallEventLog:
-    def __init__(self, clock: CallClock, max_events: int = MAX_EVENTS) -> None:
+    def __init__(
+        self,
+        clock: CallClock,
+        max_events: int = MAX_EVENTS,
+        observer: EventObserver | None = None,
+    ) -> None:
         self._clock = clock
         self._max_events = max_events
+        self._observer = observer
         self._sensitive: list[str] = []
         self.events: list[dict[str, Any]] = []
+        self.dropped = 0
+        """Events past ``max_events`` (logged, observed, not kept)."""
 
     def record(self, kind: str, **fields: Any) -> None:
         call_ms = round(self._clock.now_ms())
         if len(self.events) < self._max_events:
             self.events.append({"kind": kind, "call_ms": call_ms, **fields})
-        log.info(kind.replace("_", " "), call_ms=call_ms, **self.masked(fields))
+        else:
+            self.dropped += 1
+        if self._observer is not None:
+            try:
+                self._observer(kind, fields)
+            except Exception:  # a figure must never cost the call
+                log.exception("event observer failed", event=kind)
+        shown = {k: v for k, v in fields.items() if k not in RECORD_ONLY_FIELDS}
+        log.info(kind.replace("_", " "), call_ms=call_ms, **self.masked(shown))
+
+    @property
+    def sensitive(self) -> tuple[str, ...]:
+        """The values a flow marked sensitive so far (longest first)."""
+        return tuple(self._sensitive)
 
     def mark_sensitive(self, value: str) -> None:
         value = value.strip()

@@ -23,6 +23,7 @@ from ivr_bridge.config import Settings
 from ivr_bridge.dialog.flow import Flow, FlowError, FlowServices, load_flow, resolve_flow_path
 from ivr_bridge.dialog.flow_app import FLOW_APP, flow_app_factory
 from ivr_bridge.metrics import BridgeMetrics
+from ivr_bridge.records.store import RecordStore
 from ivr_bridge.server.campaign_metrics import CampaignMetrics
 from ivr_bridge.server.readiness import SpeechPathHealth
 from ivr_bridge.server.shared_state import SharedState
@@ -83,6 +84,8 @@ class BridgeState:
     campaign_metrics: CampaignMetrics | None = None
     reminder_scripts: dict[str, ReminderScript] = field(default_factory=dict)
     """The reminder calls' words (``flows/reminders/*.yaml``), checked at startup."""
+    records: RecordStore | None = None
+    """Where finished calls' records are kept (``IVR_RECORDS``); None: records are off."""
     streams: set[Any] = field(default_factory=set)
     """Every open media-stream socket, with or without a call (closed at the end of a drain)."""
 
