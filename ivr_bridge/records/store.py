@@ -12,7 +12,7 @@ File work runs in a thread: a listing reads many files and must never hold up a 
 from __future__ import annotations
 
 import asyncio
-import json
+import builtins
 import os
 import re
 from datetime import datetime
@@ -109,8 +109,8 @@ class FileRecordStore:
 
     def _list(
         self, limit: int, before: datetime | None, outcome: str | None, flow: str | None
-    ) -> list[RecordSummary]:
-        found: list[RecordSummary] = []
+    ) -> builtins.list[RecordSummary]:
+        found: builtins.list[RecordSummary] = []
         for path in self._newest_first():
             try:
                 record = CallRecord.model_validate_json(path.read_bytes())
@@ -127,7 +127,7 @@ class FileRecordStore:
         found.sort(key=lambda s: s.started_at, reverse=True)
         return found[:limit]
 
-    def _newest_first(self) -> list[Path]:
+    def _newest_first(self) -> builtins.list[Path]:
         if not self.directory.is_dir():
             return []
         paths = []
