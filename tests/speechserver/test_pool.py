@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import signal
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -83,8 +84,16 @@ async def test_a_killed_worker_is_replaced_and_the_request_still_served() -> Non
     try:
         pids = await synthesis.start()
         os.kill(pids[0], signal.SIGKILL)
-        result = await synthesis.synthesize("Still here.", "leah", 8000)
-        assert result.duration_s > 0.3
+        # The executor learns of the death on its own thread: a request sent before then is
+        # served by the live worker, one sent after finds the pool broken and gets it replaced.
+        # Every request must be served either way; within 10 s the pool must have been renewed.
+        deadline = time.monotonic() + 10.0
+        served = 0
+        while synthesis.restarts == 0 and time.monotonic() < deadline:
+            result = await synthesis.synthesize("Still here.", "leah", 8000)
+            assert result.duration_s > 0.3
+            served += 1
+        assert served >= 1
         assert synthesis.restarts == 1
         assert pids[0] not in synthesis.worker_pids()
     finally:
