@@ -38,7 +38,7 @@ def make_record(n: int = 1) -> CallRecord:
         ended_at=datetime(2026, 12, 4, 18, 1, 30, tzinfo=UTC),
         duration_ms=90_000.0,
         outcome="completed",
-        turns=[CallerTurn(kind="dtmf", start_ms=1000.0, end_ms=1200.0, text="****")],
+        turns=[CallerTurn(kind="dtmf", start_ms=1000.0, end_ms=1200.0, text="••••")],
     )
 
 
@@ -373,7 +373,7 @@ async def test_logs_name_the_call_never_the_secret_or_the_record(receiver: Recei
         await deliver(webhook(receiver.url, FakeSleep(), Results()), record)
         webhook(receiver.url, FakeSleep(), Results(), queue_size=1).submit(record)  # never started
     text = repr(logs)
-    assert SECRET.decode() not in text and "****" not in text and "support" not in text
+    assert SECRET.decode() not in text and "••••" not in text and "support" not in text
     refused = [e for e in logs if "refused" in e["event"]]
     assert refused == [
         {
