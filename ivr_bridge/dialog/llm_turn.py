@@ -9,6 +9,8 @@ wall time the caller spends in silence:
 - a retryable error before the first token → re-send with backoff (bounded); once any text or
   tool call has arrived the request is never re-sent, so nothing is spoken twice;
 - a failure mid-answer ends the utterance with what was spoken and says the fallback line.
+
+The tokens the provider reports are recorded as ``llm_usage`` (the call's metrics count them).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from ivr_bridge.llm.types import (
     ToolCall,
     ToolCallComplete,
     ToolCallDelta,
+    Usage,
 )
 
 QUEUE_CHUNKS = 1024
@@ -58,6 +61,8 @@ class ModelStream:
         self.saw_tool_call = False
         """A tool call began: text that follows it is not spoken (the tool acts instead)."""
         self.first_event_at: float | None = None
+        self.usage: Usage | None = None
+        """Tokens the provider reported for the request (its ``Done``), if it got that far."""
 
     async def run(self) -> None:
         """Stream the reply; whatever happens, ``started`` is set and the text queue ends.
@@ -93,6 +98,7 @@ class ModelStream:
                         self.tool_calls.append(event.call)
                     elif isinstance(event, Done):
                         self.finish_reason = event.finish_reason
+                        self.usage = event.usage
                 return
             except LLMError as exc:
                 retry = (
@@ -198,6 +204,15 @@ async def run_round(
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        _record_usage(call, stream.usage)
+
+
+def _record_usage(call: CallControl, usage: Usage | None) -> None:
+    """``llm_usage``: the tokens the round cost, when the provider said (metrics count them)."""
+    if usage is not None and (usage.input_tokens is not None or usage.output_tokens is not None):
+        call.record_event(
+            "llm_usage", prompt_tokens=usage.input_tokens, completion_tokens=usage.output_tokens
+        )
 
 
 async def _wait(event: asyncio.Event, ms: float) -> bool:
