@@ -22,10 +22,11 @@ import structlog
 from ivr_bridge.audio.codec import ulaw_duration_ms
 from ivr_bridge.call.app import DEFAULT_FAILURE, FailurePolicy
 from ivr_bridge.call.bargein import BargeInController, Prompt
+from ivr_bridge.call.call_audio import CallAudio
 from ivr_bridge.call.clock import CallClock
 from ivr_bridge.call.control import BargeInPolicy, CallControl, CallDetails, SayResult
 from ivr_bridge.call.event_log import CallEventLog, EventObserver
-from ivr_bridge.call.heard import heard_text
+from ivr_bridge.call.heard import heard_text, unheard_part
 from ivr_bridge.call.input_queue import CallerInputs
 from ivr_bridge.call.inputs import (
     AnsweredBy,
@@ -82,10 +83,12 @@ class CallConductor:
         on_first_media: Callable[[float], None] | None = None,
         on_said: Callable[[SayResult], None] | None = None,
         on_event: EventObserver | None = None,
+        record_audio: bool = False,
     ) -> None:
         """``on_first_media``: told the wall-clock time (epoch s) the caller's first audio
         went out; ``on_said``: told each utterance once it is over, with what was heard;
-        ``on_event``: told every event of the call's timeline as it is recorded."""
+        ``on_event``: told every event of the call's timeline as it is recorded;
+        ``record_audio``: keep both channels (``self.audio``) for the call's recording."""
         self.details = details
         self._on_first_media = on_first_media
         self._on_said = on_said
@@ -99,6 +102,8 @@ class CallConductor:
         self._started_at = started_at
         self._failure = failure
         self.default_barge_in = default_barge_in or BargeInPolicy()
+        self.audio = CallAudio(keep_audio=record_audio)
+        """What the caller sent and what they heard of the bot, on the call clock."""
         self.playback = Playback(
             send,
             details.stream_sid,
@@ -109,6 +114,8 @@ class CallConductor:
             on_first_media=self._first_media_sent,
             on_underrun=metrics.observe_underrun,
             on_stale_frame=metrics.playback_stale_frames.inc,
+            on_sent=lambda u, audio: self.audio.on_bot_sent(self.clock.now_ms(), u.id, audio),
+            on_clear=lambda: self.audio.on_clear(self.clock.now_ms()),
         )
         self.speech_feed = SpeechFeed(speech, self.playback, self.record_event)
         self._utterance_ids = 0
@@ -139,6 +146,7 @@ class CallConductor:
 
     def on_media(self, timestamp_ms: int, audio: bytes) -> None:
         at = self.clock.on_media(timestamp_ms, len(audio) // 8 or 20)
+        self.audio.on_caller(min(timestamp_ms, at), audio)
         self.listener.feed(at, audio)
 
     def on_dtmf(self, digit: str) -> None:
@@ -320,11 +328,8 @@ class CallConductor:
                 feeder.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await feeder
-            self.record_event(
-                "bot_says", utterance=utterance.id, text=utterance.text, pieces=feed.pieces_sent
-            )
         await utterance.done
-        return await self._said(prompt)
+        return await self._said(prompt, pieces=feed.pieces_sent)
 
     def _interrupt_if_caller_talking(self) -> None:
         if self._caller_talking_since is not None:
@@ -359,7 +364,9 @@ class CallConductor:
         self._utterance_ids += 1
         return Utterance(self._utterance_ids, text)
 
-    async def _said(self, prompt: Prompt) -> SayResult:
+    async def _said(self, prompt: Prompt, *, pieces: int | None = None) -> SayResult:
+        """What the caller heard of the prompt; a spoken one (``pieces`` of text) is logged as
+        ``bot says`` with the words heard (the record keeps the rest apart)."""
         await self.barge_in.finish(prompt)
         u = prompt.utterance
         total_ms = ulaw_duration_ms(u.bytes_received) if u.synthesis_complete else None
@@ -371,6 +378,18 @@ class CallConductor:
             interrupted=u.interrupted,
             interrupted_by=prompt.interrupted_by,
         )
+        if pieces is not None:
+            self.record_event(
+                "bot_says",
+                utterance=u.id,
+                text=heard,
+                pieces=pieces,
+                interrupted=u.interrupted,
+                by=prompt.interrupted_by,
+                played_ms=round(u.played_ms),
+                full_text=u.text,
+                unheard=unheard_part(u.text, heard),
+            )
         if self._on_said is not None:
             self._on_said(result)
         return result

@@ -36,9 +36,9 @@ _SPOKEN_DIGIT_RUN = re.compile(rf"\b{_WORD}(?:[ ,]+{_WORD}){{2,}}\b", re.IGNOREC
 _PHONE_FIELDS = frozenset({"From", "To", "Caller", "Called", "caller", "callee"})
 
 
-RECORD_ONLY_FIELDS = frozenset({"caller_text", "unheard"})
+RECORD_ONLY_FIELDS = frozenset({"caller_text", "full_text", "unheard"})
 """Fields kept in the call's events (its record) but never in its log line: what an LLM caller
-said, and the bot's words a barge-in cut off (the log line says what the caller heard)."""
+said, and what the bot meant to say beyond what the caller heard (its log line says that)."""
 
 EventObserver = Callable[[str, dict[str, Any]], None]
 """Told every event as it is recorded (``kind``, fields): metrics follow the call live."""

@@ -41,3 +41,11 @@ def heard_text(
     tokens = text.split()
     share = min(1.0, played_ms / total_ms)
     return " ".join(tokens[: int(len(tokens) * share)])
+
+
+def unheard_part(text: str, heard: str) -> str:
+    """The words of ``text`` after the ``heard`` ones (the part a barge-in cut off)."""
+    if heard == text:
+        return ""
+    tokens = text.split()
+    return " ".join(tokens[len(heard.split()) :])

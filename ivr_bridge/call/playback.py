@@ -75,7 +75,11 @@ class Playback:
         on_first_media: Callable[[], None] | None = None,
         on_underrun: OnUnderrun | None = None,
         on_stale_frame: Callable[[], None] | None = None,
+        on_sent: Callable[[Utterance, bytes], None] | None = None,
+        on_clear: Callable[[], None] | None = None,
     ) -> None:
+        """``on_sent``: told each media frame's audio as it goes to Twilio; ``on_clear``: told
+        when a ``clear`` went out (the call's recording of what the caller heard)."""
         self._send = send
         self._stream_sid = stream_sid
         self._chunk_bytes = chunk_ms * ULAW_BYTES_PER_MS
@@ -87,6 +91,8 @@ class Playback:
         self._on_first_media = on_first_media
         self._on_underrun = on_underrun
         self._on_stale_frame = on_stale_frame
+        self._on_sent = on_sent
+        self._on_clear = on_clear
         self._send_lock = asyncio.Lock()
         """A media frame and its mark go out as a pair that ``clear`` never splits, so no frame
         or mark of a cleared generation can follow a ``clear`` on the wire."""
@@ -158,6 +164,8 @@ class Playback:
             if self.ledger.pending or self._sent_since_clear:
                 await self._send("clear", clear_json(self._stream_sid))
                 self.clears_sent += 1
+                if self._on_clear is not None:
+                    self._on_clear()
             self._sent_since_clear = False
             cleared = self.ledger.on_clear()
         self._dry = None
@@ -255,6 +263,8 @@ class Playback:
         self._end_dry_spell(utterance)
         self._play_end = max(self._play_end, now) + take / (ULAW_BYTES_PER_MS * 1000)
         chunk = self.ledger.next_mark(take, utterance, self._play_end)
+        if self._on_sent is not None:
+            self._on_sent(utterance, audio)
         await self._send("media", media_json(self._stream_sid, audio))
         if chunk.generation != self.ledger.generation:
             self._count_stale()  # unreachable while clear waits for the lock; counted if ever

@@ -150,6 +150,7 @@ class LlmDialog:
         self.call.record_event(
             "llm_caller_turn",
             text_chars=len(result.text),
+            caller_text=result.text.strip(),  # in the call's record only, never in its log
             engine=result.engine,
             endpointing_ms=round(endpoint_ms),
             stt_ms=round(result.elapsed_ms),
