@@ -24,6 +24,7 @@ from ivr_bridge.dialog.llm_step import llm_configuration_problem
 from ivr_bridge.dialog.reminder import REMINDER_APP, reminder_app_factory
 from ivr_bridge.metrics import BridgeMetrics, multiprocess_dir, render_all_workers
 from ivr_bridge.recognition import warm_up_recognizers
+from ivr_bridge.server.call_records import open_record_keeper
 from ivr_bridge.server.campaign_api import add_campaign_api_routes
 from ivr_bridge.server.campaign_metrics import CampaignMetrics
 from ivr_bridge.server.campaign_webhooks import add_campaign_routes
@@ -196,6 +197,8 @@ class RunningBridge:
                 task.cancel()
             await asyncio.gather(*lingering, return_exceptions=True)
         await self.runner.cleanup()
+        if self.state.record_keeper is not None:  # the last calls' records, written (bounded)
+            await self.state.record_keeper.close()
         if self.state.shared is not None:
             await self.state.shared.close()
         if self.speech_server is not None:
@@ -302,6 +305,9 @@ async def start_bridge(
             REMINDER_APP,
             reminder_app_factory(campaigns, state.reminder_scripts, lambda: state.flow_services),
         )
+    state.record_keeper = open_record_keeper(settings)
+    state.records = state.record_keeper.store
+    state.record_keeper.start()
     for name, factory in (apps or {}).items():
         state.apps.add(name, factory)
     if default_app is not None:

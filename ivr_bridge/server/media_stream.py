@@ -14,6 +14,7 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import Awaitable
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -27,6 +28,7 @@ from ivr_bridge.call.registry import CallEvent, HangUpNow
 from ivr_bridge.call.transcripts import BotLine
 from ivr_bridge.dialog.reminder import ATTEMPT_PARAMETER
 from ivr_bridge.metrics import speech_error_label
+from ivr_bridge.server.call_records import call_record
 from ivr_bridge.server.state import STATE, BridgeState
 from ivr_bridge.server.stream_tokens import TOKEN_PARAMETER, TOKEN_TTL_S
 from ivr_bridge.server.twilio_webhooks import SIGNATURE_HEADER
@@ -109,6 +111,11 @@ class MediaStream:
         self._early: deque[_Early] = deque(maxlen=EARLY_INPUT_MAX)
         self._refusal: asyncio.Task[None] | None = None
         self._start_timer = asyncio.get_running_loop().call_later(START_TIMEOUT_S, self._no_start)
+        self._call: CallDetails | None = None
+        self._app_name = ""
+        self._started_at = datetime.now(UTC)
+        self._start_error: str | None = None
+        """Why the call's app could not start (its record says so)."""
         self._counted: dict[tuple[bool, str], Any] = {}
         """Labelled frame counters, looked up once per event name (``labels()`` per frame was
         a measurable share of the per-frame cost under load)."""
@@ -208,6 +215,7 @@ class MediaStream:
         self._start_timer.cancel()
         parameters.pop(TOKEN_PARAMETER, None)
         call = CallDetails(start.call_sid, start.stream_sid, parameters)
+        self._call, self._started_at = call, datetime.now(UTC)
         log.info("stream started", parameters=mask_phone_numbers(call.parameters))
         self._metrics.active_calls.inc()
         self._call_task = asyncio.create_task(self._run_call(call, started_at), name="call")
@@ -245,6 +253,8 @@ class MediaStream:
             app = state.apps.resolve(call.parameters)
             speech = await state.open_speech(app.voice or state.settings.voice, app.language)
         except Exception as exc:  # whatever it is, the caller must not sit on a silent line
+            self._app_name = app.name if app is not None else ""
+            self._start_error = str(exc) or type(exc).__name__
             error_type = exc.error_type if isinstance(exc, SpeechSessionError) else "startup"
             state.metrics.speech_errors.labels(type=speech_error_label(error_type)).inc()
             expected = isinstance(exc, AppUnavailable | SpeechSessionError | OSError)
@@ -254,6 +264,7 @@ class MediaStream:
             await self._apologise(call, app.failure if app is not None else DEFAULT_FAILURE)
             return
         log.info("call app", app=app.name)
+        self._app_name = app.name
         voice = app.voice or state.settings.voice
         self.conductor = CallConductor(
             details=call,
@@ -276,6 +287,8 @@ class MediaStream:
             on_said=lambda said: state.transcripts.add(
                 call.call_sid, BotLine(said.text, said.heard_text, said.interrupted)
             ),
+            on_event=state.call_metrics.observe_event if state.call_metrics else None,
+            record_audio=state.settings.records == "audio",
         )
         self._hand_over_early_input(self.conductor)
         try:
@@ -397,3 +410,24 @@ class MediaStream:
         self._metrics.active_calls.dec()
         self._metrics.calls_total.labels(ending=ending).inc()
         log.info("stream ended", ending=ending)
+        self._keep_record(ending)
+
+    def _keep_record(self, ending: str) -> None:
+        """The call's record to the keeper: one summary line, metrics, webhook, store."""
+        keeper = self._state.record_keeper
+        if keeper is None or self._call is None:
+            return
+        try:
+            record, audio = call_record(
+                self._call,
+                self.conductor,
+                app=self._app_name,
+                started_at=self._started_at,
+                ending=ending,
+                keep_audio=self._state.settings.records == "audio",
+                start_error=self._start_error,
+            )
+        except Exception:  # a bug in the record must not cost the bridge the next call
+            log.exception("could not build the call's record")
+            return
+        keeper.call_ended(record, audio)

@@ -23,6 +23,7 @@ from ivr_bridge.config import Settings
 from ivr_bridge.dialog.flow import Flow, FlowError, FlowServices, load_flow, resolve_flow_path
 from ivr_bridge.dialog.flow_app import FLOW_APP, flow_app_factory
 from ivr_bridge.metrics import BridgeMetrics
+from ivr_bridge.records.keeper import RecordKeeper
 from ivr_bridge.records.store import RecordStore
 from ivr_bridge.server.campaign_metrics import CampaignMetrics
 from ivr_bridge.server.readiness import SpeechPathHealth
@@ -86,6 +87,10 @@ class BridgeState:
     """The reminder calls' words (``flows/reminders/*.yaml``), checked at startup."""
     records: RecordStore | None = None
     """Where finished calls' records are kept (``IVR_RECORDS``); None: records are off."""
+    record_keeper: RecordKeeper | None = None
+    """Builds each finished call's record: its log line, metrics, webhook and store."""
+    call_metrics: Any = None
+    """Metrics that follow each call's events (``CallMetrics``); None: not tracked."""
     streams: set[Any] = field(default_factory=set)
     """Every open media-stream socket, with or without a call (closed at the end of a drain)."""
 
