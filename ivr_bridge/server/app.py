@@ -24,6 +24,8 @@ from ivr_bridge.dialog.llm_step import llm_configuration_problem
 from ivr_bridge.dialog.reminder import REMINDER_APP, reminder_app_factory
 from ivr_bridge.metrics import BridgeMetrics, multiprocess_dir, render_all_workers
 from ivr_bridge.recognition import warm_up_recognizers
+from ivr_bridge.records.webhook import open_call_webhook
+from ivr_bridge.server.call_metrics import CallMetrics
 from ivr_bridge.server.call_records import open_record_keeper
 from ivr_bridge.server.campaign_api import add_campaign_api_routes
 from ivr_bridge.server.campaign_metrics import CampaignMetrics
@@ -199,6 +201,8 @@ class RunningBridge:
         await self.runner.cleanup()
         if self.state.record_keeper is not None:  # the last calls' records, written (bounded)
             await self.state.record_keeper.close()
+        if self.state.call_webhook is not None:  # its last deliveries, bounded
+            await self.state.call_webhook.close()
         if self.state.shared is not None:
             await self.state.shared.close()
         if self.speech_server is not None:
@@ -305,13 +309,23 @@ async def start_bridge(
             REMINDER_APP,
             reminder_app_factory(campaigns, state.reminder_scripts, lambda: state.flow_services),
         )
-    state.record_keeper = open_record_keeper(settings)
-    state.records = state.record_keeper.store
-    state.record_keeper.start()
     for name, factory in (apps or {}).items():
         state.apps.add(name, factory)
     if default_app is not None:
         state.apps.default = default_app
+    state.call_metrics = CallMetrics(
+        metrics.registry, flows={f.name for f in flows.values()} | set(state.apps.factories)
+    )
+    state.call_webhook = open_call_webhook(settings, on_result=state.call_metrics.webhook_result)
+    state.record_keeper = open_record_keeper(
+        settings,
+        sinks=[state.call_webhook] if state.call_webhook is not None else None,
+        metrics=state.call_metrics,
+    )
+    state.records = state.record_keeper.store
+    if state.call_webhook is not None:
+        state.call_webhook.start()
+    state.record_keeper.start()
     runner = web.AppRunner(
         build_app(state),
         handle_signals=False,

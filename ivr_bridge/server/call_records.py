@@ -18,15 +18,21 @@ from ivr_bridge.records.build import CallEnd, build_record
 from ivr_bridge.records.keeper import RecordKeeper, RecordSink
 from ivr_bridge.records.model import CallRecord
 from ivr_bridge.records.open import open_record_store
+from ivr_bridge.server.call_metrics import CallMetrics
 
 
-def open_record_keeper(settings: Settings, sinks: list[RecordSink] | None = None) -> RecordKeeper:
-    keeper = RecordKeeper(
+def open_record_keeper(
+    settings: Settings,
+    sinks: list[RecordSink] | None = None,
+    metrics: CallMetrics | None = None,
+) -> RecordKeeper:
+    return RecordKeeper(
         open_record_store(settings),
         retention_days=settings.records_retention_days,
         sinks=sinks,
+        on_record=metrics.observe_record if metrics is not None else None,
+        on_dropped=metrics.record_dropped if metrics is not None else None,
     )
-    return keeper
 
 
 def call_record(

@@ -25,6 +25,8 @@ from ivr_bridge.dialog.flow_app import FLOW_APP, flow_app_factory
 from ivr_bridge.metrics import BridgeMetrics
 from ivr_bridge.records.keeper import RecordKeeper
 from ivr_bridge.records.store import RecordStore
+from ivr_bridge.records.webhook import CallWebhook
+from ivr_bridge.server.call_metrics import CallMetrics
 from ivr_bridge.server.campaign_metrics import CampaignMetrics
 from ivr_bridge.server.readiness import SpeechPathHealth
 from ivr_bridge.server.shared_state import SharedState
@@ -89,8 +91,10 @@ class BridgeState:
     """Where finished calls' records are kept (``IVR_RECORDS``); None: records are off."""
     record_keeper: RecordKeeper | None = None
     """Builds each finished call's record: its log line, metrics, webhook and store."""
-    call_metrics: Any = None
-    """Metrics that follow each call's events (``CallMetrics``); None: not tracked."""
+    call_metrics: CallMetrics | None = None
+    """Metrics that follow each call's events and records; None: not tracked."""
+    call_webhook: CallWebhook | None = None
+    """Sends each finished call's record to ``IVR_CALL_WEBHOOK_URL``; None: unset."""
     streams: set[Any] = field(default_factory=set)
     """Every open media-stream socket, with or without a call (closed at the end of a drain)."""
 

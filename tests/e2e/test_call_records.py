@@ -9,9 +9,11 @@ marks sensitive appears in no record, no recording name and no log line.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import re
+import time
 import wave
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -25,8 +27,10 @@ from structlog.testing import capture_logs
 from ivr_bridge.audio.codec import audioop
 from ivr_bridge.records.model import CallRecord
 from ivr_bridge.records.store import FileRecordStore
+from ivr_bridge.records.webhook import verify_signature
 from ivr_bridge.sim import CallResult, load_script, run_call
 from tests.e2e.conftest import AUTH_TOKEN
+from tests.e2e.scrape import metrics
 
 SPEED = 2.0
 ACCOUNT = "12345678"
@@ -165,3 +169,65 @@ async def test_metadata_records_have_no_recording(
     record = CallRecord.model_validate_json(path.read_bytes())
     assert path.suffix == ".json" and record.audio is None
     assert any(u.interrupted for u in record.utterances) and record.outcome == "completed"
+
+
+WEBHOOK_SECRET = "whsec-test-0123456789abcdef"
+
+
+async def test_the_webhook_gets_the_masked_record_signed_on_its_third_try_once(
+    make_bridge: Callable[..., Any], balance_backend: None, tmp_path: Path
+) -> None:
+    """A receiver that fails twice gets the record on the third try, once, signed, masked;
+    /metrics counts the call by flow and outcome and the delivery."""
+    received: list[tuple[int, dict[str, str], bytes]] = []
+    delivered = asyncio.Event()
+
+    async def hook(request: web.Request) -> web.Response:
+        body = await request.read()
+        status = 500 if len(received) < 2 else 200
+        received.append((status, dict(request.headers), body))
+        if status == 200:
+            delivered.set()
+        return web.Response(status=status)
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        bridge = await make_bridge(
+            flow="support_line.yaml",
+            records_dir=tmp_path,
+            call_webhook_url=f"http://127.0.0.1:{runner.addresses[0][1]}/hook",
+            call_webhook_secret=WEBHOOK_SECRET,
+        )
+        result, logs = await _demo_call(bridge)
+        async with asyncio.timeout(60):  # backoff 1 s then 2 s; generous for a loaded machine
+            await delivered.wait()
+        await asyncio.sleep(0.2)  # nothing more may arrive after the success
+        samples = await metrics(bridge.base_url)
+    finally:
+        await runner.cleanup()
+
+    assert [status for status, _, _ in received] == [500, 500, 200]
+    keys = {headers["Idempotency-Key"] for _, headers, _ in received}
+    assert keys == {f"{result.call_sid}:1"}
+    attempts = [headers["X-IVR-Delivery-Attempt"] for _, headers, _ in received]
+    assert attempts == ["1", "2", "3"]
+    _, headers, body = received[-1]
+    assert verify_signature(WEBHOOK_SECRET, body, headers["X-IVR-Signature"], now=time.time())
+    assert not verify_signature(
+        "another-secret-0123456", body, headers["X-IVR-Signature"], now=time.time()
+    )
+    record = CallRecord.model_validate_json(body)
+    assert record.call_sid == result.call_sid and record.outcome == "completed"
+    assert [t.text for t in record.turns if t.kind == "dtmf"] == ["••••••••#", "2"]
+    assert ACCOUNT not in body.decode() and "5678" not in body.decode()
+    assert WEBHOOK_SECRET not in json.dumps(logs)
+
+    outcome = 'ivr_call_outcomes_total{flow="support_line",outcome="completed"}'
+    assert samples[outcome] == 1.0
+    assert samples['ivr_call_webhook_deliveries_total{outcome="delivered"}'] == 1.0
+    assert samples.get('ivr_call_webhook_deliveries_total{outcome="failed"}', 0.0) == 0.0
+    assert samples['ivr_turn_response_seconds_count{flow="support_line"}'] == 3.0
