@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import json
+import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -183,14 +184,23 @@ def _redacted(url: str) -> str:
 
 def _wait_for_other_writers(engine: AsyncEngine) -> None:
     """SQLite: a write waits its turn behind another process's instead of failing at once, and
-    readers (a listing) never hold up a writer (WAL)."""
+    readers (a listing) never hold up a writer (WAL).
+
+    Switching a new file to WAL does not wait: when several connections open it at once, all
+    but one are told "database is locked". The mode is the file's, so the one that won has
+    set it for everyone, and a connection that lost goes on without failing."""
 
     @event.listens_for(engine.sync_engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_MS}")
-        cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.close()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_MS}")
+            try:
+                cursor.execute("PRAGMA journal_mode = WAL")
+            except sqlite3.OperationalError as exc:
+                log.debug("another connection is setting the journal mode", error=str(exc))
+        finally:
+            cursor.close()
 
 
 class SqlRecordStore:
