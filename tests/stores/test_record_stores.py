@@ -23,6 +23,7 @@ from sqlalchemy import text
 
 from ivr_bridge.config import Settings
 from ivr_bridge.errors import RecordError
+from ivr_bridge.records import sql
 from ivr_bridge.records.model import (
     BargeIn,
     BotUtterance,
@@ -319,6 +320,20 @@ async def test_two_replicas_on_one_database_share_one_history(shared: Stores) ->
     assert await west.purge(NOW - timedelta(minutes=1)) == 1  # one retention pass for both
     assert await east.get(from_east.call_sid) is None
     assert await east.audio(from_east.call_sid) is None
+
+
+async def test_retention_clears_a_backlog_larger_than_one_batch(
+    shared: Stores, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sql, "PURGE_BATCH", 2)  # a retention pass deletes in short batches
+    store = shared.new()
+    old = [record(ago=timedelta(days=40 + n), audio=True) for n in range(5)]
+    for kept in old:
+        await store.save(kept, WAV)
+    await store.save(recent := record())
+    assert await store.purge(NOW - timedelta(days=30)) == 5
+    assert [s.call_sid for s in await store.list()] == [recent.call_sid]
+    assert list(shared.directory.iterdir()) == []  # and every recording with them
 
 
 async def test_replicas_starting_at_once_both_make_the_table_and_write(shared: Stores) -> None:
