@@ -15,6 +15,7 @@ import asyncio
 import builtins
 import os
 import re
+import secrets
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
@@ -80,8 +81,8 @@ class FileRecordStore:
     def _save(self, record: CallRecord, wav: bytes | None) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         if wav is not None:  # the recording first: a record never points at a missing file
-            _write_atomically(self._path(record.call_sid, ".wav"), wav)
-        _write_atomically(
+            write_atomically(self._path(record.call_sid, ".wav"), wav)
+        write_atomically(
             self._path(record.call_sid, ".json"), record.model_dump_json(indent=1).encode()
         )
 
@@ -164,8 +165,15 @@ class FileRecordStore:
         return None
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    """A reader (a listing, a retention pass) never sees half a file."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_bytes(data)
-    os.replace(temporary, path)
+def write_atomically(path: Path, data: bytes) -> None:
+    """A reader (a listing, a retention pass, another replica) never sees half a file.
+
+    Blocking: call it in a thread. The temporary name is this writer's own, so two replicas
+    saving the same call on a shared volume cannot write into each other's half-done file."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        temporary.write_bytes(data)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
