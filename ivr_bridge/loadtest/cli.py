@@ -41,6 +41,12 @@ def add_loadtest_arguments(parser: argparse.ArgumentParser) -> None:
         "--speech-realtime-factor", type=float, default=0.8, help="speech-server pacing"
     )
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--records",
+        choices=("off", "metadata", "audio"),
+        default="metadata",
+        help="IVR_RECORDS of the bridge it starts (compare the CPU figures of off and audio)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -85,6 +91,7 @@ def config_from_args(args: argparse.Namespace) -> LoadTestConfig:
         speech_realtime_factor=args.speech_realtime_factor,
         seed=args.seed,
         bridge_workers=args.bridge_workers,
+        records=args.records,
     )
 
 

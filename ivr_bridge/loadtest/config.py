@@ -33,6 +33,9 @@ class LoadTestConfig:
     speech_first_audio_delay_ms: int = 150
     seed: int = 1
     bridge_workers: int = 1
+    records: str = "metadata"
+    """``IVR_RECORDS`` of the bridge it starts (``off`` | ``metadata`` | ``audio``); its records
+    go to the run's temporary directory."""
     """Processes of the bridge it starts (``serve --workers N``); above 1 they share calls
     through a private redis-server the load test starts too. CPU figures cover them all."""
 

@@ -150,6 +150,7 @@ def start_bridge(
     flow: str,
     workers: int = 1,
     redis_url: str | None = None,
+    records: str = "metadata",
 ) -> ManagedProcess:
     port = free_port()
     env = dict(os.environ)
@@ -164,6 +165,8 @@ def start_bridge(
             "IVR_LOG_LEVEL": "warning",
             "IVR_SHUTDOWN_GRACE_S": "2",
             "IVR_WORKERS": str(workers),
+            "IVR_RECORDS": records,
+            "IVR_RECORDS_DIR": str(log_dir / "records"),
         }
     )
     env.pop("LMNT_API_KEY", None)

@@ -82,7 +82,7 @@ class LoadReport:
     """The first few failure reasons, for the operator."""
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "passed": self.passed}
 
     def dumps(self) -> str:
         return json.dumps(self.to_json(), indent=2)

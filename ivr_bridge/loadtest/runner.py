@@ -145,6 +145,7 @@ def run_loadtest(config: LoadTestConfig, on_progress: ProgressCallback | None = 
                     flow=config.flow,
                     workers=config.bridge_workers,
                     redis_url=redis_url,
+                    records=config.records,
                 )
                 started.append(bridge)
                 return _drive(config, bridge.base_url, bridge.pid, speech.pid, on_progress)
