@@ -106,6 +106,12 @@ def _campaign(args: argparse.Namespace) -> int:
     return run_campaign_from_args(args)
 
 
+def _calls(args: argparse.Namespace) -> int:
+    from ivr_bridge.records.cli import run_calls_from_args
+
+    return run_calls_from_args(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ivr-bridge", description=__doc__)
     parser.add_argument("--version", action="version", version=f"ivr-bridge {__version__}")
@@ -157,6 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_campaign_arguments(campaign)
     campaign.set_defaults(func=_campaign)
+
+    calls = sub.add_parser("calls", help="kept call records: list them, show one")
+    from ivr_bridge.records.cli import add_calls_arguments
+
+    add_calls_arguments(calls)
+    calls.set_defaults(func=_calls)
 
     demo = sub.add_parser("demo", help="run a whole call on embedded defaults and record it")
     demo.add_argument(

@@ -1,151 +1,113 @@
-"""One call as a picture: both channels' waveforms on the caller's clock, with what happened.
+"""A simulated call as the shared report draws it (:mod:`ivr_bridge.report`).
 
-Two lanes, caller on top and bot (what the caller *heard*) below, each a min-max envelope of the
-recorded 8 kHz line. Over them: the caller's turns (say / play / press) and the bot's
-utterances as bars, marks as ticks, ``clear``s and barge-ins as lines, digits as labels, and
-each turn's latency (caller end of turn → first bot audio) as a bracket with its number. Plain
-SVG with class names a test (or a stylesheet) can find; no script, no fonts to fetch.
+Everything comes from the caller's line: both channels as it recorded them, the bot's
+utterances as it heard them (cut off by a ``clear``), its own turns with their latencies, and
+the marks, ``clear``s, barge-ins and keys it saw, on its own clock. The transcript carries each
+check's verdict on the line it judged.
 """
 
 from __future__ import annotations
 
-from html import escape
+import base64
+import io
+import wave
 
 from ivr_bridge.audio.codec import audioop  # the one guarded import (3.11-3.13)
-from ivr_bridge.sim.scenario.result import CallResult
-
-WIDTH = 1000
-"""Pixels for the call's whole duration."""
-LANE_HEIGHT = 60
-TOP = 20
-"""Room above the lanes for the time axis labels."""
-LANES = {"caller": TOP, "bot": TOP + LANE_HEIGHT + 50}
-"""Between the lanes: the caller's turn labels, then the latency brackets."""
-HEIGHT = TOP + 2 * LANE_HEIGHT + 50 + 30
+from ivr_bridge.report.view import Badge, BotSpan, CallerSpan, CallView, Moment, TranscriptRow
+from ivr_bridge.report.waveform import ulaw_peaks
+from ivr_bridge.sim.scenario.result import CallResult, ExpectationResult
 
 
-def timeline_svg(result: CallResult) -> str:
-    """The call's timeline as an SVG element (pixel x = call ms × WIDTH / duration)."""
+def call_view(result: CallResult, *, embed_audio: bool = True) -> CallView:
     recorder = result.recorder
     duration_ms = max(recorder.line_end_ms, 1000.0)
-
-    def x(t_ms: float) -> float:
-        return round(max(0.0, min(t_ms, duration_ms)) * WIDTH / duration_ms, 1)
-
-    parts: list[str] = [
-        f'<svg class="timeline" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}"'
-        f' width="100%" data-duration-ms="{duration_ms:.0f}" role="img"'
-        f' aria-label="call timeline">'
+    utterances = [
+        BotSpan(
+            u.start_ms,
+            u.end_ms,
+            u.text or f"{(u.end_ms - u.start_ms) / 1000:.1f} s of speech",
+            u.interrupted,
+        )
+        for u in recorder.utterances
     ]
-    parts += _axis(duration_ms)
-    for lane, audio in (("caller", recorder.caller_audio), ("bot", recorder.heard_audio)):
-        top = LANES[lane]
-        parts.append(
-            f'<text class="lane-label" x="2" y="{top + 12}" font-size="11">'
-            f"{'caller' if lane == 'caller' else 'bot (heard)'}</text>"
+    turns = [
+        CallerSpan(
+            t.start_ms,
+            t.end_ms if t.end_ms is not None else t.start_ms,
+            t.kind,
+            t.detail,
+            t.barge_in,
+            t.latency_ms if t.end_ms is not None else None,
         )
-        parts.append(_waveform(bytes(audio), top, lane))
-    for u in recorder.utterances:
-        cls = "utterance interrupted" if u.interrupted else "utterance"
-        said = escape(u.text or f"{(u.end_ms - u.start_ms) / 1000:.1f} s of speech")
-        parts.append(
-            f'<rect class="{cls}" x="{x(u.start_ms)}" y="{LANES["bot"] + LANE_HEIGHT + 2}"'
-            f' width="{max(x(u.end_ms) - x(u.start_ms), 1)}" height="6"'
-            f' fill="{"#c0392b" if u.interrupted else "#2e86c1"}"><title>{said}</title></rect>'
-        )
-    for turn in result.turns:
-        end = turn.end_ms if turn.end_ms is not None else turn.start_ms
-        cls = "turn barge-in" if turn.barge_in else "turn"
-        parts.append(
-            f'<rect class="{cls}" x="{x(turn.start_ms)}" y="{LANES["caller"] + LANE_HEIGHT + 2}"'
-            f' width="{max(x(end) - x(turn.start_ms), 1)}" height="6" fill="#27ae60">'
-            f"<title>{escape(turn.kind)}: {escape(turn.detail)}</title></rect>"
-            f'<text class="turn-label" x="{x(turn.start_ms)}"'
-            f' y="{LANES["caller"] + LANE_HEIGHT + 20}"'
-            f' font-size="10" fill="#1e8449">{escape(_short(turn.detail))}</text>'
-        )
-        if turn.latency_ms is not None and turn.end_ms is not None:
-            parts += _latency(x(turn.end_ms), x(turn.end_ms + turn.latency_ms), turn.latency_ms)
-    for event in recorder.events:
+        for t in result.turns
+    ]
+    return CallView(
+        duration_ms=duration_ms,
+        caller_peaks=ulaw_peaks(bytes(recorder.caller_audio), duration_ms),
+        bot_peaks=ulaw_peaks(bytes(recorder.heard_audio), duration_ms),
+        utterances=utterances,
+        turns=turns,
+        moments=_moments(result),
+        transcript=_transcript(result),
+        audio_src=_audio_data_uri(result) if embed_audio else None,
+    )
+
+
+def _moments(result: CallResult) -> list[Moment]:
+    out = []
+    for event in result.recorder.events:
         kind, t = event["event"], float(event["t_ms"])
         if kind == "clear":
-            parts.append(_line("clear", x(t), "#c0392b", f"clear at {t / 1000:.2f} s"))
+            out.append(Moment(t, "clear", f"clear at {t / 1000:.2f} s"))
         elif kind == "barge_in":
-            parts.append(_line("barge-in-mark", x(t), "#e67e22", f"barge-in at {t / 1000:.2f} s"))
+            out.append(Moment(t, "barge_in", f"barge-in at {t / 1000:.2f} s"))
         elif kind == "mark_received":
-            y = LANES["bot"]
-            parts.append(
-                f'<line class="mark" x1="{x(t)}" x2="{x(t)}" y1="{y - 6}" y2="{y}"'
-                f' stroke="#8e44ad"><title>mark {escape(str(event.get("name", "")))}</title></line>'
-            )
+            out.append(Moment(t, "mark", f"mark {event.get('name', '')}"))
         elif kind == "digit":
-            y = LANES["caller"] + LANE_HEIGHT
-            parts.append(
-                f'<line class="digit" x1="{x(t)}" x2="{x(t)}" y1="{y - 8}" y2="{y}"'
-                f' stroke="#27ae60"><title>key {escape(str(event.get("digit", "?")))}'
-                "</title></line>"
-            )
-    parts.append(
-        f'<line class="playhead" x1="0" x2="0" y1="{TOP}" y2="{HEIGHT - 20}" stroke="#000"'
-        ' stroke-width="1.5" visibility="hidden"/>'
-    )
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def _short(text: str, limit: int = 18) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _axis(duration_ms: float) -> list[str]:
-    step_s = next(s for s in (1, 2, 5, 10, 30, 60, 120) if duration_ms / 1000 / s <= 12)
-    out = []
-    t = 0
-    while t * 1000 <= duration_ms:
-        px = round(t * 1000 * WIDTH / duration_ms, 1)
-        out.append(
-            f'<line class="tick" x1="{px}" x2="{px}" y1="{TOP - 4}" y2="{HEIGHT - 20}"'
-            ' stroke="#eee"/>'
-            f'<text x="{px}" y="{TOP - 6}" font-size="10" fill="#666">{t} s</text>'
-        )
-        t += step_s
+            out.append(Moment(t, "digit", f"key {event.get('digit', '?')}"))
     return out
 
 
-def _waveform(ulaw: bytes, top: int, lane: str) -> str:
-    """Min-max envelope, one column per pixel."""
-    if not ulaw:
-        return f'<g class="waveform {lane}"></g>'
-    pcm = audioop.ulaw2lin(ulaw, 2)
-    samples = len(pcm) // 2
-    per_px = max(1, samples // WIDTH)
-    mid = top + LANE_HEIGHT / 2
-    path = []
-    for px in range(min(WIDTH, samples // per_px)):
-        chunk = pcm[px * per_px * 2 : (px + 1) * per_px * 2]
-        low, high = audioop.minmax(chunk, 2)
-        y1 = mid - high / 32768 * LANE_HEIGHT / 2
-        y2 = mid - low / 32768 * LANE_HEIGHT / 2
-        path.append(f"M{px} {y1:.1f}V{max(y2, y1 + 0.5):.1f}")
-    color = "#27ae60" if lane == "caller" else "#2e86c1"
-    return (
-        f'<g class="waveform {lane}"><rect x="0" y="{top}" width="{WIDTH}" height="{LANE_HEIGHT}"'
-        f' fill="#fafafa"/><path d="{"".join(path)}" stroke="{color}" stroke-width="1"/></g>'
-    )
+def _transcript(result: CallResult) -> list[TranscriptRow]:
+    placed: dict[float, list[ExpectationResult]] = {}
+    for check in result.expectations:
+        if check.at_ms is not None:
+            placed.setdefault(check.at_ms, []).append(check)
+    rows: list[tuple[float, str, str]] = []
+    for u in result.utterances:
+        text = u.text if u.text else f"({(u.end_ms - u.start_ms) / 1000:.1f} s, not transcribed)"
+        rows.append((u.start_ms, "bot", text + (" [cut off]" if u.interrupted else "")))
+    for t in result.turns:
+        latency = f" → bot after {t.latency_ms:.0f} ms" if t.latency_ms is not None else ""
+        who = "caller (barge-in)" if t.barge_in else "caller"
+        rows.append((t.start_ms, who, f"{t.kind}: {t.detail}{latency}"))
+    for e in result.recorder.events_of("branch"):
+        chose = f"if the bot said {e['phrase']!r}: took {e['taken']} (score {e['score']:.2f})"
+        rows.append((float(e["t_ms"]), "caller (branch)", chose))
+    rows.append((result.recorder.line_end_ms, "end", result.verdict.describe()))
+    rows.sort(key=lambda r: r[0])
+    out = []
+    for at, who, text in rows:
+        here = placed.pop(at, []) if who in ("bot", "end") else []
+        badges = tuple(Badge(c.status, c.name) for c in here)
+        out.append(TranscriptRow(at, who, text, badges=badges))
+    return out
 
 
-def _line(cls: str, px: float, color: str, title: str) -> str:
-    return (
-        f'<line class="{cls}" x1="{px}" x2="{px}" y1="{TOP}" y2="{LANES["bot"] + LANE_HEIGHT}"'
-        f' stroke="{color}" stroke-width="1.5" stroke-dasharray="4 2"><title>{title}</title></line>'
-    )
+def _audio_data_uri(result: CallResult) -> str:
+    """The stereo recording inside the page (it opens from disk): 8-bit, half the size of
+    16-bit, and a telephone line carries no more than 8 bits anyway."""
+    buffer = io.BytesIO()
+    left, right = result.recorder.channels()
+    interleaved = bytearray(2 * len(left))
+    interleaved[0::2], interleaved[1::2] = left, right
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(2)
+        out.setsampwidth(1)
+        out.setframerate(8000)
+        out.writeframes(_ulaw_to_u8(bytes(interleaved)))
+    return "data:audio/wav;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def _latency(x1: float, x2: float, latency_ms: float) -> list[str]:
-    y = LANES["bot"] - 14
-    return [
-        f'<g class="latency"><path d="M{x1} {y - 4}V{y}H{x2}V{y - 4}" fill="none"'
-        f' stroke="#555"/><text x="{(x1 + x2) / 2}" y="{y - 6}" font-size="10"'
-        f' text-anchor="middle" fill="#333">{latency_ms:.0f} ms</text>'
-        f"<title>caller end of turn → first bot audio: {latency_ms:.0f} ms</title></g>"
-    ]
+def _ulaw_to_u8(ulaw: bytes) -> bytes:
+    return audioop.bias(audioop.lin2lin(audioop.ulaw2lin(ulaw, 2), 2, 1), 1, 128)

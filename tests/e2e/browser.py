@@ -36,6 +36,8 @@ class Page:
     def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         self._ws = ws
         self._next = 0
+        self.events: list[dict[str, Any]] = []
+        """What Chromium reported meanwhile (``Network.responseReceived``... once enabled)."""
 
     async def send(self, method: str, **params: Any) -> dict[str, Any]:
         self._next += 1
@@ -48,6 +50,8 @@ class Page:
                     raise RuntimeError(f"{method}: {message['error']}")
                 result: dict[str, Any] = message.get("result", {})
                 return result
+            if "method" in message:
+                self.events.append(message)
 
     async def evaluate(self, expression: str) -> Any:
         """The JSON value of ``expression`` (awaited when it is a promise)."""
@@ -58,6 +62,16 @@ class Page:
             raise RuntimeError(f"page script failed: {reply['exceptionDetails']}")
         return reply["result"].get("value")
 
+    def statuses(self, url_part: str) -> list[int]:
+        """HTTP statuses of the responses so far whose URL contains ``url_part`` (needs
+        ``headers`` given to :func:`open_page`, which turns the Network domain on)."""
+        return [
+            int(e["params"]["response"]["status"])
+            for e in self.events
+            if e["method"] == "Network.responseReceived"
+            and url_part in e["params"]["response"]["url"]
+        ]
+
     async def screenshot(self, path: Path) -> None:
         import base64
 
@@ -66,8 +80,9 @@ class Page:
 
 
 @asynccontextmanager
-async def open_page(url: str) -> AsyncIterator[Page]:
-    """Chromium showing ``url``, loaded; closed (and its profile removed) afterwards."""
+async def open_page(url: str, headers: dict[str, str] | None = None) -> AsyncIterator[Page]:
+    """Chromium showing ``url``, loaded; closed (and its profile removed) afterwards.
+    ``headers`` go with every request the page makes (an ``Authorization``, say)."""
     assert CHROMIUM is not None
     profile = tempfile.mkdtemp(prefix="ivr-chromium-")
     process = await asyncio.create_subprocess_exec(
@@ -91,6 +106,9 @@ async def open_page(url: str) -> AsyncIterator[Page]:
             async with http.ws_connect(page_target["webSocketDebuggerUrl"], max_msg_size=0) as ws:
                 page = Page(ws)
                 await page.send("Page.enable")
+                if headers:
+                    await page.send("Network.enable")
+                    await page.send("Network.setExtraHTTPHeaders", headers=headers)
                 await page.send("Page.navigate", url=url)
                 async with asyncio.timeout(30):
                     while await page.evaluate("document.readyState") != "complete":  # noqa: ASYNC110
