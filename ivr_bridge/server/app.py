@@ -33,6 +33,7 @@ from ivr_bridge.server.campaign_webhooks import add_campaign_routes
 from ivr_bridge.server.control import add_control_routes
 from ivr_bridge.server.loop_lag import loop_lag_probe_ctx
 from ivr_bridge.server.media_stream import media_stream
+from ivr_bridge.server.operator_pages import add_operator_routes
 from ivr_bridge.server.outbound import open_campaigns, start_dialling
 from ivr_bridge.server.readiness import SpeechPathHealth
 from ivr_bridge.server.shared_state import open_shared_state
@@ -122,6 +123,7 @@ def build_app(state: BridgeState) -> web.Application:
     add_control_routes(app)
     add_campaign_routes(app)
     add_campaign_api_routes(app)
+    add_operator_routes(app, lambda: state.records, state.settings.operator_token)
     app.cleanup_ctx.append(loop_lag_probe_ctx)
     app.cleanup_ctx.append(_speech_probe_ctx)
     return app

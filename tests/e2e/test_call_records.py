@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import aiohttp
 import pytest
 from aiohttp import web
 from structlog.testing import capture_logs
@@ -36,6 +37,8 @@ SPEED = 2.0
 ACCOUNT = "12345678"
 FRAME = 160  # 20 ms at 8 kHz
 VOICED = 300  # RMS of 16-bit PCM: the bot's speech, not line silence
+OPERATOR_TOKEN = "operator-token-0123456789"
+WEBHOOK_SECRET = "whsec-test-0123456789abcdef"
 
 
 @pytest.fixture
@@ -81,7 +84,12 @@ def _channels(wav_bytes: bytes) -> tuple[bytes, bytes]:
 async def test_a_call_with_a_barge_in_leaves_a_record_of_what_the_caller_heard(
     make_bridge: Callable[..., Any], balance_backend: None, tmp_path: Path
 ) -> None:
-    bridge = await make_bridge(flow="support_line.yaml", records="audio", records_dir=tmp_path)
+    bridge = await make_bridge(
+        flow="support_line.yaml",
+        records="audio",
+        records_dir=tmp_path,
+        operator_token=OPERATOR_TOKEN,
+    )
     result, logs = await _demo_call(bridge)
     if result.lag_ms > 3000:
         pytest.skip(f"inconclusive: the caller fell {result.lag_ms:.0f} ms behind")
@@ -149,6 +157,20 @@ async def test_a_call_with_a_barge_in_leaves_a_record_of_what_the_caller_heard(
     [menu_line] = [e for e in logs if e.get("event") == "bot says" and e.get("interrupted")]
     assert menu_line["text"] == menu.heard and menu.unheard not in json.dumps(menu_line)
 
+    # The operators' page of this call, from the bridge itself: timeline, player, recording.
+    page_url = f"{bridge.base_url}/calls/{record.call_sid}"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(page_url, headers={"Authorization": "Bearer nope-" * 3}) as resp:
+            assert resp.status == 401
+        auth = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+        async with http.get(page_url, headers=auth) as resp:
+            assert resp.status == 200
+            page = await resp.text()
+        async with http.get(f"{page_url}/audio.wav", headers=auth) as resp:
+            assert resp.status == 200 and await resp.read() == wav
+    assert 'class="timeline"' in page and "<audio" in page and "audio.wav" in page
+    assert ACCOUNT not in page and "5678" not in page
+
 
 async def test_records_off_keeps_nothing_but_still_logs_the_summary(
     make_bridge: Callable[..., Any], balance_backend: None, tmp_path: Path
@@ -169,9 +191,6 @@ async def test_metadata_records_have_no_recording(
     record = CallRecord.model_validate_json(path.read_bytes())
     assert path.suffix == ".json" and record.audio is None
     assert any(u.interrupted for u in record.utterances) and record.outcome == "completed"
-
-
-WEBHOOK_SECRET = "whsec-test-0123456789abcdef"
 
 
 async def test_the_webhook_gets_the_masked_record_signed_on_its_third_try_once(
