@@ -82,8 +82,8 @@ class RecordKeeper:
                 self._tasks.append(asyncio.create_task(self._retention_loop(), name="retention"))
 
     async def close(self, timeout_s: float = 5.0) -> None:
-        """Write what is queued (bounded), then stop."""
-        if self._tasks and not self._queue.empty():
+        """Write what is queued and what is being written (bounded), then stop."""
+        if self._tasks:  # join() also waits for the record the writer holds right now
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout_s):
                     await self._queue.join()

@@ -66,6 +66,10 @@ async def _demo_call(bridge: Any) -> tuple[CallResult, list[dict[str, Any]]]:
             auth_token=AUTH_TOKEN,
             speed=SPEED,
         )
+        # The caller's side ends first; the bridge's stream teardown, then the record, follow.
+        async with asyncio.timeout(30):
+            while not any(e.get("event") == "call summary" for e in logs):  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
         await bridge.state.record_keeper.close()  # the record written before we read it
     return result, logs
 

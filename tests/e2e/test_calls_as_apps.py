@@ -92,7 +92,7 @@ async def test_a_digit_during_the_greeting_answers_the_menu_without_replaying_it
             '  - press: "*"\n'
             "  - silence: 6000\n"
             "expect: {ended: hangup}\n",
-            speed=20.0,
+            speed=8.0,
             flow="support_line.yaml",
         )
     assert result.passed, result.summary_table()
@@ -123,7 +123,7 @@ async def test_a_finish_key_after_a_full_length_entry_does_not_reach_the_next_st
             '  - press: "2"\n'
             "  - silence: 6000\n"
             "expect: {ended: hangup}\n",
-            speed=20.0,
+            speed=8.0,
             flow="support_line.yaml",
         )
     assert result.passed, result.summary_table()

@@ -29,6 +29,13 @@ def test_numbers_compare_whether_written_in_digits_or_words() -> None:
     assert words("1,250 people") == ["one", "thousand", "two", "hundred", "fifty", "people"]
 
 
+def test_a_name_the_recogniser_ran_together_is_still_its_words() -> None:
+    assert words("Thanks for calling ExampleBankSupport.") == words(
+        "Thanks for calling Example Bank support."
+    )
+    assert words("iPhone") == ["i", "phone"] and words("OK") == ["ok"]
+
+
 @pytest.mark.parametrize(
     ("said", "ok"),
     [

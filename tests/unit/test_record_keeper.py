@@ -137,3 +137,21 @@ async def test_retention_zero_keeps_everything(tmp_path: Path) -> None:
     await store.save(record("CAancient", age_days=3650))
     assert await RecordKeeper(store, retention_days=0).purge_now() == 0
     assert await store.get("CAancient") is not None
+
+
+class SlowStore(MemoryRecordStore):
+    """A write that takes a while (a database round trip)."""
+
+    async def save(self, record: CallRecord, wav: bytes | None = None) -> None:
+        await asyncio.sleep(0.05)
+        await super().save(record, wav)
+
+
+async def test_closing_waits_for_the_record_being_written() -> None:
+    store = SlowStore()
+    keeper = RecordKeeper(store)
+    keeper.start()
+    keeper.call_ended(record("CA1"), None)
+    await asyncio.sleep(0.01)  # the writer holds it now: the queue itself is empty
+    await keeper.close()
+    assert await store.get("CA1") is not None

@@ -32,6 +32,8 @@ _SAME_WORD = 0.85
 _TOKEN = re.compile(r"[a-z0-9']+")
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3})")
 _DOLLARS = re.compile(r"\$(\d{1,6})(?:\.(\d{2}))?\b")
+_RUN_TOGETHER = re.compile(r"(?<=[a-z])(?=[A-Z])")
+"""A recogniser writes a name as one word ("ExampleBankSupport"): a word starts at each capital."""
 _APOLOGY = re.compile(
     r"\b(sorry|apologi[sz]e|technical difficult\w*|something went wrong|could not connect|"
     r"cannot be connected|can ?not help right now|can't help right now|having trouble|"
@@ -56,6 +58,7 @@ def words(text: str, *, amounts: bool = False) -> list[str]:
     """Lower-case words with numbers spelled out: "$42.50" and "forty two fifty" compare alike;
     with ``amounts``, "$42.50" is "forty two dollars and fifty cents" (as a say-as bot says it)."""
     out: list[str] = []
+    text = _RUN_TOGETHER.sub(" ", text)
     text = _THOUSANDS.sub("", text.lower().replace("-", " "))
     if amounts:
         text = _DOLLARS.sub(_amount_in_words, text)
