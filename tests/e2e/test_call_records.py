@@ -34,6 +34,9 @@ from tests.e2e.conftest import AUTH_TOKEN
 from tests.e2e.scrape import metrics
 
 SPEED = 2.0
+"""The call whose recording is compared with what the caller heard."""
+FAST = 4.0
+"""Calls whose audio is not examined."""
 ACCOUNT = "12345678"
 FRAME = 160  # 20 ms at 8 kHz
 VOICED = 300  # RMS of 16-bit PCM: the bot's speech, not line silence
@@ -56,7 +59,7 @@ async def balance_backend(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[None
     await runner.cleanup()
 
 
-async def _demo_call(bridge: Any) -> tuple[CallResult, list[dict[str, Any]]]:
+async def _demo_call(bridge: Any, speed: float = SPEED) -> tuple[CallResult, list[dict[str, Any]]]:
     url = f"{bridge.base_url}/twilio/voice?" + urlencode({"flow": "support_line.yaml"})
     with capture_logs() as logs:
         result = await run_call(
@@ -64,7 +67,7 @@ async def _demo_call(bridge: Any) -> tuple[CallResult, list[dict[str, Any]]]:
             ws_url=None,
             script=load_script("support-line-demo"),
             auth_token=AUTH_TOKEN,
-            speed=SPEED,
+            speed=speed,
         )
         # The caller's side ends first; the bridge's stream teardown, then the record, follow.
         async with asyncio.timeout(30):
@@ -180,7 +183,7 @@ async def test_records_off_keeps_nothing_but_still_logs_the_summary(
     make_bridge: Callable[..., Any], balance_backend: None, tmp_path: Path
 ) -> None:
     bridge = await make_bridge(flow="support_line.yaml", records="off", records_dir=tmp_path)
-    _, logs = await _demo_call(bridge)
+    _, logs = await _demo_call(bridge, speed=FAST)
     assert not any(tmp_path.iterdir())  # noqa: ASYNC240 (a test's temp dir)
     [line] = [e for e in logs if e.get("event") == "call summary"]
     assert line["outcome"] == "completed"
@@ -190,7 +193,7 @@ async def test_metadata_records_have_no_recording(
     make_bridge: Callable[..., Any], balance_backend: None, tmp_path: Path
 ) -> None:
     bridge = await make_bridge(flow="support_line.yaml", records_dir=tmp_path)
-    await _demo_call(bridge)
+    await _demo_call(bridge, speed=FAST)
     [path] = list(tmp_path.iterdir())  # noqa: ASYNC240 (a test's temp dir)
     record = CallRecord.model_validate_json(path.read_bytes())
     assert path.suffix == ".json" and record.audio is None
@@ -225,7 +228,7 @@ async def test_the_webhook_gets_the_masked_record_signed_on_its_third_try_once(
             call_webhook_url=f"http://127.0.0.1:{runner.addresses[0][1]}/hook",
             call_webhook_secret=WEBHOOK_SECRET,
         )
-        result, logs = await _demo_call(bridge)
+        result, logs = await _demo_call(bridge, speed=FAST)
         async with asyncio.timeout(60):  # backoff 1 s then 2 s; generous for a loaded machine
             await delivered.wait()
         await asyncio.sleep(0.2)  # nothing more may arrive after the success

@@ -84,6 +84,8 @@ def test_the_reminder_campaign_passes_its_callees_and_a_regressed_message_fails(
         assert (out_dir / "call.wav").exists()  # the report's recording of what was heard
     assert (tmp_path / "good" / "report.html").exists()
 
+    if bad_rc == 3:
+        pytest.skip(f"inconclusive (the caller's clock fell behind):\n{bad_out}")
     assert bad_rc == 1, bad_out
     scenarios = by_name(tmp_path / "bad")
     failed = {n for n, s in scenarios.items() if s["status"] == "fail"}
