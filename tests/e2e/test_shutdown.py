@@ -38,8 +38,11 @@ async def _start_server(grace_s: float) -> tuple[asyncio.subprocess.Process, str
         sys.executable, "-m", "ivr_bridge", "serve", env=env, stderr=asyncio.subprocess.DEVNULL
     )
     base = f"http://127.0.0.1:{port}"
+    # Startup loads the recognisers and the neural voice in two synthesis workers: seconds on
+    # a loaded machine. A minute before calling it broken.
+    deadline = asyncio.get_running_loop().time() + 60
     async with aiohttp.ClientSession() as http:
-        for _ in range(200):
+        while asyncio.get_running_loop().time() < deadline and proc.returncode is None:
             try:
                 async with http.get(base + "/healthz") as resp:
                     if resp.status == 200:
