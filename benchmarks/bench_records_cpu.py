@@ -4,8 +4,10 @@ Runs ``ivr-bridge loadtest`` with the same calls, flow, seed and duration, alter
 ``IVR_RECORDS=off`` and ``IVR_RECORDS=audio`` (the costliest mode: both channels kept, a stereo
 WAV written per call) for ``--rounds`` rounds, so a machine that slows down during the run
 slows both sides alike. Prints each run and the overhead of the median "audio" run over the
-median "off" run; exits 1 when it exceeds ``--limit`` (10 %), 2 when a run failed (underruns,
-failed calls, a driver that fell behind: the figures would not compare like with like).
+median "off" run; exits 1 when it exceeds ``--limit`` (10 %), 2 when the runs did not do the
+same work (a failed call, or bot audio received differing by more than 5 %: the figures would
+not compare like with like). Underruns and lag are printed, not required to be zero: 100 calls
+is past this 2-core machine's strict capacity (75), and the question is the cost of records.
 
     .venv/bin/python benchmarks/bench_records_cpu.py --calls 100 --duration 30 --rounds 2
 """
@@ -58,7 +60,9 @@ def main() -> int:
     args = parser.parse_args()
 
     runs: list[dict[str, Any]] = []
-    print(f"{'mode':<6} {'CPU ms/call-s':>13} {'bot audio s':>11} {'underruns':>9}  verdict")
+    print(
+        f"{'mode':<6} {'CPU ms/call-s':>13} {'bot audio s':>11} {'underruns':>9} {'lag p99':>8}  failed"
+    )
     for _ in range(args.rounds):
         for mode in ("off", "audio"):
             report = run_once(mode, args)
@@ -66,11 +70,12 @@ def main() -> int:
             print(
                 f"{mode:<6} {report['bridge_cpu_ms_per_call_second']:>13.2f}"
                 f" {report['bot_audio_s']:>11.0f} {report['underruns']:>9}"
-                f"  {'pass' if report.get('passed', True) else 'FAIL'}",
+                f" {report['inbound_lag_ms_p99'] or 0:>6.0f} ms  {report['failed_calls']}",
                 flush=True,
             )
-    if not all(r.get("passed", True) for r in runs):
-        print("inconclusive: a run did not pass (see its verdict); figures not compared")
+    audio_s = [r["bot_audio_s"] for r in runs]
+    if any(r["failed_calls"] for r in runs) or max(audio_s) > 1.05 * min(audio_s):
+        print("inconclusive: the runs did not do the same work; figures not compared")
         return 2
     off = statistics.median(r["bridge_cpu_ms_per_call_second"] for r in runs if r["mode"] == "off")
     on = statistics.median(r["bridge_cpu_ms_per_call_second"] for r in runs if r["mode"] == "audio")
