@@ -7,6 +7,7 @@ Twilio call through it with a shipped caller script, and writes what the caller 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import secrets
 import sys
@@ -16,6 +17,8 @@ from aiohttp import web
 
 from ivr_bridge.config import load_settings
 from ivr_bridge.logs import configure_logging
+from ivr_bridge.records.pages import standalone_call_page
+from ivr_bridge.records.store import FileRecordStore
 from ivr_bridge.server.app import start_bridge
 from ivr_bridge.sim import load_script, run_call
 from ivr_bridge.sim.cli import exit_code, print_result
@@ -60,6 +63,8 @@ async def run_demo(args: argparse.Namespace) -> int:
         lmnt_api_key=None,
         lmnt_base_url=None,
         public_url=None,
+        records="audio",  # the bridge's own record of the call, recording included
+        records_dir=Path(args.out) / "records",
     )
     script = load_script(DEMO_SCRIPT)
     # Loading Whisper imports and reads a model: done off the loop, before anything serves.
@@ -89,4 +94,18 @@ async def run_demo(args: argparse.Namespace) -> int:
         else:
             os.environ["IVR_BALANCE_URL"] = previous_url
     print_result(result)
+    await _write_call_page(Path(args.out), result.call_sid)
     return exit_code(result)
+
+
+async def _write_call_page(out: Path, call_sid: str) -> None:
+    """The bridge's record of the call as the operators' page (timeline, recording inside)."""
+    store = FileRecordStore(out / "records")
+    record = await store.get(call_sid) if call_sid else None
+    if record is None:
+        print(f"no call record in {out / 'records'}")
+        return
+    page = standalone_call_page(record, await store.audio(call_sid))
+    path = out / "call-page.html"
+    await asyncio.to_thread(path.write_text, page, "utf-8")
+    print(f"the bridge's record of the call: {path} (and records/{call_sid}.json)")

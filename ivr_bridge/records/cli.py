@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import sys
 from pathlib import Path
@@ -17,7 +16,7 @@ from ivr_bridge.config import Settings, load_settings
 from ivr_bridge.errors import RecordError
 from ivr_bridge.records.model import CallRecord, RecordSummary
 from ivr_bridge.records.open import open_record_store
-from ivr_bridge.records.pages import OUTCOMES, call_page
+from ivr_bridge.records.pages import OUTCOMES, standalone_call_page
 from ivr_bridge.records.store import RecordStore, check_sid
 from ivr_bridge.records.view import describe_outcome, record_view
 
@@ -120,17 +119,12 @@ async def _show(args: argparse.Namespace, settings: Settings, store: RecordStore
         return 0
     if args.html is not None:
         wav = await store.audio(record.call_sid) if record.audio is not None else None
-        html = await asyncio.to_thread(_page, record, wav)
+        html = await asyncio.to_thread(standalone_call_page, record, wav)
         await asyncio.to_thread(args.html.write_text, html, "utf-8")
         print(f"wrote {args.html}" + ("" if wav else " (no recording kept for this call)"))
         return 0
     print(_text(record))
     return 0
-
-
-def _page(record: CallRecord, wav: bytes | None) -> str:
-    src = "data:audio/wav;base64," + base64.b64encode(wav).decode() if wav else None
-    return call_page(record, record_view(record, wav, audio_src=src))
 
 
 def _text(record: CallRecord) -> str:

@@ -11,7 +11,6 @@ writes record and recording. The queue is bounded: a store that stops answering 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import time
 import wave
@@ -25,11 +24,17 @@ from ivr_bridge.audio.codec import ULAW_BYTES_PER_MS, audioop
 from ivr_bridge.call.call_audio import CallAudio
 from ivr_bridge.records.model import CallRecord
 from ivr_bridge.records.store import RecordStore
+from ivr_bridge.records.workers import drain_and_stop
 
 log = structlog.get_logger(__name__)
 
 QUEUE_SIZE = 256
 RETENTION_EVERY_S = 3600.0
+WAV_CHUNK = 8000
+"""µ-law bytes converted at once (1 s)."""
+BETWEEN_WRITES_S = 0.01
+"""The writer's pause between records: many calls ending together are written over a moment,
+not in one burst of threads competing with the event loop for the GIL."""
 
 
 class RecordSink(Protocol):
@@ -39,17 +44,23 @@ class RecordSink(Protocol):
 
 
 def stereo_wav(caller: bytes, bot: bytes) -> bytes:
-    """16-bit PCM, 8 kHz, left the caller and right the bot as heard (plays anywhere)."""
+    """16-bit PCM, 8 kHz, left the caller and right the bot as heard (plays anywhere).
+
+    Converted a second at a time: audioop holds the GIL for each call, and this runs in a
+    thread beside the event loop carrying live calls, which must never wait long for it."""
     frames = max(len(caller), len(bot))
-    left = audioop.ulaw2lin(bytes(caller).ljust(frames, b"\xff"), 2)
-    right = audioop.ulaw2lin(bytes(bot).ljust(frames, b"\xff"), 2)
-    both = audioop.add(audioop.tostereo(left, 2, 1, 0), audioop.tostereo(right, 2, 0, 1), 2)
+    caller, bot = bytes(caller).ljust(frames, b"\xff"), bytes(bot).ljust(frames, b"\xff")
     out = io.BytesIO()
     with wave.open(out, "wb") as w:
         w.setnchannels(2)
         w.setsampwidth(2)
         w.setframerate(ULAW_BYTES_PER_MS * 1000)
-        w.writeframes(both)
+        for at in range(0, frames, WAV_CHUNK):
+            left = audioop.ulaw2lin(caller[at : at + WAV_CHUNK], 2)
+            right = audioop.ulaw2lin(bot[at : at + WAV_CHUNK], 2)
+            w.writeframes(
+                audioop.add(audioop.tostereo(left, 2, 1, 0), audioop.tostereo(right, 2, 0, 1), 2)
+            )
     return out.getvalue()
 
 
@@ -83,14 +94,7 @@ class RecordKeeper:
 
     async def close(self, timeout_s: float = 5.0) -> None:
         """Write what is queued and what is being written (bounded), then stop."""
-        if self._tasks:  # join() also waits for the record the writer holds right now
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout_s):
-                    await self._queue.join()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks.clear()
+        await drain_and_stop(self._queue, self._tasks, timeout_s)
         if self.store is not None:
             await self.store.close()
 
@@ -134,6 +138,7 @@ class RecordKeeper:
                 log.error("could not keep a call record", call_sid=record.call_sid, error=repr(exc))
             finally:
                 self._queue.task_done()
+            await asyncio.sleep(BETWEEN_WRITES_S)
 
     async def purge_now(self) -> int:
         if self.store is None or self._retention is None:

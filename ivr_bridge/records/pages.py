@@ -8,12 +8,13 @@ Every value from a call (words, parameters, errors) is escaped.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping, Sequence
 from html import escape
 from urllib.parse import quote, urlencode
 
 from ivr_bridge.records.model import CallRecord, RecordSummary
-from ivr_bridge.records.view import describe_outcome
+from ivr_bridge.records.view import describe_outcome, record_view
 from ivr_bridge.report.page import audio_player, document, figure, transcript_table
 from ivr_bridge.report.view import CallView
 
@@ -33,6 +34,12 @@ def outcome_badge(outcome: str) -> str:
 
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f} ms"
+
+
+def standalone_call_page(record: CallRecord, wav: bytes | None) -> str:
+    """One call's page as a file: the recording inside it (a data: URL), nothing to fetch."""
+    src = "data:audio/wav;base64," + base64.b64encode(wav).decode() if wav else None
+    return call_page(record, record_view(record, wav, audio_src=src))
 
 
 def call_page(

@@ -23,7 +23,6 @@ the attempt and the status.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import json
@@ -40,6 +39,7 @@ from ivr_bridge import __version__
 from ivr_bridge.config import Settings
 from ivr_bridge.errors import ConfigError
 from ivr_bridge.records.model import CallRecord
+from ivr_bridge.records.workers import drain_and_stop
 
 log = structlog.get_logger(__name__)
 
@@ -222,14 +222,7 @@ class CallWebhook:
         """Deliver what is queued or in flight for at most ``timeout_s``, then stop: what is
         still undelivered is dropped (logged by CallSid, counted). Closes the HTTP session."""
         self._closed = True
-        if self._tasks:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout_s):
-                    await self._queue.join()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks.clear()
+        await drain_and_stop(self._queue, self._tasks, timeout_s)
         while not self._queue.empty():
             self._drop(self._queue.get_nowait(), 0, "call record not sent: shutting down")
             self._queue.task_done()
