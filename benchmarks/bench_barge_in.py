@@ -34,7 +34,7 @@ from typing import Any
 import structlog
 
 from ivr_bridge.audio.codec import ulaw_to_pcm16
-from ivr_bridge.audio.silero import SileroPool, SpeechConfirmer
+from ivr_bridge.audio.silero import SileroPool, SpeechConfirmer, shared_pool
 from ivr_bridge.call.app import DialogApp
 from ivr_bridge.call.control import BargeInPolicy, CallControl
 from ivr_bridge.config import Settings
@@ -192,6 +192,8 @@ async def main(args: argparse.Namespace) -> None:
         stale += _stale_frames(result)
         if kind != "speech":
             false_cuts[kind] += len(cuts)
+            if cuts and args.verbose:
+                print(f"{kind} cut a prompt:", [e for e in events if e["kind"] != "flow_step"])
             continue
         if any(e["kind"] == "speech_rejected" for e in events):
             speech_rejected += 1  # the caller's first sounds were vetoed: the onset came later
@@ -233,6 +235,8 @@ async def main(args: argparse.Namespace) -> None:
         print(f"    {kind:<18} {count} of {args.noise_calls} calls")
     print(f"  onsets abandoned as noise (paused, resumed): {abandoned}")
     print(f"  onsets the confirmer rejected: {rejected} ({speech_rejected} in speech calls)")
+    pool = shared_pool()
+    print(f"  onsets that found no idle silero engine (webrtcvad alone): {pool.misses}")
     print(f"  silero per 20 ms frame: {await _silero_us_per_frame():.1f} µs")
     if call_ms:
         mean_call = statistics.fmean(call_ms)

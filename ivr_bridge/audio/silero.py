@@ -94,18 +94,22 @@ class SileroPool:
         """An idle engine, or None: then one is created in a thread for the next onset (with no
         event loop running, as in tests and offline tools, it is created here and returned)."""
         with self._lock:
-            if self._idle:
-                return self._idle.pop()
+            engine = self._idle.pop() if self._idle else None
+            spare = bool(self._idle)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            engine = self._factory()
-            self.created += 1
+            if engine is None:
+                engine = self._factory()
+                self.created += 1
             return engine
-        self.misses += 1
-        if self._growth is None or self._growth.done():
+        if engine is None:
+            self.misses += 1
+        if not spare and (self._growth is None or self._growth.done()):
+            # The last idle engine just went (or none was left): make the next one now, so the
+            # next onset finds it instead of falling back to webrtcvad alone.
             self._growth = loop.run_in_executor(None, self._grow)
-        return None
+        return engine
 
     async def grown(self) -> None:
         """Until the engine being created for a miss (if any) is in the pool."""

@@ -107,14 +107,16 @@ class BargeInController:
 
     @property
     def bot_audible(self) -> bool:
-        """A prompt is being said and the caller can hear it (Twilio holds audio of it): the
-        listener then wants a second opinion before it calls a sound speech."""
+        """A prompt is being said and the caller can hear it (Twilio holds audio of it, or
+        some of it has played and more is to come: a pause between two sentences, the next one
+        still being synthesised): the listener then wants a second opinion before it calls a
+        sound speech. A cough in that pause must not cut the rest of the prompt."""
         prompt = self.prompt
         return (
             prompt is not None
             and prompt.active
             and prompt.interrupted_by is None
-            and self._playback.audible
+            and (self._playback.audible or prompt.utterance.bytes_played > 0)
         )
 
     def _interruptible(self, by: InterruptedBy) -> Prompt | None:

@@ -69,7 +69,7 @@ AFTER_STREAM_WAIT_S = 5.0
 
 PLACEHOLDER_KEY = "ivr-bridge-no-key"
 """Sent to keyless LMNT-compatible servers (ours accepts any non-empty key on loopback)."""
-SILERO_ENGINES_AT_START = 2
+SILERO_ENGINES_AT_START = 4
 """silero engines created (in a thread) before the first call: one per onset judged at the same
 moment; the pool grows in a thread beyond that (``ivr_bridge.audio.silero``)."""
 

@@ -145,5 +145,9 @@ async def test_the_bot_is_audible_while_a_prompt_has_audio_at_twilio(harness) ->
     assert not harness.controller.bot_audible  # nothing sent yet: the caller hears nothing
     harness.playback.ledger.next_mark(800, prompt.utterance, expected_end=0.0)
     assert harness.controller.bot_audible
+    # All of it played, the next sentence not sent yet: a pause inside the prompt, still it.
+    [chunk] = harness.playback.ledger.assume_played_until(1.0)  # its mark came back
+    prompt.utterance.bytes_played = chunk.n_bytes
+    assert not harness.playback.audible and harness.controller.bot_audible
     prompt.interrupted_by = "dtmf"
     assert not harness.controller.bot_audible  # being cut: nothing left to protect

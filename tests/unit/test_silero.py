@@ -85,8 +85,20 @@ async def test_an_empty_pool_never_builds_an_engine_on_the_event_loop() -> None:
     assert pool.misses == 1
     await pool.grown()  # built in a thread for the next onset
     assert pool.idle == 1 and confirmer.start([])
+    await pool.grown()  # the last idle one lent out: a spare is made at once, in a thread
+    assert pool.idle == 1 and pool.misses == 1
     await pool.warm(3)
     assert pool.idle == 3 and len(made) == 4  # warm counts idle ones; one is lent out
+
+
+async def test_lending_the_last_idle_engine_makes_the_next_before_an_onset_needs_it() -> None:
+    made: list[_Fake] = []
+    pool = SileroPool(lambda: made.append(_Fake()) or made[-1])
+    await pool.warm(2)
+    first, second = pool.borrow(), pool.borrow()
+    assert first is not None and second is not None
+    await pool.grown()
+    assert pool.borrow() is not None and pool.misses == 0  # the third onset found one
 
 
 def test_a_missing_package_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
