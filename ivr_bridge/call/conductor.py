@@ -328,7 +328,11 @@ class CallConductor:
                 feeder.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await feeder
-        await utterance.done
+        try:
+            await utterance.done
+        except asyncio.CancelledError:  # the call ended mid-utterance: log what was heard
+            self._record_said(prompt, feed.pieces_sent, cut_by="hangup")
+            raise
         return await self._said(prompt, pieces=feed.pieces_sent)
 
     def _interrupt_if_caller_talking(self) -> None:
@@ -369,8 +373,7 @@ class CallConductor:
         ``bot says`` with the words heard (the record keeps the rest apart)."""
         await self.barge_in.finish(prompt)
         u = prompt.utterance
-        total_ms = ulaw_duration_ms(u.bytes_received) if u.synthesis_complete else None
-        heard = heard_text(u.text, u.words, u.played_ms, total_ms, interrupted=u.interrupted)
+        heard = self._heard(prompt, interrupted=u.interrupted)
         result = SayResult(
             text=u.text,
             heard_text=heard,
@@ -379,20 +382,33 @@ class CallConductor:
             interrupted_by=prompt.interrupted_by,
         )
         if pieces is not None:
-            self.record_event(
-                "bot_says",
-                utterance=u.id,
-                text=heard,
-                pieces=pieces,
-                interrupted=u.interrupted,
-                by=prompt.interrupted_by,
-                played_ms=round(u.played_ms),
-                full_text=u.text,
-                unheard=unheard_part(u.text, heard),
-            )
+            self._record_said(prompt, pieces)
         if self._on_said is not None:
             self._on_said(result)
         return result
+
+    @staticmethod
+    def _heard(prompt: Prompt, *, interrupted: bool) -> str:
+        u = prompt.utterance
+        total_ms = ulaw_duration_ms(u.bytes_received) if u.synthesis_complete else None
+        return heard_text(u.text, u.words, u.played_ms, total_ms, interrupted=interrupted)
+
+    def _record_said(self, prompt: Prompt, pieces: int, cut_by: str | None = None) -> None:
+        """The ``bot says`` event: the words heard (a hang-up mid-utterance cuts them too)."""
+        u = prompt.utterance
+        interrupted = u.interrupted or cut_by is not None
+        heard = self._heard(prompt, interrupted=interrupted)
+        self.record_event(
+            "bot_says",
+            utterance=u.id,
+            text=heard,
+            pieces=pieces,
+            interrupted=interrupted,
+            by=prompt.interrupted_by or cut_by,
+            played_ms=round(u.played_ms),
+            full_text=u.text,
+            unheard=unheard_part(u.text, heard),
+        )
 
     async def next_input(self, timeout_ms: float | None) -> CallerInput | None:
         return await self.inputs.next(timeout_ms)

@@ -40,7 +40,8 @@ class BotUtterance(_Model):
     unheard: str = ""
     """The words cut off by a barge-in (never played to the caller)."""
     interrupted: bool = False
-    interrupted_by: Literal["speech", "dtmf"] | None = None
+    interrupted_by: Literal["speech", "dtmf", "hangup"] | None = None
+    """What cut it: the caller's speech or keys, or the call ending (a hang-up) mid-way."""
     played_ms: float = 0.0
 
 

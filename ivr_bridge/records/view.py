@@ -106,7 +106,8 @@ def _transcript(record: CallRecord) -> list[TranscriptRow]:
     rows: list[TranscriptRow] = []
     for u in record.utterances:
         at = u.start_ms if u.start_ms is not None else _said_at(record, u.id)
-        note = f"cut off by {u.interrupted_by or 'the caller'}" if u.interrupted else ""
+        by = {"hangup": "the hang-up"}.get(u.interrupted_by or "", u.interrupted_by or "the caller")
+        note = f"cut off by {by}" if u.interrupted else ""
         if u.start_ms is None:
             note = "never heard" + (f" ({note})" if note else "")
         heard = u.heard if u.start_ms is not None else ""

@@ -29,7 +29,7 @@ from ivr_bridge.audio.codec import audioop
 from ivr_bridge.records.model import CallRecord
 from ivr_bridge.records.store import FileRecordStore
 from ivr_bridge.records.webhook import verify_signature
-from ivr_bridge.sim import CallResult, load_script, run_call
+from ivr_bridge.sim import CallResult, load_script, parse_script, run_call
 from tests.e2e.conftest import AUTH_TOKEN
 from tests.e2e.scrape import metrics
 
@@ -257,3 +257,27 @@ async def test_the_webhook_gets_the_masked_record_signed_on_its_third_try_once(
     assert samples['ivr_call_webhook_deliveries_total{outcome="delivered"}'] == 1.0
     assert samples.get('ivr_call_webhook_deliveries_total{outcome="failed"}', 0.0) == 0.0
     assert samples['ivr_turn_response_seconds_count{flow="support_line"}'] == 3.0
+
+
+async def test_a_caller_who_hangs_up_mid_prompt_leaves_what_they_heard_of_it(
+    make_bridge: Callable[..., Any], tmp_path: Path
+) -> None:
+    bridge = await make_bridge(flow="support_line.yaml", records_dir=tmp_path)
+    url = f"{bridge.base_url}/twilio/voice?" + urlencode({"flow": "support_line.yaml"})
+    script = parse_script("steps:\n  - silence: 3000\n  - hangup\n", "hang_up.yaml")
+    with capture_logs() as logs:
+        result = await run_call(
+            voice_url=url, ws_url=None, script=script, auth_token=AUTH_TOKEN, speed=FAST
+        )
+        async with asyncio.timeout(30):
+            while not any(e.get("event") == "call summary" for e in logs):  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+        await bridge.state.record_keeper.close()
+    # The prompt playing when the caller left is logged, with the words they heard of it.
+    [cut] = [e for e in logs if e.get("event") == "bot says" and e.get("by") == "hangup"]
+    assert cut["interrupted"] and "For your account balance".startswith(cut["text"][:10])
+    record = await FileRecordStore(tmp_path).get(result.call_sid)
+    assert record is not None and record.outcome == "caller_hung_up"
+    last = record.utterances[-1]
+    assert (last.interrupted, last.interrupted_by) == (True, "hangup")
+    assert last.unheard and f"{last.heard} {last.unheard}".split() == last.text.split()

@@ -234,8 +234,18 @@ async def test_a_key_pressed_right_after_speaking_never_silences_the_next_prompt
     assert not cut_for_talking, cut_for_talking[:3]
     for result, _ in results:
         mine = [e for e in logs if e.get("call_sid") == result.call_sid]
-        prompt = [e for e in mine if e.get("event") == "bot says" and e["text"] == ACCOUNT_PROMPT]
-        assert prompt, [(e.get("event"), e.get("text")) for e in mine][-12:]  # it was said
+        # It was said: in full, or up to where the caller hung up (a caller on a loaded machine
+        # may take a stall for the prompt's end and leave; the line says what they heard).
+        prompt = [
+            e
+            for e in mine
+            if e.get("event") == "bot says"
+            and (
+                e["text"] == ACCOUNT_PROMPT
+                or (e.get("by") == "hangup" and e["text"] and ACCOUNT_PROMPT.startswith(e["text"]))
+            )
+        ]
+        assert prompt, [(e.get("event"), e.get("text")) for e in mine][-12:]
         cuts = [
             e
             for e in mine
