@@ -32,8 +32,9 @@ MAX_TOOLS = 32
 LLM_ERROR_KINDS = frozenset({*get_args(ErrorKind), "unavailable"})
 """The provider-neutral error kinds (``llm.types.ErrorKind``) and ``unavailable`` (no model or
 recogniser configured for an ``llm`` step)."""
-WEBHOOK_OUTCOMES = frozenset({"delivered", "failed", "dropped"})
-"""Delivered (2xx), failed (retries exhausted or refused), dropped (its queue was full)."""
+WEBHOOK_OUTCOMES = frozenset({"delivered", "failed", "rejected", "dropped"})
+"""Delivered (2xx), failed (every attempt failed), rejected (the receiver refused it: a 4xx not
+retried), dropped (its queue was full, or the bridge stopped before it went)."""
 _OUTCOMES = frozenset(get_args(Outcome))
 _STT_EVENTS = {"recognition": "elapsed_ms", "llm_caller_turn": "stt_ms", "recording": "elapsed_ms"}
 """Events that carry a recognition time, and the field it is in."""
@@ -148,7 +149,7 @@ class CallMetrics:
         )
         self.webhook_deliveries = Counter(
             f"{p}_call_webhook_deliveries",
-            "End-of-call webhook deliveries by outcome (delivered, failed, dropped)",
+            "End-of-call webhook deliveries by outcome (delivered, failed, rejected, dropped)",
             ["outcome"],
             registry=r,
         )

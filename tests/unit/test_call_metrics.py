@@ -199,16 +199,18 @@ def test_dropped_records_and_webhook_deliveries(registry: CollectorRegistry) -> 
     metrics.webhook_result("delivered", 3)
     metrics.webhook_result("failed", 6)
     metrics.webhook_result("dropped", 0)
+    metrics.webhook_result("rejected", 1)  # the webhook's word for a refusing receiver
     metrics.webhook_result("something else", 2)
 
     assert value(registry, "ivr_call_records_dropped_total") == 1
     assert value(registry, "ivr_call_webhook_deliveries_total", outcome="delivered") == 2
     assert value(registry, "ivr_call_webhook_deliveries_total", outcome="failed") == 1
     assert value(registry, "ivr_call_webhook_deliveries_total", outcome="dropped") == 1
+    assert value(registry, "ivr_call_webhook_deliveries_total", outcome="rejected") == 1
     assert value(registry, "ivr_call_webhook_deliveries_total", outcome="other") == 1
-    assert value(registry, "ivr_call_webhook_attempts_count") == 4  # a dropped one made none
-    assert value(registry, "ivr_call_webhook_attempts_sum") == 12
-    assert value(registry, "ivr_call_webhook_attempts_bucket", le="1.0") == 1
+    assert value(registry, "ivr_call_webhook_attempts_count") == 5  # a dropped one made none
+    assert value(registry, "ivr_call_webhook_attempts_sum") == 13
+    assert value(registry, "ivr_call_webhook_attempts_bucket", le="1.0") == 2
 
 
 def test_it_is_a_call_event_logs_observer(registry: CollectorRegistry) -> None:
