@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import event, func, insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ivr_bridge.campaign.callbacks import CallbackUpdates
 from ivr_bridge.campaign.contacts import Contact
@@ -39,6 +39,7 @@ from ivr_bridge.campaign.settle import (
     schedule_round,
     settle,
 )
+from ivr_bridge.db import async_engine, redacted
 from ivr_bridge.errors import CampaignError
 
 
@@ -61,48 +62,15 @@ class Claimed:
 
 
 def engine_for(url: str) -> AsyncEngine:
-    """``sqlite:///campaigns.db`` / ``postgresql://host/db`` → an async engine."""
-    if url.startswith("sqlite:"):
-        url = url.replace("sqlite:", "sqlite+aiosqlite:", 1)
-    elif url.startswith(("postgresql://", "postgres://")):
-        url = "postgresql+asyncpg://" + url.split("://", 1)[1]
+    """``sqlite:///campaigns.db`` / ``postgresql://host/db`` → an async engine; on SQLite every
+    transaction takes the write lock at its start (they read, then write)."""
     try:
-        engine = create_async_engine(url, pool_pre_ping=not url.startswith("sqlite"))
+        return async_engine(url, immediate_writes=True)
     except Exception as exc:  # an unparsable URL or a missing driver, named as a setting
         raise CampaignError(
-            f"IVR_CAMPAIGN_DB {url.split('@')[-1]!r}: {exc} "
+            f"IVR_CAMPAIGN_DB {redacted(url)!r}: {exc} "
             "(use sqlite:///path.db or postgresql://host:5432/db)"
         ) from None
-    if url.startswith("sqlite"):
-        _one_writer_at_a_time(engine)
-    return engine
-
-
-SQLITE_BUSY_MS = 15_000
-"""How long a SQLite transaction waits for another to finish before giving up."""
-
-
-def _one_writer_at_a_time(engine: AsyncEngine) -> None:
-    """SQLite: every transaction takes the write lock at its start (``BEGIN IMMEDIATE``) and
-    waits its turn, in WAL mode so the wait is short.
-
-    With the driver's deferred transactions, two that read and then write (a status callback
-    and a first-audio note on the same attempt) each held a read lock and wanted the other's
-    write: SQLite answers that deadlock with "database is locked" at once, without waiting.
-    Seen under load with a campaign's calls on one machine: the reminder dialog's read failed
-    and three callees heard an apology instead of their reminder."""
-
-    @event.listens_for(engine.sync_engine, "connect")
-    def _connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None  # we say BEGIN ourselves, below
-        cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_MS}")
-        cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.close()
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 class CampaignStore(CallbackUpdates, StoreQueries):

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import builtins
 import json
-import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -41,27 +40,23 @@ from sqlalchemy import (
     Table,
     Text,
     delete,
-    event,
     select,
     text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.schema import CreateIndex, CreateTable
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
+from ivr_bridge.db import async_engine, redacted
 from ivr_bridge.errors import RecordError
 from ivr_bridge.records.model import CallRecord, RecordSummary
 from ivr_bridge.records.store import check_sid, write_atomically
 
 log = structlog.get_logger(__name__)
 
-CONNECT_TIMEOUT_S = 10.0
-"""How long opening a PostgreSQL connection may take before the database counts as down."""
-SQLITE_BUSY_MS = 15_000
-"""How long a SQLite write waits for another replica's (process's) write to finish."""
 PURGE_BATCH = 500
 """Rows one retention statement deletes: short transactions, however much has piled up."""
 _SCHEMA_LOCK = 0x1B_C0_2D_16
@@ -150,57 +145,12 @@ def records_engine(url: str, *, search_path: str | None = None) -> AsyncEngine:
     """``postgresql://host/db`` or ``sqlite:///records.db`` → an async engine (no connection
     yet). ``search_path``: a PostgreSQL schema to keep the table in (the tests' own)."""
     try:
-        parsed = make_url(url)
-        backend = parsed.get_backend_name()
-        connect_args: dict[str, Any] = {}
-        if backend == "sqlite":
-            parsed = parsed.set(drivername="sqlite+aiosqlite")
-        elif backend in ("postgresql", "postgres"):
-            parsed = parsed.set(drivername="postgresql+asyncpg")
-            connect_args["timeout"] = CONNECT_TIMEOUT_S
-            if search_path:
-                connect_args["server_settings"] = {"search_path": search_path}
-        else:
-            raise ValueError(f"{backend} is not supported")
-        engine = create_async_engine(
-            parsed, pool_pre_ping=backend != "sqlite", connect_args=connect_args
-        )
+        return async_engine(url, search_path=search_path)
     except Exception as exc:  # an unparsable URL or a missing driver, named as the setting
         raise RecordError(
-            f"IVR_RECORDS_DB {_redacted(url)!r}: {exc} "
+            f"IVR_RECORDS_DB {redacted(url)!r}: {exc} "
             "(use postgresql://host:5432/db or sqlite:///records.db)"
         ) from None
-    if backend == "sqlite":
-        _wait_for_other_writers(engine)
-    return engine
-
-
-def _redacted(url: str) -> str:
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url.split("@")[-1]
-
-
-def _wait_for_other_writers(engine: AsyncEngine) -> None:
-    """SQLite: a write waits its turn behind another process's instead of failing at once, and
-    readers (a listing) never hold up a writer (WAL).
-
-    Switching a new file to WAL does not wait: when several connections open it at once, all
-    but one are told "database is locked". The mode is the file's, so the one that won has
-    set it for everyone, and a connection that lost goes on without failing."""
-
-    @event.listens_for(engine.sync_engine, "connect")
-    def _connect(dbapi_connection: Any, _record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        try:
-            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_MS}")
-            try:
-                cursor.execute("PRAGMA journal_mode = WAL")
-            except sqlite3.OperationalError as exc:
-                log.debug("another connection is setting the journal mode", error=str(exc))
-        finally:
-            cursor.close()
 
 
 class SqlRecordStore:
