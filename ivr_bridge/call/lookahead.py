@@ -1,0 +1,215 @@
+"""Listening ahead: recognise the caller at every pause, and end the turn early when it is over.
+
+A turn's answer used to wait for two things in a row: the end-of-utterance silence
+(``end_silence_ms``, 600 ms) and then a recogniser run on the finished utterance (whisper: a
+few hundred ms). Both are spent with the caller in silence. But the words of an utterance are
+all there the moment the caller *pauses*: the silence that may end it adds none. So at every
+pause (``probe_after_ms`` of silence after speech) the utterance so far is recognised, while
+the endpointing wait goes on:
+
+- the caller stays quiet: the utterance is delivered, and its recognition is the pause's (done,
+  or already running): no second run, the text is there when the silence ends;
+- the words already answer the prompt (``Ahead.answers``: a complete menu option, a sentence
+  that ends as a sentence): the utterance ends after ``answered_silence_ms`` instead of the
+  full wait;
+- the caller goes on: the pause's result is dropped (``on_resumed``), and the next pause
+  recognises the longer utterance.
+
+A dialog installs an ``Ahead`` for a listening turn (``CallControl.recognize_ahead``) and gets
+the result of a delivered utterance from the handle (``AheadHandle.result``). Recognition runs
+only at pauses (not on a timer while the caller talks), because whisper re-reads the whole
+utterance on every run: a decode in mid-word is superseded before the utterance can end and
+costs the CPU that other calls' answers need. At most one decode per call runs at a time.
+
+``hear`` sees every inbound frame while installed, for a recogniser that streams (a Deepgram
+live connection); ``on_draft`` is told each pause's result as it is ready, so a dialog may start
+its reply speculatively (the LLM dialog asks the model) and drop it at ``on_resumed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
+
+from ivr_bridge.call.inputs import SpeechInput
+
+T = TypeVar("T")
+
+
+class Ahead(Generic[T]):
+    """What a dialog recognises ahead for one listening turn (override what it needs)."""
+
+    def hear(self, at_ms: float, ulaw: bytes) -> None:
+        """Every inbound 20 ms frame (call ms) while installed; must stay cheap."""
+
+    async def recognize(self, speech: SpeechInput) -> T:
+        """Recognise the utterance (so far, at a pause; or whole, when it was not probed)."""
+        raise NotImplementedError
+
+    def answers(self, result: T) -> bool:
+        """The words so far already answer the prompt: the turn may end after a short wait."""
+        return False
+
+    def on_draft(self, result: T, speech: SpeechInput) -> None:
+        """A pause's recognition is ready and the caller is still silent (the turn may end
+        here): a dialog may start its reply now, and keep it only if ``result`` is what
+        ``AheadHandle.result`` later returns for the delivered utterance."""
+
+    def on_resumed(self) -> None:
+        """The caller went on talking after the pause whose draft was given: drop it."""
+
+
+class AheadHandle(Protocol[T]):
+    def result(self, speech: SpeechInput) -> asyncio.Future[T]:
+        """The recognition of a delivered utterance: its last pause's (no second run) when
+        that pause heard all of it, else a run started now."""
+        ...
+
+    def stop(self) -> None:
+        """Listening ahead is over for this turn (a running decode is cancelled)."""
+        ...
+
+
+class ListenerControl(Protocol):
+    """What the look-ahead may ask of the listener (``call.listener.Listener``)."""
+
+    def end_early(self, voiced_end_ms: float) -> None: ...
+
+
+@dataclass(slots=True)
+class _Probe(Generic[T]):
+    speech: SpeechInput
+    """The utterance so far, at the pause."""
+    voiced_end_ms: float
+    task: asyncio.Future[T]
+    resumed: bool = False
+
+
+@dataclass(slots=True)
+class LookAheadStats:
+    probes: int = 0
+    """Pauses recognised."""
+    used: int = 0
+    """Delivered utterances whose recognition was a pause's (no second run)."""
+    dropped: int = 0
+    """Pause recognitions the caller talked past (superseded)."""
+    early_ends: int = 0
+    """Utterances ended after the short wait because their words already answered."""
+
+
+class LookAhead(Generic[T]):
+    """The conductor's side: runs an installed ``Ahead`` at the listener's pauses."""
+
+    def __init__(
+        self,
+        ahead: Ahead[T],
+        listener: ListenerControl,
+        *,
+        on_early_end: Callable[[], None] | None = None,
+        on_dropped: Callable[[], None] | None = None,
+    ) -> None:
+        self.ahead = ahead
+        self._listener = listener
+        self._on_early_end = on_early_end
+        self._on_dropped = on_dropped
+        self._probe: _Probe[T] | None = None
+        self._delivered: dict[int, asyncio.Future[T]] = {}
+        self._tasks: set[asyncio.Future[T]] = set()
+        self.stats = LookAheadStats()
+        self.stopped = False
+
+    # --- listener events ------------------------------------------------------------------
+
+    def on_pause(self, speech: SpeechInput, voiced_end_ms: float) -> None:
+        """The caller paused: recognise the utterance so far (one decode at a time; a pause
+        while one runs is recognised when it is done, if the caller is still silent)."""
+        if self.stopped:
+            return
+        previous = self._probe
+        same = previous is not None and previous.voiced_end_ms >= voiced_end_ms
+        if previous is not None and same and not previous.resumed:
+            return  # the same pause, already being recognised
+        if previous is not None and not previous.task.done():
+            previous.task.cancel()  # superseded: the caller said more since
+        self.stats.probes += 1
+        task = asyncio.ensure_future(self.ahead.recognize(speech))
+        self._own(task)
+        probe = _Probe(speech, voiced_end_ms, task)
+        self._probe = probe
+        task.add_done_callback(lambda _t: self._probe_done(probe))
+
+    def on_resumed(self) -> None:
+        """The caller talks again after a pause: its recognition is superseded."""
+        probe = self._probe
+        if probe is None or probe.resumed:
+            return
+        probe.resumed = True
+        self.stats.dropped += 1
+        if not probe.task.done():
+            probe.task.cancel()
+        elif not probe.task.cancelled() and probe.task.exception() is None:
+            self.ahead.on_resumed()
+        if self._on_dropped is not None:
+            self._on_dropped()
+
+    def on_delivered(self, speech: SpeechInput) -> None:
+        """The utterance ended: its last pause's recognition is its own if nothing was said
+        after that pause."""
+        probe, self._probe = self._probe, None
+        if probe is None or probe.resumed or probe.task.cancelled():
+            return
+        self.stats.used += 1
+        self._delivered[id(speech)] = probe.task
+        if len(self._delivered) > 8:  # never asked for (the dialog stopped listening)
+            self._delivered.pop(next(iter(self._delivered)))
+
+    def _probe_done(self, probe: _Probe[T]) -> None:
+        task = probe.task
+        if task.cancelled() or task.exception() is not None or probe.resumed or self.stopped:
+            return
+        if self._probe is not probe:
+            return  # delivered already: the dialog awaits the result itself
+        result = task.result()
+        self.ahead.on_draft(result, probe.speech)
+        if self.ahead.answers(result):
+            self.stats.early_ends += 1
+            if self._on_early_end is not None:
+                self._on_early_end()
+            self._listener.end_early(probe.voiced_end_ms)
+
+    # --- the dialog's handle ------------------------------------------------------------------
+
+    def result(self, speech: SpeechInput) -> asyncio.Future[T]:
+        task = self._delivered.pop(id(speech), None)
+        if task is not None:
+            return task
+        task = asyncio.ensure_future(self.ahead.recognize(speech))
+        self._own(task)
+        return task
+
+    def stop(self) -> None:
+        self.stopped = True
+        if self._probe is not None and not self._probe.task.done():
+            self._probe.task.cancel()
+        self._probe = None
+        self._delivered.clear()
+
+    def close(self) -> None:
+        """The call is over: nothing this look-ahead started keeps running."""
+        self.stop()
+        for task in list(self._tasks):
+            task.cancel()
+
+    def _own(self, task: asyncio.Future[T]) -> None:
+        self._tasks.add(task)
+
+        def forget(t: asyncio.Future[T]) -> None:
+            self._tasks.discard(t)
+            if not t.cancelled():
+                with contextlib.suppress(BaseException):
+                    t.exception()  # seen: the dialog's own await reports it
+
+        task.add_done_callback(forget)
