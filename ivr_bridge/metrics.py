@@ -205,6 +205,35 @@ class BridgeMetrics:
             "(silero, IVR_VAD_CONFIRM) rejected as noise: the bot was not interrupted",
             registry=r,
         )
+        self.lookahead_recognitions = Counter(
+            "ivr_lookahead_recognitions_total",
+            "Caller pauses recognised ahead of the end of the utterance, by what became of them: "
+            "used (the utterance ended there: no second run), dropped (the caller went on)",
+            ["result"],
+            registry=r,
+        )
+        self.early_endpoints = Counter(
+            "ivr_early_endpoints_total",
+            "Utterances ended after the short wait because their words already answered",
+            registry=r,
+        )
+        self.speculative_replies = Counter(
+            "ivr_speculative_replies_total",
+            "Replies started before the caller's turn was certain, by fate: kept (spoken), "
+            "dropped (the caller went on, or said something else)",
+            ["result"],
+            registry=r,
+        )
+        self.turn_phase_seconds = Histogram(
+            "ivr_turn_phase_seconds",
+            "One caller turn's answer, piece by piece: endpointing (voice end → utterance "
+            "delivered), recognition (delivered → text; 0 when recognised ahead), first_token "
+            "(request → model's first token), tts (text → first audio), release (first audio → "
+            "sent to Twilio), total (voice end → first audio sent)",
+            ["phase"],
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6, 0.8, 1.0, 1.5, 2.5, 5.0),
+            registry=r,
+        )
         self.barge_in_latency = Histogram(
             "ivr_barge_in_onset_to_clear_seconds",
             "Caller speech onset (or digit) until 'clear' was sent, on the call's audio clock",

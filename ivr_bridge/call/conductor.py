@@ -37,11 +37,13 @@ from ivr_bridge.call.inputs import (
     SpeechStarted,
 )
 from ivr_bridge.call.listener import Listener, ListenerSettings
+from ivr_bridge.call.lookahead import Ahead, AheadHandle, LookAhead, T
 from ivr_bridge.call.outcomes import HANGUP, CallOutcome, OutcomeStore
 from ivr_bridge.call.playback import Playback, PlaybackSettings, SendText
 from ivr_bridge.call.registry import CallEvent, HangUpNow, MachineDetected, TransferNow
 from ivr_bridge.call.speech_feed import SpeechFeed
 from ivr_bridge.call.text_stream import TextFeed, first_piece, single
+from ivr_bridge.call.turn_timing import TurnTiming
 from ivr_bridge.call.utterance import Utterance
 from ivr_bridge.errors import CallEnding
 from ivr_bridge.metrics import BridgeMetrics, speech_error_label
@@ -114,10 +116,17 @@ class CallConductor:
             on_first_media=self._first_media_sent,
             on_underrun=metrics.observe_underrun,
             on_stale_frame=metrics.playback_stale_frames.inc,
-            on_sent=lambda u, audio: self.audio.on_bot_sent(self.clock.now_ms(), u.id, audio),
+            on_sent=self._bot_sent,
             on_clear=lambda: self.audio.on_clear(self.clock.now_ms()),
         )
-        self.speech_feed = SpeechFeed(speech, self.playback, self.record_event)
+        self.turn_timing = TurnTiming(self._turn_timed)
+        self._lookahead: LookAhead[Any] | None = None
+        self.speech_feed = SpeechFeed(
+            speech,
+            self.playback,
+            self.record_event,
+            on_first_audio=lambda: self.turn_timing.first_audio(self.clock.now_ms()),
+        )
         self._utterance_ids = 0
         self.inputs = CallerInputs(self.clock)
         self._outcome: CallOutcome | None = None
@@ -147,6 +156,8 @@ class CallConductor:
     def on_media(self, timestamp_ms: int, audio: bytes) -> None:
         at = self.clock.on_media(timestamp_ms, len(audio) // 8 or 20)
         self.audio.on_caller(min(timestamp_ms, at), audio)
+        if self._lookahead is not None:
+            self._lookahead.ahead.hear(at, audio)
         self.listener.feed(at, audio)
 
     def on_dtmf(self, digit: str) -> None:
@@ -155,6 +166,7 @@ class CallConductor:
             self.record_event("dtmf_swallowed", digit=digit, at_ms=at)
             return
         self.record_event("dtmf", digit=digit, at_ms=at)
+        self.turn_timing.caller_turn(at, at, keys=True)
         self.inputs.push(DtmfInput(digit, at))
         # A key ends the caller's turn and is its answer: words still inside their end-of-speech
         # wait are delivered now, after the key, so they cannot linger as "the caller is
@@ -198,7 +210,14 @@ class CallConductor:
 
     def on_speech_input(self, speech: SpeechInput) -> None:
         self._caller_talking_since = None
-        self.record_event("caller_speech", start_ms=speech.start_ms, end_ms=speech.end_ms)
+        now = self.clock.now_ms()
+        self.record_event(
+            "caller_speech",
+            start_ms=speech.start_ms,
+            end_ms=speech.end_ms,
+            endpointing_ms=round(now - speech.voice_end_ms),
+        )
+        self.turn_timing.caller_turn(speech.voice_end_ms, now)
         self.inputs.push(speech)
 
     def on_mark(self, name: str) -> None:
@@ -237,6 +256,8 @@ class CallConductor:
             outcome = self._failure.outcome()
         finally:
             self.listener.close()
+            if self._lookahead is not None:
+                self._lookahead.close()
             try:
                 await self._stop_tasks(tasks)
             finally:
@@ -309,6 +330,7 @@ class CallConductor:
         if first is None:
             return SayResult(text="", heard_text="", played_ms=0.0)
         utterance = self._new_utterance(first)
+        self.turn_timing.text_sent(self.clock.now_ms())
         self.speech_feed.start(utterance)
         await self._speech.send_text(first)
         # Interruptible only now: a speech ``reset`` must follow this text on the wire.
@@ -355,6 +377,8 @@ class CallConductor:
             return await self._skipped(single(label))
         utterance = self._new_utterance(label)
         self.record_event("bot_plays", utterance=utterance.id, label=label, ms=len(ulaw) // 8)
+        self.turn_timing.text_sent(self.clock.now_ms())
+        self.turn_timing.first_audio(self.clock.now_ms())  # recorded audio: nothing to render
         prompt = self.barge_in.begin(utterance, policy)
         for offset in range(0, len(ulaw), PLAY_PIECE_BYTES):
             if utterance.interrupted:
@@ -412,6 +436,43 @@ class CallConductor:
 
     async def next_input(self, timeout_ms: float | None) -> CallerInput | None:
         return await self.inputs.next(timeout_ms)
+
+    def recognize_ahead(self, ahead: Ahead[T]) -> AheadHandle[T]:
+        """Recognise the caller at each pause from now on (``call.lookahead``)."""
+        if self._lookahead is not None:
+            self._lookahead.close()
+        look = LookAhead(
+            ahead,
+            self.listener,
+            on_outcome=self._lookahead_outcome,
+            on_words=lambda: self.turn_timing.words_known(self.clock.now_ms()),
+            on_stop=self._lookahead_stopped,
+        )
+        self._lookahead = look
+        self.listener.ahead = look
+        return look
+
+    def _lookahead_stopped(self, look: LookAhead[Any]) -> None:
+        if self._lookahead is look:
+            self._lookahead = None
+            self.listener.ahead = None
+
+    def _lookahead_outcome(self, outcome: str) -> None:
+        if outcome == "early_end":
+            self._metrics.early_endpoints.inc()
+            self.record_event("early_endpoint")
+        else:
+            self._metrics.lookahead_recognitions.labels(result=outcome).inc()
+
+    def _bot_sent(self, utterance: Utterance, audio: bytes) -> None:
+        now = self.clock.now_ms()
+        self.audio.on_bot_sent(now, utterance.id, audio)
+        self.turn_timing.released(now)
+
+    def _turn_timed(self, phases: dict[str, int]) -> None:
+        self.record_event("turn_timing", **{f"{k}_ms": v for k, v in phases.items()})
+        for phase, ms in phases.items():
+            self._metrics.turn_phase_seconds.labels(phase=phase).observe(ms / 1000)
 
     def discard_inputs(self, *, keys: bool = True) -> None:
         self.inputs.discard(keys=keys)

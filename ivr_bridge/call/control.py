@@ -13,6 +13,7 @@ from typing import Any, Literal, Protocol
 
 from ivr_bridge.call.clock import CallClock
 from ivr_bridge.call.inputs import CallerInput
+from ivr_bridge.call.lookahead import Ahead, AheadHandle, T
 
 BargeInMode = Literal["any", "speech", "dtmf", "none"]
 
@@ -79,6 +80,13 @@ class CallControl(Protocol):
 
         Inputs: a digit, an utterance, ``SpeechStarted`` at a voice onset, and
         ``SpeechAbandoned`` when that onset turned out to be noise (no utterance follows)."""
+        ...
+
+    def recognize_ahead(self, ahead: Ahead[T]) -> AheadHandle[T]:
+        """Recognise the caller's words at each pause from now on, and end an utterance
+        early when ``ahead.answers`` says its words already answer (``call.lookahead``).
+        Replaces any earlier ``ahead``; ``AheadHandle.stop`` ends it. A delivered utterance's
+        recognition: ``handle.result(speech)`` (no second run when a pause heard it all)."""
         ...
 
     def discard_inputs(self, *, keys: bool = True) -> None:

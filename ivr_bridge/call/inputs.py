@@ -50,6 +50,13 @@ class SpeechInput:
     pcm16: bytes
     start_ms: float
     end_ms: float
+    speech_end_ms: float | None = None
+    """When the caller's voice stopped (``end_ms`` less the trailing silence kept); None when
+    unknown (then ``end_ms``)."""
+
+    @property
+    def voice_end_ms(self) -> float:
+        return self.end_ms if self.speech_end_ms is None else self.speech_end_ms
 
 
 @dataclass(frozen=True, slots=True)

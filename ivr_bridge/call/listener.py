@@ -21,6 +21,12 @@ quiet to be the caller (``confirm_floor``: someone else in the room) never confi
 rejected onset the listener stays *wary* until ``onset_gap_ms`` of webrtcvad silence: the rest
 of the cough must not raise a new onset (pausing the bot again), so a new one needs silero too.
 
+Listening ahead (``call.lookahead``, when a dialog installed one as ``ahead``): once a confirmed
+utterance has been silent ``probe_after_ms`` the utterance so far is handed over to be
+recognised (``on_pause``); voice after that pause supersedes it (``on_resumed``); and when the
+words already answer, ``end_early`` ends the utterance after ``answered_silence_ms`` instead
+of ``end_silence_ms``. Nothing else changes: without an ``ahead`` the listener behaves as before.
+
 When the bot is silent nothing is judged (webrtcvad alone, as before): nothing can be cut, a
 recogniser downstream already turns noise into "no match", and a soft "yes" silero missed would
 cost the caller a whole reprompt. It also keeps silero's cost (~60-100 µs per window, an engine
@@ -46,6 +52,10 @@ class ListenerSettings:
     """Voiced audio needed before an onset counts as speech (and may interrupt the bot)."""
     end_silence_ms: int = 600
     """Silence that ends an utterance."""
+    answered_silence_ms: int = 200
+    """Silence that ends an utterance whose words already answer (``end_early``)."""
+    probe_after_ms: int = 40
+    """Silence after which the utterance so far is recognised ahead (with an ``ahead``)."""
     onset_gap_ms: int = 140
     """Silence that abandons an unconfirmed onset as noise (the bot then resumes)."""
     pre_roll_ms: int = 200
@@ -81,6 +91,16 @@ class ListenerSink(Protocol):
     def on_speech_abandoned(self, onset_ms: float, at_ms: float) -> None: ...
 
     def on_speech_input(self, speech: SpeechInput) -> None: ...
+
+
+class PauseObserver(Protocol):
+    """Who recognises ahead (``call.lookahead.LookAhead``)."""
+
+    def on_pause(self, speech: SpeechInput, voiced_end_ms: float) -> None: ...
+
+    def on_resumed(self) -> None: ...
+
+    def on_delivered(self, speech: SpeechInput) -> None: ...
 
 
 class Listener:
@@ -130,6 +150,12 @@ class Listener:
         self._last_voiced_end_ms = 0.0
         self.frames = 0
         self.voiced_frames = 0
+        self.ahead: PauseObserver | None = None
+        """Told of pauses and utterances (set while a dialog listens ahead)."""
+        self._probed = False
+        """This pause was handed to ``ahead``."""
+        self._answered = False
+        """The words up to the current pause answer: the short end-of-utterance wait."""
 
     def feed(self, at_ms: float, ulaw: bytes) -> None:
         """One inbound media payload stamped ``at_ms`` (normally exactly one 20 ms frame)."""
@@ -170,6 +196,10 @@ class Listener:
             return
         self._audio.extend(ulaw)
         if voiced:
+            if self._probed:
+                self._probed = self._answered = False
+                if self.ahead is not None:
+                    self.ahead.on_resumed()
             self.voiced_frames += 1
             self._voiced_ms += credit
             self._silence_ms = 0
@@ -191,13 +221,35 @@ class Listener:
             if not self._confirmed and self._silence_ms >= gap_ms:
                 self._abandon(at_ms + FRAME_MS)
                 return
-            if self._confirmed and self._silence_ms >= self.settings.end_silence_ms:
+            if self._confirmed and self._silence_ms >= self._end_wait_ms():
                 self._deliver()
                 self._in_speech = False
                 return
+            if (
+                self._confirmed
+                and not self._probed
+                and self.ahead is not None
+                and self._silence_ms >= self.settings.probe_after_ms
+            ):
+                self._probed = True
+                self.ahead.on_pause(self._utterance(), self._last_voiced_end_ms)
         if self._confirmed and len(self._audio) >= self._max_bytes:
             self._deliver()
             self._start_ms = at_ms + FRAME_MS
+
+    def end_early(self, voiced_end_ms: float) -> None:
+        """The words up to ``voiced_end_ms`` answer the prompt: if the caller has said nothing
+        since, the utterance ends after ``answered_silence_ms`` (now, if that has passed)."""
+        if not (self._in_speech and self._confirmed) or self._last_voiced_end_ms > voiced_end_ms:
+            return
+        self._answered = True
+        if self._silence_ms >= self._end_wait_ms():
+            self._deliver()
+            self._in_speech = False
+
+    def _end_wait_ms(self) -> int:
+        s = self.settings
+        return s.answered_silence_ms if self._answered else s.end_silence_ms
 
     def close(self) -> None:
         """The call is over: a silero engine still borrowed goes back to the pool."""
@@ -293,13 +345,21 @@ class Listener:
             self._stop_judging()
             self._sink.on_speech_confirmed(at_ms, at_ms + FRAME_MS)
 
-    def _deliver(self) -> None:
-        """Hand over the utterance, keeping at most ``pre_roll_ms`` of its trailing silence."""
+    def _utterance(self) -> SpeechInput:
+        """The utterance so far, keeping at most ``pre_roll_ms`` of its trailing silence."""
         tail_ms = max(0.0, min(self._silence_ms, self.settings.pre_roll_ms))
         keep = len(self._audio) - int((self._silence_ms - tail_ms) * ULAW_BYTES_PER_MS)
         end_ms = self._start_ms + keep / ULAW_BYTES_PER_MS
         pcm = ulaw_to_pcm16(bytes(self._audio[: max(0, keep)]))
+        return SpeechInput(pcm, self._start_ms, end_ms, speech_end_ms=end_ms - tail_ms)
+
+    def _deliver(self) -> None:
+        """Hand over the utterance (``_utterance``) and start afresh."""
+        speech = self._utterance()
         self._audio.clear()
         self._voiced_ms = 0
         self._silence_ms = 0
-        self._sink.on_speech_input(SpeechInput(pcm, self._start_ms, end_ms))
+        self._probed = self._answered = False
+        if self.ahead is not None:
+            self.ahead.on_delivered(speech)
+        self._sink.on_speech_input(speech)

@@ -108,13 +108,17 @@ class LookAhead(Generic[T]):
         ahead: Ahead[T],
         listener: ListenerControl,
         *,
-        on_early_end: Callable[[], None] | None = None,
-        on_dropped: Callable[[], None] | None = None,
+        on_outcome: Callable[[str], None] = lambda _outcome: None,
+        on_words: Callable[[], None] = lambda: None,
+        on_stop: Callable[[LookAhead[T]], None] = lambda _look: None,
     ) -> None:
+        """``on_outcome``: told ``used``, ``dropped`` or ``early_end`` as they happen (metrics);
+        ``on_words``: a delivered utterance's recognition resolved; ``on_stop``: stopped."""
         self.ahead = ahead
         self._listener = listener
-        self._on_early_end = on_early_end
-        self._on_dropped = on_dropped
+        self._on_outcome = on_outcome
+        self._on_words = on_words
+        self._on_stop = on_stop
         self._probe: _Probe[T] | None = None
         self._delivered: dict[int, asyncio.Future[T]] = {}
         self._tasks: set[asyncio.Future[T]] = set()
@@ -152,8 +156,7 @@ class LookAhead(Generic[T]):
             probe.task.cancel()
         elif not probe.task.cancelled() and probe.task.exception() is None:
             self.ahead.on_resumed()
-        if self._on_dropped is not None:
-            self._on_dropped()
+        self._on_outcome("dropped")
 
     def on_delivered(self, speech: SpeechInput) -> None:
         """The utterance ended: its last pause's recognition is its own if nothing was said
@@ -162,6 +165,7 @@ class LookAhead(Generic[T]):
         if probe is None or probe.resumed or probe.task.cancelled():
             return
         self.stats.used += 1
+        self._on_outcome("used")
         self._delivered[id(speech)] = probe.task
         if len(self._delivered) > 8:  # never asked for (the dialog stopped listening)
             self._delivered.pop(next(iter(self._delivered)))
@@ -176,21 +180,25 @@ class LookAhead(Generic[T]):
         self.ahead.on_draft(result, probe.speech)
         if self.ahead.answers(result):
             self.stats.early_ends += 1
-            if self._on_early_end is not None:
-                self._on_early_end()
+            self._on_outcome("early_end")
             self._listener.end_early(probe.voiced_end_ms)
 
     # --- the dialog's handle ------------------------------------------------------------------
 
     def result(self, speech: SpeechInput) -> asyncio.Future[T]:
         task = self._delivered.pop(id(speech), None)
-        if task is not None:
-            return task
-        task = asyncio.ensure_future(self.ahead.recognize(speech))
-        self._own(task)
+        if task is None:
+            task = asyncio.ensure_future(self.ahead.recognize(speech))
+            self._own(task)
+        if task.done():
+            self._on_words()
+        else:
+            task.add_done_callback(lambda _t: self._on_words())
         return task
 
     def stop(self) -> None:
+        if not self.stopped:
+            self._on_stop(self)
         self.stopped = True
         if self._probe is not None and not self._probe.task.done():
             self._probe.task.cancel()
@@ -213,3 +221,29 @@ class LookAhead(Generic[T]):
                     t.exception()  # seen: the dialog's own await reports it
 
         task.add_done_callback(forget)
+
+
+class RecognizeAtEnd(Generic[T]):
+    """An ``AheadHandle`` with no pauses to listen at: each result is a run started when asked.
+
+    For call fakes (``call.testing.ScriptedCall``) and any call that cannot listen ahead;
+    ``drafted`` results (a fake's scripted pause) are handed out instead, like a real pause's."""
+
+    def __init__(self, ahead: Ahead[T]) -> None:
+        self.ahead = ahead
+        self.stopped = False
+        self.drafted: dict[int, asyncio.Future[T]] = {}
+
+    async def draft(self, speech: SpeechInput) -> None:
+        """Recognise ``speech`` as at a pause just before it ended, telling ``on_draft``."""
+        task = asyncio.ensure_future(self.ahead.recognize(speech))
+        result = await task
+        self.drafted[id(speech)] = task
+        self.ahead.on_draft(result, speech)
+
+    def result(self, speech: SpeechInput) -> asyncio.Future[T]:
+        task = self.drafted.pop(id(speech), None)
+        return task if task is not None else asyncio.ensure_future(self.ahead.recognize(speech))
+
+    def stop(self) -> None:
+        self.stopped = True

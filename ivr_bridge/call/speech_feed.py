@@ -39,7 +39,10 @@ class SpeechFeed:
         speech: SpeechSession,
         playback: Playback,
         record_event: Callable[..., None],
+        on_first_audio: Callable[[], None] = lambda: None,
     ) -> None:
+        """``on_first_audio``: an utterance's first audio arrived (the turn timing's stamp)."""
+        self._on_first_audio = on_first_audio
         self._speech = speech
         self._playback = playback
         self._record_event = record_event
@@ -102,6 +105,7 @@ class SpeechFeed:
         if sent_at is not None:  # time to first audio, for the turn-latency breakdown
             tts_ms = round((time.monotonic() - sent_at) * 1000)
             self._record_event("bot_first_audio", utterance=utterance.id, tts_ms=tts_ms)
+            self._on_first_audio()
         await self._playback.enqueue(utterance, data)
 
     def _on_flush_complete(self, nonce: int) -> None:

@@ -28,6 +28,7 @@ from typing import Any, Literal
 from ivr_bridge.call.clock import CallClock
 from ivr_bridge.call.control import BargeInPolicy, CallDetails, SayResult
 from ivr_bridge.call.inputs import CallerInput, DtmfInput, SpeechInput
+from ivr_bridge.call.lookahead import Ahead, AheadHandle, RecognizeAtEnd, T
 from ivr_bridge.errors import CallEnding
 
 MS_PER_CHAR = 60.0
@@ -81,7 +82,12 @@ class ScriptedCall:
         parameters: dict[str, str] | None = None,
         interrupt: dict[int, int] | None = None,
         call_sid: str = CALL_SID,
+        drafts: bool = False,
     ) -> None:
+        """``drafts``: each utterance is first recognised as at a pause just before it ends
+        (``Ahead.on_draft``), as a real call listening ahead does when the caller stops."""
+        self.drafts = drafts
+        self.ahead: RecognizeAtEnd[Any] | None = None
         self.details = CallDetails(call_sid, STREAM_SID, dict(parameters or {}))
         self.clock = CallClock()
         self.inputs: deque[CallerInput | None] = deque(inputs)
@@ -148,6 +154,9 @@ class ScriptedCall:
         self._check_live()
         self.timeouts.append(timeout_ms)
         item = self.inputs.popleft() if self.inputs else None
+        ahead = self.ahead
+        if self.drafts and isinstance(item, SpeechInput) and ahead and not ahead.stopped:
+            await ahead.draft(item)
         # Call time moves like on a real line: to an input's own time, or by the whole timeout.
         if item is not None:
             at = item.end_ms if isinstance(item, SpeechInput) else item.at_ms
@@ -155,6 +164,11 @@ class ScriptedCall:
         elif timeout_ms is not None:
             self.clock.advance_to(self.clock.now_ms() + timeout_ms)
         return item
+
+    def recognize_ahead(self, ahead: Ahead[T]) -> AheadHandle[T]:
+        handle = RecognizeAtEnd(ahead)
+        self.ahead = handle
+        return handle
 
     def discard_inputs(self, *, keys: bool = True) -> None:
         self.discards.append(keys)  # the script holds future inputs, not queued ones

@@ -6,6 +6,11 @@ same timeouts. A rejected answer carries its reason in words ("no menu option's 
 debug line, so a flow author tuning a menu sees why callers fail without reading decoder
 scores. Keys pressed never appear in a reason (log lines show only how many were pressed, see
 ``call.event_log``), nor what was said in a ``sensitive`` gather.
+
+A turn that listens for speech recognises ahead (``call.lookahead``): the menu is decoded at
+each pause of the caller's, so the answer is known when the silence starts, and a pause whose
+words already name an option confidently (``MenuAhead.answers``) ends the utterance after the
+short wait instead of the full one.
 """
 
 from __future__ import annotations
@@ -15,10 +20,11 @@ from typing import Literal
 
 from ivr_bridge.call.control import CallControl
 from ivr_bridge.call.inputs import DtmfInput, SpeechAbandoned, SpeechInput, SpeechStarted
+from ivr_bridge.call.lookahead import Ahead, AheadHandle
 from ivr_bridge.dialog.flow_model import DigitRules, GatherSpec
 from ivr_bridge.dialog.menu import command_name
 from ivr_bridge.dialog.services import FlowServices, GrammarChoice, RecognizerUnavailable
-from ivr_bridge.recognition.models import GrammarError
+from ivr_bridge.recognition.models import GrammarError, Recognition
 
 SAMPLE_RATE = 8000
 Outcome = Literal["match", "no_input", "no_match"]
@@ -39,14 +45,51 @@ class Heard:
     ``sensitive`` gather); empty for a match or a no-input."""
 
 
+class MenuAhead(Ahead[Recognition]):
+    """The menu's recogniser at the caller's pauses; a confident option answers the turn."""
+
+    def __init__(self, spec: GatherSpec, services: FlowServices) -> None:
+        self._spec = spec
+        self._services = services
+        self.choices = [
+            GrammarChoice(name, tuple(option.phrases))
+            for name, option in spec.options.items()
+            if option.phrases
+        ]
+
+    async def recognize(self, speech: SpeechInput) -> Recognition:
+        grammar = self._services.grammar()
+        return await grammar.recognize(speech.pcm16, SAMPLE_RATE, self.choices)
+
+    def answers(self, result: Recognition) -> bool:
+        return result.choice in self._spec.options and result.confidence >= max(
+            self._spec.min_confidence, 1e-9
+        )
+
+
 async def listen(spec: GatherSpec, label: str, call: CallControl, services: FlowServices) -> Heard:
     """One turn: wait for digits or an utterance and classify it.
 
     Deadlines are on the call clock and set only by what the turn acts on, so inputs it ignores
     (speech during a digits-only entry) never restart the no-input timer.
     """
+    if not spec.listens_for_speech:
+        return await _listen(spec, call, None)
+    ahead = call.recognize_ahead(MenuAhead(spec, services))
+    try:
+        return await _listen(spec, call, ahead, label)
+    finally:
+        ahead.stop()
+
+
+async def _listen(
+    spec: GatherSpec,
+    call: CallControl,
+    ahead: AheadHandle[Recognition] | None,
+    label: str = "",
+) -> Heard:
     rules = spec.digit_rules
-    speech = spec.listens_for_speech
+    speech = ahead is not None
     digits = ""
     now = call.clock.now_ms
     deadline = now() + spec.timeout_ms
@@ -72,8 +115,8 @@ async def listen(spec: GatherSpec, label: str, call: CallControl, services: Flow
             deadline = now() + spec.max_speech_ms  # talking: wait for the utterance's end
         elif isinstance(item, SpeechAbandoned) and speech and not digits:
             deadline = quiet_deadline  # it was noise: no utterance is coming
-        elif isinstance(item, SpeechInput) and speech and not digits:
-            return await recognize_choice(spec, label, item, call, services)
+        elif isinstance(item, SpeechInput) and ahead is not None and not digits:
+            return await recognize_choice(spec, label, item, call, ahead)
     return _classify_digits(spec, rules, digits)
 
 
@@ -115,17 +158,20 @@ def _speech_reason(spec: GatherSpec, text: str, confidence: float, why: str) -> 
 
 
 async def recognize_choice(
-    spec: GatherSpec, label: str, item: SpeechInput, call: CallControl, services: FlowServices
+    spec: GatherSpec,
+    label: str,
+    item: SpeechInput,
+    call: CallControl,
+    ahead: AheadHandle[Recognition],
 ) -> Heard:
-    """Match an utterance against the menu's phrases with the grammar recogniser."""
-    choices = [
-        GrammarChoice(name, tuple(option.phrases))
-        for name, option in spec.options.items()
-        if option.phrases
-    ]
+    """Match an utterance against the menu's phrases with the grammar recogniser (its result
+    from the caller's last pause when that pause heard all of it)."""
     audio_ms = round(item.end_ms - item.start_ms)
+    asked_at = call.clock.now_ms()
+    pending = ahead.result(item)
+    ready = pending.done()
     try:
-        result = await services.grammar().recognize(item.pcm16, SAMPLE_RATE, choices)
+        result = await pending
     except (RecognizerUnavailable, GrammarError) as exc:
         call.record_event("recognition_unavailable", step=label, error=str(exc))
         return Heard("no_match", mode="speech", reason=f"no recogniser to hear it: {exc}")
@@ -141,6 +187,8 @@ async def recognize_choice(
         confidence=round(result.confidence, 3),
         engine=result.engine,
         elapsed_ms=round(result.elapsed_ms),
+        wait_ms=round(call.clock.now_ms() - asked_at),
+        ready=ready,
         audio_ms=audio_ms,
         accepted=bool(choice and confident),
     )

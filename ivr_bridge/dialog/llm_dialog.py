@@ -3,6 +3,9 @@
 It drives the call only through ``CallControl`` (``say_stream`` for the model's text), so the
 flow runner's ``llm`` step can hand it the call and get back where to continue (``goto_step``),
 and unit tests can drive it with a scripted fake call and a stand-in model server.
+
+It listens ahead (``llm_ahead``): the caller is transcribed at each pause, a turn that ends as
+a sentence ends after the short wait, and the model is asked while the wait still runs.
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from ivr_bridge.call.control import BargeInPolicy, CallControl
-from ivr_bridge.call.inputs import DtmfInput, SpeechInput, SpeechStarted
-from ivr_bridge.dialog.llm_turn import RoundResult, run_round
+from ivr_bridge.call.inputs import DtmfInput, SpeechAbandoned, SpeechInput, SpeechStarted
+from ivr_bridge.dialog.llm_ahead import LiveTranscriber, Speculation, TurnAhead
+from ivr_bridge.dialog.llm_turn import ModelStream, RoundResult, run_round
 from ivr_bridge.llm.history import Conversation
 from ivr_bridge.llm.provider import LLMProvider
 from ivr_bridge.llm.settings import LLMSettings
@@ -30,6 +34,7 @@ from ivr_bridge.llm.tools import (
     run_http_tool,
     tool_specs,
 )
+from ivr_bridge.llm.types import ChatRequest
 from ivr_bridge.recognition.models import Transcription
 
 _NOTICE = BargeInPolicy("none")
@@ -74,7 +79,10 @@ class LlmDialog:
         transcriber: Transcriber,
         config: LlmDialogConfig,
         conversation: Conversation,
+        live: LiveTranscriber | None = None,
     ) -> None:
+        """``live``: a recogniser streaming the whole call (Deepgram live) instead of
+        ``transcriber`` on each utterance."""
         self.call = call
         self.provider = provider
         self.transcriber = transcriber
@@ -82,8 +90,31 @@ class LlmDialog:
         self.conversation = conversation
         self._tools = tool_specs(config.tools)
         self._failed_turns = 0
+        self._speculation = Speculation(call, provider, config.settings, self._request_for)
+        self._ahead = call.recognize_ahead(TurnAhead(transcriber, self._speculation, live))
+        self._taken: ModelStream | None = None
+        """The speculative reply the current turn took (its first round's stream)."""
+        self._waited_ms = 0.0
+
+    def _request_for(self, user_text: str) -> ChatRequest:
+        settings = self.config.settings
+        return self.conversation.request(
+            self._tools,
+            max_tokens=settings.max_tokens,
+            temperature=settings.temperature,
+            user=user_text,
+        )
 
     async def run(self) -> LlmOutcome:
+        try:
+            return await self._run()
+        finally:
+            self._ahead.stop()
+            await self._speculation.close()
+            if self._taken is not None:
+                await self._taken.cancel()
+
+    async def _run(self) -> LlmOutcome:
         if self.config.greeting:
             said = await self.call.say(self.config.greeting, barge_in=self.config.barge_in)
             self.conversation.commit_assistant(
@@ -101,6 +132,8 @@ class LlmDialog:
                 continue
             if isinstance(item, DtmfInput):
                 text = f"(The caller pressed {item.digit} on the keypad.)"
+                self._speculation.drop("keys")
+                self._waited_ms = self.call.clock.now_ms() - item.at_ms
             else:
                 text = await self._transcribe(item)
                 if self._failed_turns >= self.config.settings.max_failed_turns:
@@ -129,20 +162,29 @@ class LlmDialog:
         clock = self.call.clock
         timeout = self.config.no_input_timeout_ms
         deadline = quiet_deadline = clock.now_ms() + timeout
-        while True:
-            item = await self.call.next_input(max(0.0, deadline - clock.now_ms()))
-            if item is None or isinstance(item, DtmfInput | SpeechInput):
-                return item
-            if isinstance(item, SpeechStarted):
-                deadline = max(deadline, clock.now_ms() + timeout)
-            else:  # SpeechAbandoned: it was noise, back to the original deadline
-                deadline = quiet_deadline
+        self._speculation.enabled = True
+        try:
+            while True:
+                item = await self.call.next_input(max(0.0, deadline - clock.now_ms()))
+                if item is None or isinstance(item, DtmfInput | SpeechInput):
+                    return item
+                if isinstance(item, SpeechStarted):
+                    deadline = max(deadline, clock.now_ms() + timeout)
+                elif isinstance(item, SpeechAbandoned):  # noise: back to the original deadline
+                    deadline = quiet_deadline
+        finally:
+            self._speculation.enabled = False
 
     async def _transcribe(self, speech: SpeechInput) -> str:
-        endpoint_ms = self.call.clock.now_ms() - speech.end_ms
+        clock = self.call.clock
+        delivered_ms = clock.now_ms()
+        endpoint_ms = delivered_ms - speech.voice_end_ms
+        pending = self._ahead.result(speech)
+        ready = pending.done()
         try:
-            result = await self.transcriber.transcribe(speech.pcm16, 8000)
+            result = await pending
         except Exception as exc:  # a recogniser outage must not silence the call
+            self._speculation.drop("stt_failed")
             self.call.record_event("llm_stt_error", error=f"{type(exc).__name__}: {exc}")
             self._failed_turns += 1  # an STT outage that never ends must end the call politely
             await self._fallback()
@@ -154,23 +196,30 @@ class LlmDialog:
             engine=result.engine,
             endpointing_ms=round(endpoint_ms),
             stt_ms=round(result.elapsed_ms),
+            stt_wait_ms=round(clock.now_ms() - delivered_ms),
+            ahead=ready,
         )
+        self._taken = self._speculation.take(result)
+        self._waited_ms = clock.now_ms() - speech.voice_end_ms
         return result.text.strip()
 
     async def _answer(self) -> LlmOutcome | None:
         """Model rounds until the model answers without tools (or a tool ends the dialog)."""
         settings = self.config.settings
-        for _ in range(settings.max_tool_rounds):
+        for n in range(settings.max_tool_rounds):
             request = self.conversation.request(
                 self._tools, max_tokens=settings.max_tokens, temperature=settings.temperature
             )
             started = time.monotonic()
+            stream, self._taken = self._taken, None
             result = await run_round(
                 self.call,
                 self.provider,
                 request,
                 settings,
                 barge_in=self.config.barge_in,
+                waited_ms=self._waited_ms if n == 0 else 0.0,
+                stream=stream if n == 0 else None,
             )
             self._remember(result)
             self.call.record_event(

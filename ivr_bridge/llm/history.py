@@ -114,10 +114,18 @@ class Conversation:
         return message
 
     def request(
-        self, tools: Sequence[ToolSpec] = (), *, max_tokens: int = 300, temperature: float | None
+        self,
+        tools: Sequence[ToolSpec] = (),
+        *,
+        max_tokens: int = 300,
+        temperature: float | None,
+        user: str | None = None,
     ) -> ChatRequest:
+        """The next request; ``user``: as if ``add_user(user)`` had been called first (a
+        speculative reply to words the caller may yet add to), without adding it."""
         system = f"{self.system}\n\n{INTERRUPTION_NOTE}" if self.system else INTERRUPTION_NOTE
-        return ChatRequest(system, self.messages, tuple(tools), max_tokens, temperature)
+        messages = self.messages if user is None else (*self.messages, UserMessage(user))
+        return ChatRequest(system, messages, tuple(tools), max_tokens, temperature)
 
     def _append(self, message: Message) -> None:
         self._messages.append(message)
