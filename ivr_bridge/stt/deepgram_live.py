@@ -415,6 +415,7 @@ class DeepgramLive:
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             if broken in done:
+                ws.transport.abort()  # it does not read: a closing handshake would not get by
                 return _Served(False, "the queue to Deepgram overflowed")
             if sender in done and sender.exception() is None and self._close_sent:
                 # CloseStream is sent: the receiver ends at the closing Metadata.
@@ -586,6 +587,8 @@ class DeepgramLive:
         while not self._covered(target_ms):
             if self._failure is not None:
                 raise self._failure
+            if self._task is None or self._task.done():
+                raise DeepgramError("the Deepgram live stream is closed: no final transcript")
             remaining = deadline - loop.time()
             if remaining <= 0:
                 reached = self._final_until_ms

@@ -91,6 +91,7 @@ class DeepgramStandIn:
         self.url = f"ws://127.0.0.1:{port}/v1/listen"
 
     async def stop(self) -> None:
+        self.drop()  # a stalled live socket would hold the server's closing handshake
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()

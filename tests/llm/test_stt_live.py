@@ -182,7 +182,7 @@ async def test_without_keepalive_the_stand_in_closes_an_idle_stream_like_deepgra
     try:
         await live.start()
         await until(lambda: deepgram.idle_closes == 1)
-        with pytest.raises(DeepgramError, match="1011 .*net0001"):
+        with pytest.raises(DeepgramError, match=r"1011 .*net0001"):
             await until_failed(live)
     finally:
         await live.close()
@@ -226,6 +226,10 @@ async def test_close_sends_closestream_waits_for_metadata_and_leaves_no_task(
     assert asyncio.all_tasks() - before == set()
     live.feed(200, VOICE)  # after close: ignored, nothing restarted
     assert asyncio.all_tasks() - before == set()
+    await live.transcript(0, 200)  # final already (CloseStream's last results)
+    with pytest.raises(DeepgramError, match="closed"):
+        live._final_until_ms = None  # as if nothing had been finalised before the close
+        await live.transcript(0, 200)
 
 
 async def test_feed_never_blocks_when_deepgram_stalls() -> None:
