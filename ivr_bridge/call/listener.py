@@ -302,4 +302,4 @@ class Listener:
         self._audio.clear()
         self._voiced_ms = 0
         self._silence_ms = 0
-        self._sink.on_speech_input(SpeechInput(pcm, self._start_ms, end_ms))
+        self._sink.on_speech_input(SpeechInput(pcm, self._start_ms, end_ms, end_ms - tail_ms))
