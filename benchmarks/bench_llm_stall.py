@@ -34,11 +34,18 @@ def _row(call: StallCall, wall_s: float) -> str:
     worst = call.longest_silence_ms
     gaps = " ".join(f"{g:.0f}" for g in call.silences_ms)
     lines = " | ".join(call.said[2:])  # after the two greeting lines
+    turn = call.bridge_events.get("llm caller turn", {})
+    round_ = call.bridge_events.get("llm round", {})
+    bridge = (
+        f"endpointing {turn.get('endpointing_ms')} ms, stt {turn.get('stt_ms')} ms, "
+        f"round waited_ms {round_.get('waited_ms')}, fillers {round_.get('fillers')}, "
+        f"first token {round_.get('first_token_ms')} ms"
+    )
     return (
         f"stall {call.stall_s:>4.1f} s  longest silence "
         f"{'-' if worst is None else f'{worst:5.0f}'} ms  [{call.verdict}]  "
         f"requests/turn {call.requests}  caller lag {call.result.lag_ms:.0f} ms  "
-        f"wall {wall_s:.1f} s\n    silences ms: {gaps}\n    bot said: {lines}"
+        f"wall {wall_s:.1f} s\n    silences ms: {gaps}\n    bot said: {lines}\n    bridge: {bridge}"
     )
 
 

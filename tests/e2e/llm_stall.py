@@ -59,6 +59,9 @@ class StallCall:
     silences_ms: list[float]
     """The caller's end of turn → first bot audio heard, then each gap between the bot
     utterances it heard, until the call ended."""
+    bridge_events: dict[str, dict[str, Any]]
+    """The bridge's last ``llm caller turn`` and ``llm round`` events (endpointing_ms, stt_ms;
+    waited_ms, fillers, first_token_ms): where the first silence went."""
 
     @property
     def longest_silence_ms(self) -> float | None:
@@ -148,7 +151,10 @@ async def stall_call(rig: StallRig, stall_s: float, *, speed: float = 1.0) -> St
             utterance_gap_ms=UTTERANCE_GAP_MS,
         )
     said = [str(e["text"]) for e in logs if e.get("event") == "bot says"]
-    return StallCall(stall_s, result, said, len(rig.model.bodies) - before, silences(result))
+    wanted = ("llm caller turn", "llm round")
+    events = {str(e["event"]): dict(e) for e in logs if e.get("event") in wanted}
+    requests = len(rig.model.bodies) - before
+    return StallCall(stall_s, result, said, requests, silences(result), events)
 
 
 def silences(result: CallResult) -> list[float]:
