@@ -50,12 +50,14 @@ class SpeechInput:
     pcm16: bytes
     start_ms: float
     end_ms: float
+    """End of the audio handed over (it keeps some of the trailing silence)."""
     speech_end_ms: float | None = None
-    """When the caller's voice stopped (``end_ms`` less the trailing silence kept); None when
-    unknown (then ``end_ms``)."""
+    """When the caller's voice stopped (``end_ms`` minus the kept trailing silence); None when
+    the source does not know, then ``end_ms`` stands in (``voice_end_ms``)."""
 
     @property
     def voice_end_ms(self) -> float:
+        """When the caller stopped talking, as well as known: the wait for an answer starts here."""
         return self.end_ms if self.speech_end_ms is None else self.speech_end_ms
 
 

@@ -23,8 +23,7 @@ from typing import Any, Protocol
 from ivr_bridge.call.control import CallControl
 from ivr_bridge.call.inputs import SpeechInput
 from ivr_bridge.call.lookahead import Ahead
-from ivr_bridge.dialog import llm_turn
-from ivr_bridge.dialog.llm_turn import ModelStream
+from ivr_bridge.dialog.llm_turn import ModelStream, start_model
 from ivr_bridge.dialog.turn_end import ends_as_sentence
 from ivr_bridge.llm.provider import LLMProvider
 from ivr_bridge.llm.settings import LLMSettings
@@ -71,7 +70,7 @@ class Speculation:
         self.drop("superseded")
         self._draft = draft
         request = self._request_for(draft.text.strip())
-        self._stream = llm_turn.start_model(self._provider, request, self._settings)
+        self._stream = start_model(self._provider, request, self._settings)
 
     def take(self, result: Transcription) -> ModelStream | None:
         """The running reply, if it was started on exactly ``result`` (else it is dropped)."""

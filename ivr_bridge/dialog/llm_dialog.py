@@ -94,7 +94,6 @@ class LlmDialog:
         self._ahead = call.recognize_ahead(TurnAhead(transcriber, self._speculation, live))
         self._taken: ModelStream | None = None
         """The speculative reply the current turn took (its first round's stream)."""
-        self._waited_ms = 0.0
 
     def _request_for(self, user_text: str) -> ChatRequest:
         settings = self.config.settings
@@ -133,8 +132,9 @@ class LlmDialog:
             if isinstance(item, DtmfInput):
                 text = f"(The caller pressed {item.digit} on the keypad.)"
                 self._speculation.drop("keys")
-                self._waited_ms = self.call.clock.now_ms() - item.at_ms
+                caller_done_ms = item.at_ms
             else:
+                caller_done_ms = item.voice_end_ms
                 text = await self._transcribe(item)
                 if self._failed_turns >= self.config.settings.max_failed_turns:
                     return await self._hangup(self.config.failure_goodbye_text)
@@ -146,7 +146,7 @@ class LlmDialog:
                 self.call.record_event("llm_max_turns", turns=self.config.max_turns)
                 return await self._hangup(self.config.goodbye_text)
             self.conversation.add_user(text)
-            outcome = await self._answer()
+            outcome = await self._answer(caller_done_ms)
             if outcome is not None:
                 return outcome
             if self._failed_turns >= self.config.settings.max_failed_turns:
@@ -200,33 +200,46 @@ class LlmDialog:
             ahead=ready,
         )
         self._taken = self._speculation.take(result)
-        self._waited_ms = clock.now_ms() - speech.voice_end_ms
         return result.text.strip()
 
-    async def _answer(self) -> LlmOutcome | None:
-        """Model rounds until the model answers without tools (or a tool ends the dialog)."""
+    async def _answer(self, caller_done_ms: float) -> LlmOutcome | None:
+        """Model rounds until the model answers without tools (or a tool ends the dialog).
+
+        ``caller_done_ms`` (call clock): when the caller stopped talking (or pressed the key).
+        Each round is told how long the caller has been waiting in silence: the first since then
+        (endpointing and speech-to-text took that long), a tool round since the last thing the
+        caller heard (the previous round's words or filler), else still since the caller's turn:
+        a tool's own latency is silence on the line too, so it brings the filler forward.
+        """
         settings = self.config.settings
-        for n in range(settings.max_tool_rounds):
+        clock = self.call.clock
+        silent_since_ms = caller_done_ms
+        for _ in range(settings.max_tool_rounds):
             request = self.conversation.request(
                 self._tools, max_tokens=settings.max_tokens, temperature=settings.temperature
             )
             started = time.monotonic()
-            stream, self._taken = self._taken, None
+            stream, self._taken = self._taken, None  # the speculative reply: first round only
+            waited_ms = max(0.0, clock.now_ms() - silent_since_ms)
             result = await run_round(
                 self.call,
                 self.provider,
                 request,
                 settings,
                 barge_in=self.config.barge_in,
-                waited_ms=self._waited_ms if n == 0 else 0.0,
-                stream=stream if n == 0 else None,
+                waited_ms=waited_ms,
+                stream=stream,
             )
+            if _caller_heard(result):
+                silent_since_ms = clock.now_ms()
             self._remember(result)
             self.call.record_event(
                 "llm_round",
                 status=result.status,
                 first_token_ms=_ms(result.first_token_ms),
                 filler=result.filler_said,
+                fillers=result.fillers,
+                waited_ms=round(waited_ms),
                 tools=[c.name for c in result.tool_calls],
                 elapsed_ms=round((time.monotonic() - started) * 1000),
             )
@@ -298,6 +311,12 @@ class LlmDialog:
             await self.call.say(goodbye, barge_in=_NOTICE)
         await self.call.hangup()
         return LlmOutcome("hangup")
+
+
+def _caller_heard(result: RoundResult) -> bool:
+    """Whether the round said anything (its answer, a filler, the fallback line)."""
+    spoke = result.spoken is not None and bool(result.spoken.text.strip())
+    return spoke or result.fillers > 0 or result.fallback is not None
 
 
 def _ms(value: float | None) -> int | None:

@@ -40,7 +40,7 @@ def make_provider(settings: LLMSettings) -> LLMProvider:
             api_key=key,
             base_url=settings.base_url,
             connect_timeout_s=settings.connect_timeout_s,
-            first_token_timeout_s=settings.first_token_timeout_s,
+            first_token_timeout_s=settings.provider_first_token_timeout_s,
             idle_timeout_s=settings.idle_timeout_s,
         )
     from ivr_bridge.llm.openai_compat import OpenAICompatibleProvider
@@ -50,6 +50,6 @@ def make_provider(settings: LLMSettings) -> LLMProvider:
         model=model,
         api_key=key,
         connect_timeout_s=settings.connect_timeout_s,
-        first_token_timeout_s=settings.first_token_timeout_s,
+        first_token_timeout_s=settings.provider_first_token_timeout_s,
         idle_timeout_s=settings.idle_timeout_s,
     )

@@ -16,6 +16,7 @@ from ivr_bridge.config import ConfigError
 
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_ANTHROPIC_BASE_URL = "https://api.anthropic.com"
+PROVIDER_TIMEOUT_MARGIN_S = 0.5
 
 
 class LLMSettings(BaseSettings):
@@ -30,16 +31,28 @@ class LLMSettings(BaseSettings):
     max_tokens: int = Field(default=300, ge=16, le=8192)
     temperature: float | None = Field(default=None, ge=0, le=2)
     connect_timeout_s: float = Field(default=3.0, gt=0, le=60)
-    first_token_timeout_s: float = Field(default=4.0, gt=0, le=120)
-    """Hard limit: no token this long after the request → the turn fails (fallback line)."""
+    first_token_timeout_s: float = Field(default=8.0, gt=0, le=120)
+    """Hard limit of a model round: no first token this long after the request → the fallback
+    line. Never retried (the caller has heard fillers meanwhile; a re-sent request starts over).
+    The provider's own first-token timeout is set a little longer
+    (``provider_first_token_timeout_s``), so it never fires before the round gives up."""
     idle_timeout_s: float = Field(default=2.0, gt=0, le=120)
     """Longest silence between two stream events once the answer has started."""
     filler_after_ms: int = Field(default=800, ge=100, le=10_000)
-    """No first token after this long → say the filler while still waiting."""
-    max_dead_air_ms: int = Field(default=1000, ge=100, le=10_000)
-    """After the filler, the longest wait for a first token before the fallback line."""
+    """No first token this long after the caller stopped talking (endpointing and speech-to-text
+    count) → say the filler while still waiting; at once if that time has already passed."""
+    max_dead_air_ms: int = Field(default=900, ge=100, le=10_000)
+    """After the filler, the longest silence the caller hears while the model has not started:
+    each time this much has passed since the last line ended, a hold line (``hold_texts``). The
+    voice adds its start-up time (about 0.1 s) to what the caller hears."""
+    hold_texts: tuple[str, ...] = Field(
+        default=("Still checking.", "Thanks for waiting, nearly there."), min_length=1
+    )
+    """Said in turn (then from the start again) after the filler while the model is silent.
+    From the environment as JSON: ``IVR_LLM_HOLD_TEXTS='["Still checking."]'``."""
     max_retries: int = Field(default=1, ge=0, le=5)
-    """Re-sends of a failed request, only before any text was spoken."""
+    """Re-sends of a failed request (a connection error, a 5xx), only while the caller has heard
+    nothing for it (no filler yet); a first-token timeout is never re-sent."""
     retry_backoff_ms: int = Field(default=150, ge=0, le=5000)
     filler_text: str = "One moment."
     fallback_text: str = "Sorry, I'm having trouble right now. Could you say that again?"
@@ -57,6 +70,12 @@ class LLMSettings(BaseSettings):
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError("must be an http(s) URL such as https://api.openai.com/v1")
         return value.rstrip("/")
+
+    @property
+    def provider_first_token_timeout_s(self) -> float:
+        """The provider's own first-token limit: the round's plus a margin, so the round's
+        fallback (and its ``llm_error`` event) always comes first."""
+        return self.first_token_timeout_s + PROVIDER_TIMEOUT_MARGIN_S
 
     @property
     def effective_base_url(self) -> str:

@@ -232,10 +232,15 @@ class AnthropicStandIn(_StandIn):
             await send("content_block_stop", {"type": "content_block_stop", "index": index})
             index += 1
         for call_id, name, fragments in reply.tool_calls:
-            block = {"type": "tool_use", "id": call_id, "name": name, "input": {}}
+            tool_block: dict[str, Any] = {
+                "type": "tool_use",
+                "id": call_id,
+                "name": name,
+                "input": {},
+            }
             await send(
                 "content_block_start",
-                {"type": "content_block_start", "index": index, "content_block": block},
+                {"type": "content_block_start", "index": index, "content_block": tool_block},
             )
             for fragment in fragments:
                 delta = {"type": "input_json_delta", "partial_json": fragment}

@@ -223,12 +223,18 @@ async def test_slow_first_token_gets_a_filler_then_the_answer(openai_server: Ope
 
 async def test_no_first_token_at_all_gets_the_fallback_line(openai_server: OpenAIStandIn) -> None:
     openai_server.script(Reply(text=["Too late."], first_delay_s=3.0), Reply(text=["Okay."]))
-    call = ScriptedCall([utterance("hello"), utterance("hello again")])
+    call = ScriptedCall([utterance("hello"), utterance("hello again", start_ms=9000)])
     with pytest.raises(CallEnding):
-        await run(openai_server, call, filler_after_ms=100, max_dead_air_ms=200)
+        await run(
+            openai_server, call, filler_after_ms=100, max_dead_air_ms=200, first_token_timeout_s=0.6
+        )
     fallback = settings().fallback_text
-    assert call.said[:3] == ["One moment.", fallback, "Okay."]
+    hold = settings().hold_texts
+    at = call.said.index(fallback)
+    assert call.said[0] == "One moment." and call.said[at + 1] == "Okay."
+    assert call.said[1:at] and set(call.said[1:at]) <= set(hold), call.said
     assert "Too late." not in call.said
+    assert len(openai_server.bodies) == 2, "the stalled request is never re-sent"
     assert roles(openai_server.bodies[1])[2] == ("assistant", fallback)
 
 

@@ -25,6 +25,7 @@ LOUD = noise(3000)
 class Sink:
     def __init__(self) -> None:
         self.events: list[tuple] = []
+        self.inputs: list[SpeechInput] = []
 
     def on_speech_onset(self, at_ms: float) -> None:
         self.events.append(("onset", at_ms))
@@ -36,6 +37,7 @@ class Sink:
         self.events.append(("abandoned", onset_ms, at_ms))
 
     def on_speech_input(self, speech: SpeechInput) -> None:
+        self.inputs.append(speech)
         self.events.append(("input", speech.start_ms, speech.end_ms, len(speech.pcm16)))
 
 
@@ -85,6 +87,8 @@ def test_speech_is_confirmed_after_min_speech_and_delivered_after_end_silence() 
     assert kind == "input"
     assert start == 200  # 200 ms pre-roll before the onset
     assert end == 900 + 200  # the speech ended at 900 ms; 200 ms of its silence is kept
+    # When the voice stopped (the caller's wait for an answer starts there, not at end_ms).
+    assert sink.inputs[0].speech_end_ms == 900 and sink.inputs[0].voice_end_ms == 900
     assert n_bytes == 2 * 8 * (end - start)  # 16-bit PCM at 8 kHz
 
 
