@@ -24,6 +24,7 @@ from ivr_bridge.call.control import CallControl
 from ivr_bridge.call.inputs import SpeechInput
 from ivr_bridge.call.lookahead import Ahead
 from ivr_bridge.dialog.llm_turn import ModelStream, start_model
+from ivr_bridge.dialog.services import LiveTranscriber
 from ivr_bridge.dialog.turn_end import ends_as_sentence
 from ivr_bridge.llm.provider import LLMProvider
 from ivr_bridge.llm.settings import LLMSettings
@@ -33,16 +34,6 @@ from ivr_bridge.recognition.models import Transcription
 
 class Transcriber(Protocol):
     async def transcribe(self, pcm16: bytes, sample_rate: int) -> Transcription: ...
-
-
-class LiveTranscriber(Protocol):
-    """A recogniser that hears the whole call as it streams (Deepgram live)."""
-
-    def feed(self, at_ms: float, ulaw: bytes) -> None: ...
-
-    async def transcript(self, start_ms: float, end_ms: float) -> Transcription: ...
-
-    def speech_final_at(self, end_ms: float) -> bool: ...
 
 
 class Speculation:

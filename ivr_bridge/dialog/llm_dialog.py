@@ -16,8 +16,9 @@ from typing import Literal, Protocol
 
 from ivr_bridge.call.control import BargeInPolicy, CallControl
 from ivr_bridge.call.inputs import DtmfInput, SpeechAbandoned, SpeechInput, SpeechStarted
-from ivr_bridge.dialog.llm_ahead import LiveTranscriber, Speculation, TurnAhead
+from ivr_bridge.dialog.llm_ahead import Speculation, TurnAhead
 from ivr_bridge.dialog.llm_turn import ModelStream, RoundResult, run_round
+from ivr_bridge.dialog.services import LiveTranscriber
 from ivr_bridge.llm.history import Conversation
 from ivr_bridge.llm.provider import LLMProvider
 from ivr_bridge.llm.settings import LLMSettings
@@ -331,9 +332,10 @@ async def run_llm_dialog(
     *,
     system_prompt: str,
     conversation: Conversation | None = None,
+    live: LiveTranscriber | None = None,
 ) -> LlmOutcome:
     """Hand the call to the model until it transfers, hangs up or returns to the flow."""
     dialog = LlmDialog(
-        call, provider, transcriber, config, conversation or Conversation(system_prompt)
+        call, provider, transcriber, config, conversation or Conversation(system_prompt), live
     )
     return await dialog.run()

@@ -48,6 +48,7 @@ async def run_llm_step(
     try:
         settings = services.llm_settings()
         transcriber = services.turn_transcriber()
+        live = services.live_transcriber()
         provider = services.llm_provider(settings)
     except (ConfigError, RecognizerUnavailable) as exc:
         return await _unavailable(spec, label, call, scope, str(exc))
@@ -63,9 +64,12 @@ async def run_llm_step(
             _dialog_config(spec, settings, scope),
             system_prompt=conversation.system,
             conversation=conversation,
+            live=live,
         )
     finally:
         await provider.close()
+        if live is not None:
+            await live.close()
     call.record_event("llm_end", step=label, outcome=outcome.kind, goto=outcome.step_id)
     scope["last"] = {"step": label, "outcome": outcome.kind}
     return outcome.step_id if outcome.kind == "goto" else None

@@ -60,6 +60,25 @@ def _real_llm_provider(settings: LLMSettings) -> LLMProvider:
     return make_provider(settings)
 
 
+class LiveTranscriber(Protocol):
+    """A recogniser that hears the whole call as it streams (Deepgram live, ``stt``)."""
+
+    def feed(self, at_ms: float, ulaw: bytes) -> None: ...
+
+    async def transcript(self, start_ms: float, end_ms: float) -> Transcription: ...
+
+    def speech_final_at(self, end_ms: float) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+def _real_live_transcriber() -> LiveTranscriber | None:
+    from ivr_bridge.stt import live_transcriber  # Deepgram configured: one stream per call
+
+    factory = live_transcriber()
+    return factory() if factory is not None else None
+
+
 def _real_turn_transcriber() -> Transcriber:
     from ivr_bridge.stt import get_turn_transcriber  # whisper embedded, Deepgram with a key
 
@@ -84,12 +103,17 @@ class FlowServices:
     turn_transcriber: Callable[[], Transcriber] = _real_turn_transcriber
     """Transcribes caller turns in an ``llm`` step (``IVR_STT``); may raise
     ``RecognizerUnavailable``."""
+    live_transcriber: Callable[[], LiveTranscriber | None] = _real_live_transcriber
+    """A live stream for one ``llm`` step's caller turns (Deepgram: one WebSocket for the whole
+    dialog, its own endpointing, ``IVR_STT``), or None to transcribe each utterance with
+    ``turn_transcriber`` (whisper)."""
 
 
 __all__ = [
     "FlowServices",
     "GrammarChoice",
     "GrammarRecognizer",
+    "LiveTranscriber",
     "Recognition",
     "RecognizerUnavailable",
     "Transcriber",
