@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
 from structlog.testing import capture_logs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,7 +80,7 @@ def show(name: str, values: Sequence[float]) -> None:
     )
 
 
-def phases_of(logs: list[dict[str, Any]]) -> dict[str, list[float]]:
+def phases_of(logs: Sequence[Any]) -> dict[str, list[float]]:
     timings = [e for e in logs if e.get("event") == "turn timing"]
     return {p: [e[f"{p}_ms"] for e in timings if f"{p}_ms" in e] for p in PHASES}
 
@@ -150,7 +151,12 @@ async def bench_flow(speech: Any, calls: int, only: set[str]) -> None:
 async def bench_llm(speech: Any, calls: int, *, paused: bool) -> None:
     model = OpenAIStandIn()
     await model.start()
-    replies = [Reply(text=["Sure,", " let me look into that."], first_delay_s=0.3)] * 200
+    # Every reply is new text, so the speech server renders it (no prompt-cache hit).
+    subjects = ("your order", "the delivery", "your address", "the refund", "your account")
+    replies = [
+        Reply(text=[f"Sure, reply {n + 1},", f" about {subjects[n % 5]}."], first_delay_s=0.3)
+        for n in range(200)
+    ]
     model.script(*replies)
     bridge = await start_bridge(
         Settings(
@@ -165,7 +171,7 @@ async def bench_llm(speech: Any, calls: int, *, paused: bool) -> None:
     transcriber = get_turn_transcriber(SttSettings(stt="whisper"))
     bridge.state.flow_services = FlowServices(
         llm_settings=lambda: LLMSettings(
-            model="stand-in-1", base_url=model.openai_base_url, api_key="sk-x"
+            model="stand-in-1", base_url=model.openai_base_url, api_key=SecretStr("sk-x")
         ),
         turn_transcriber=lambda: transcriber,
     )
@@ -189,16 +195,16 @@ async def bench_llm(speech: Any, calls: int, *, paused: bool) -> None:
                 if result.inconclusive:
                     inconclusive += 1
                     continue
-                says = [t for t in result.turns if t.kind == "say"]
+                said = [t for t in result.turns if t.kind == "say"]
                 if paused:
-                    for first, second in zip(says[::2], says[1::2], strict=False):
+                    for first, second in zip(said[::2], said[1::2], strict=False):
                         turns += 1
                         if first.latency_ms is not None:
                             cut_offs += 1  # the bot spoke between the halves of a sentence
                         if second.latency_ms is not None:
                             latencies.append(second.latency_ms)
                 else:
-                    latencies += [t.latency_ms for t in says if t.latency_ms is not None]
+                    latencies += [t.latency_ms for t in said if t.latency_ms is not None]
     finally:
         await bridge.stop()
         await model.stop()
@@ -207,7 +213,7 @@ async def bench_llm(speech: Any, calls: int, *, paused: bool) -> None:
     dropped = sum(
         1 for e in logs if e.get("event") == "speculative reply" and e["result"] == "dropped"
     )
-    requests = len(model.requests) if hasattr(model, "requests") else None
+    requests = len(model.bodies)
     if paused:
         print("\nLLM turns with a 400 ms pause mid-sentence (stand-in model, 300 ms):")
         print(f"  cut-offs (answered inside the pause): {cut_offs} of {turns} sentences")

@@ -84,7 +84,7 @@ class CallControl(Protocol):
 
     def recognize_ahead(self, ahead: Ahead[T]) -> AheadHandle[T]:
         """Recognise the caller's words at each pause from now on, and end an utterance
-        early when ``ahead.answers`` says its words already answer (``call.lookahead``).
+        early when ``ahead.verdict`` says its words end the turn (``call.lookahead``).
         Replaces any earlier ``ahead``; ``AheadHandle.stop`` ends it. A delivered utterance's
         recognition: ``handle.result(speech)`` (no second run when a pause heard it all)."""
         ...

@@ -24,8 +24,9 @@ of the cough must not raise a new onset (pausing the bot again), so a new one ne
 Listening ahead (``call.lookahead``, when a dialog installed one as ``ahead``): once a confirmed
 utterance has been silent ``probe_after_ms`` the utterance so far is handed over to be
 recognised (``on_pause``); voice after that pause supersedes it (``on_resumed``); and when the
-words already answer, ``end_early`` ends the utterance after ``answered_silence_ms`` instead
-of ``end_silence_ms``. Nothing else changes: without an ``ahead`` the listener behaves as before.
+words already answer, ``end_early`` ends the utterance after ``answered_silence_ms`` (a
+complete answer) or ``sentence_silence_ms`` (a sentence that looks done) instead of
+``end_silence_ms``. Nothing else changes: without an ``ahead`` the listener behaves as before.
 
 When the bot is silent nothing is judged (webrtcvad alone, as before): nothing can be cut, a
 recogniser downstream already turns noise into "no match", and a soft "yes" silero missed would
@@ -44,6 +45,7 @@ from ivr_bridge.audio.codec import ULAW_BYTES_PER_MS, rms_pcm16, ulaw_to_pcm16
 from ivr_bridge.audio.silero import SileroPool, SpeechConfirmer, shared_pool
 from ivr_bridge.audio.vad import FRAME_BYTES, FRAME_MS, VoiceActivityDetector
 from ivr_bridge.call.inputs import SpeechInput
+from ivr_bridge.call.lookahead import Verdict
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +55,10 @@ class ListenerSettings:
     end_silence_ms: int = 600
     """Silence that ends an utterance."""
     answered_silence_ms: int = 200
-    """Silence that ends an utterance whose words already answer (``end_early``)."""
+    """Silence that ends an utterance whose words answer the prompt (a menu option)."""
+    sentence_silence_ms: int = 450
+    """Silence that ends an utterance that ends as a sentence (an LLM turn): longer than the
+    pauses callers make mid-sentence, shorter than the full wait."""
     probe_after_ms: int = 40
     """Silence after which the utterance so far is recognised ahead (with an ``ahead``)."""
     onset_gap_ms: int = 140
@@ -154,8 +159,8 @@ class Listener:
         """Told of pauses and utterances (set while a dialog listens ahead)."""
         self._probed = False
         """This pause was handed to ``ahead``."""
-        self._answered = False
-        """The words up to the current pause answer: the short end-of-utterance wait."""
+        self._answered: Verdict | None = None
+        """The words up to the current pause end the turn: a shorter end-of-utterance wait."""
 
     def feed(self, at_ms: float, ulaw: bytes) -> None:
         """One inbound media payload stamped ``at_ms`` (normally exactly one 20 ms frame)."""
@@ -197,7 +202,7 @@ class Listener:
         self._audio.extend(ulaw)
         if voiced:
             if self._probed:
-                self._probed = self._answered = False
+                self._probed, self._answered = False, None
                 if self.ahead is not None:
                     self.ahead.on_resumed()
             self.voiced_frames += 1
@@ -237,19 +242,21 @@ class Listener:
             self._deliver()
             self._start_ms = at_ms + FRAME_MS
 
-    def end_early(self, voiced_end_ms: float) -> None:
-        """The words up to ``voiced_end_ms`` answer the prompt: if the caller has said nothing
-        since, the utterance ends after ``answered_silence_ms`` (now, if that has passed)."""
+    def end_early(self, voiced_end_ms: float, verdict: Verdict = "answered") -> None:
+        """The words up to ``voiced_end_ms`` end the turn: if the caller has said nothing since,
+        the utterance ends after the verdict's wait (now, if that has passed)."""
         if not (self._in_speech and self._confirmed) or self._last_voiced_end_ms > voiced_end_ms:
             return
-        self._answered = True
+        self._answered = verdict
         if self._silence_ms >= self._end_wait_ms():
             self._deliver()
             self._in_speech = False
 
     def _end_wait_ms(self) -> int:
         s = self.settings
-        return s.answered_silence_ms if self._answered else s.end_silence_ms
+        if self._answered == "answered":
+            return s.answered_silence_ms
+        return s.sentence_silence_ms if self._answered == "sentence" else s.end_silence_ms
 
     def close(self) -> None:
         """The call is over: a silero engine still borrowed goes back to the pool."""
@@ -359,7 +366,7 @@ class Listener:
         self._audio.clear()
         self._voiced_ms = 0
         self._silence_ms = 0
-        self._probed = self._answered = False
+        self._probed, self._answered = False, None
         if self.ahead is not None:
             self.ahead.on_delivered(speech)
         self._sink.on_speech_input(speech)

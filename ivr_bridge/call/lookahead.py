@@ -9,9 +9,11 @@ the endpointing wait goes on:
 
 - the caller stays quiet: the utterance is delivered, and its recognition is the pause's (done,
   or already running): no second run, the text is there when the silence ends;
-- the words already answer the prompt (``Ahead.answers``: a complete menu option, a sentence
-  that ends as a sentence): the utterance ends after ``answered_silence_ms`` instead of the
-  full wait;
+- the words already answer the prompt (``Ahead.verdict``): a complete menu option
+  (``answered``) ends the utterance after ``answered_silence_ms`` (200 ms), a sentence that
+  ends as a sentence (``sentence``, weaker evidence: "I want to change." is one to whisper)
+  after ``sentence_silence_ms`` (450 ms, longer than the pauses callers make mid-sentence),
+  instead of the full wait (600 ms);
 - the caller goes on: the pause's result is dropped (``on_resumed``), and the next pause
   recognises the longer utterance.
 
@@ -32,11 +34,13 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, Literal, Protocol, TypeVar
 
 from ivr_bridge.call.inputs import SpeechInput
 
 T = TypeVar("T")
+Verdict = Literal["answered", "sentence"]
+"""How sure the words are to end the turn: a complete answer, or a sentence that looks done."""
 
 
 class Ahead(Generic[T]):
@@ -49,9 +53,9 @@ class Ahead(Generic[T]):
         """Recognise the utterance (so far, at a pause; or whole, when it was not probed)."""
         raise NotImplementedError
 
-    def answers(self, result: T) -> bool:
-        """The words so far already answer the prompt: the turn may end after a short wait."""
-        return False
+    def verdict(self, result: T) -> Verdict | None:
+        """Do the words so far end the turn (the shorter wait), or None (the full wait)?"""
+        return None
 
     def on_draft(self, result: T, speech: SpeechInput) -> None:
         """A pause's recognition is ready and the caller is still silent (the turn may end
@@ -76,7 +80,7 @@ class AheadHandle(Protocol[T]):
 class ListenerControl(Protocol):
     """What the look-ahead may ask of the listener (``call.listener.Listener``)."""
 
-    def end_early(self, voiced_end_ms: float) -> None: ...
+    def end_early(self, voiced_end_ms: float, verdict: Verdict) -> None: ...
 
 
 @dataclass(slots=True)
@@ -178,10 +182,11 @@ class LookAhead(Generic[T]):
             return  # delivered already: the dialog awaits the result itself
         result = task.result()
         self.ahead.on_draft(result, probe.speech)
-        if self.ahead.answers(result):
+        verdict = self.ahead.verdict(result)
+        if verdict is not None:
             self.stats.early_ends += 1
             self._on_outcome("early_end")
-            self._listener.end_early(probe.voiced_end_ms)
+            self._listener.end_early(probe.voiced_end_ms, verdict)
 
     # --- the dialog's handle ------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ scores. Keys pressed never appear in a reason (log lines show only how many were
 
 A turn that listens for speech recognises ahead (``call.lookahead``): the menu is decoded at
 each pause of the caller's, so the answer is known when the silence starts, and a pause whose
-words already name an option confidently (``MenuAhead.answers``) ends the utterance after the
+words already name an option confidently (``MenuAhead.verdict``) ends the utterance after the
 short wait instead of the full one.
 """
 
@@ -20,7 +20,7 @@ from typing import Literal
 
 from ivr_bridge.call.control import CallControl
 from ivr_bridge.call.inputs import DtmfInput, SpeechAbandoned, SpeechInput, SpeechStarted
-from ivr_bridge.call.lookahead import Ahead, AheadHandle
+from ivr_bridge.call.lookahead import Ahead, AheadHandle, Verdict
 from ivr_bridge.dialog.flow_model import DigitRules, GatherSpec
 from ivr_bridge.dialog.menu import command_name
 from ivr_bridge.dialog.services import FlowServices, GrammarChoice, RecognizerUnavailable
@@ -61,10 +61,9 @@ class MenuAhead(Ahead[Recognition]):
         grammar = self._services.grammar()
         return await grammar.recognize(speech.pcm16, SAMPLE_RATE, self.choices)
 
-    def answers(self, result: Recognition) -> bool:
-        return result.choice in self._spec.options and result.confidence >= max(
-            self._spec.min_confidence, 1e-9
-        )
+    def verdict(self, result: Recognition) -> Verdict | None:
+        confident = result.confidence >= max(self._spec.min_confidence, 1e-9)
+        return "answered" if result.choice in self._spec.options and confident else None
 
 
 async def listen(spec: GatherSpec, label: str, call: CallControl, services: FlowServices) -> Heard:

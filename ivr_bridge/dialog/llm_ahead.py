@@ -4,7 +4,7 @@ The LLM dialog listens ahead (``call.lookahead``): at each pause of the caller's
 so far is transcribed, and
 
 - a pause whose words end as a sentence (``turn_end.ends_as_sentence``, or Deepgram's own
-  ``speech_final``) ends the turn after the short wait;
+  ``speech_final``) ends the turn after ``sentence_silence_ms`` (450 ms) instead of 600;
 - the model is asked at once (``on_draft``: a *speculative* reply), while the endpointing wait
   still runs; when the utterance is delivered with exactly those words the reply already
   streaming is the turn's (``take``), so the model's latency overlaps the wait;
@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from ivr_bridge.call.control import CallControl
 from ivr_bridge.call.inputs import SpeechInput
-from ivr_bridge.call.lookahead import Ahead
+from ivr_bridge.call.lookahead import Ahead, Verdict
 from ivr_bridge.dialog.llm_turn import ModelStream, start_model
 from ivr_bridge.dialog.services import LiveTranscriber
 from ivr_bridge.dialog.turn_end import ends_as_sentence
@@ -124,8 +124,9 @@ class TurnAhead(Ahead[Transcription]):
             return result
         return await self._transcriber.transcribe(speech.pcm16, 8000)
 
-    def answers(self, result: Transcription) -> bool:
-        return result is self._final or ends_as_sentence(result.text)
+    def verdict(self, result: Transcription) -> Verdict | None:
+        final = result is self._final or ends_as_sentence(result.text)
+        return "sentence" if final and result.text.strip() else None
 
     def on_draft(self, result: Transcription, speech: SpeechInput) -> None:
         if self._speculation is not None:

@@ -4,7 +4,9 @@ An LLM turn waits ``end_silence_ms`` (600 ms) of silence before it answers, beca
 pause mid-sentence ("I'd like to ... check my order") and answering into that pause cuts them
 off. But most turns end as sentences, and for those the full wait is dead air. So the words
 heard at a pause (``call.lookahead``) are judged: a turn that *ends as a sentence* may end after
-the short wait (``answered_silence_ms``), anything else keeps the full one.
+a shorter wait (``sentence_silence_ms``, 450 ms: longer than callers' mid-sentence pauses, so
+a misjudged fragment still gets more time than a pause usually takes), anything else keeps the
+full one.
 
 Ends as a sentence: the recogniser closed it (whisper writes ``.``, ``?`` or ``!`` at what it
 hears as a sentence's end; Deepgram's ``speech_final`` is its own verdict) *and* the last word

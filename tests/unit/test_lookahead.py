@@ -12,7 +12,7 @@ import pytest
 
 from ivr_bridge.call.inputs import SpeechInput
 from ivr_bridge.call.listener import Listener, ListenerSettings
-from ivr_bridge.call.lookahead import Ahead, LookAhead
+from ivr_bridge.call.lookahead import Ahead, LookAhead, Verdict
 from tests.unit.test_vad import LOUD, SILENCE, Sink, feed
 
 SETTINGS = ListenerSettings(end_silence_ms=600, answered_silence_ms=200, probe_after_ms=40)
@@ -116,8 +116,8 @@ class Script(Ahead[str]):
         self.pending.append((speech, future))
         return await future
 
-    def answers(self, result: str) -> bool:
-        return result in self.answering
+    def verdict(self, result: str) -> Verdict | None:
+        return "answered" if result in self.answering else None
 
     def on_draft(self, result: str, speech: SpeechInput) -> None:
         self.drafts.append(result)
@@ -130,7 +130,7 @@ class Ends:
     def __init__(self) -> None:
         self.calls: list[float] = []
 
-    def end_early(self, voiced_end_ms: float) -> None:
+    def end_early(self, voiced_end_ms: float, verdict: Verdict) -> None:
         self.calls.append(voiced_end_ms)
 
 
@@ -218,3 +218,15 @@ async def test_stop_and_close_leave_nothing_running() -> None:
         await other
     look.on_pause(_speech(900), 900)  # after stop: ignored
     assert len(script.pending) == 2
+
+
+def test_a_sentence_that_looks_done_waits_longer_than_a_mid_sentence_pause() -> None:
+    listener, sink, _ = _listener()
+    t = feed(listener, [SILENCE] * 20)
+    t = feed(listener, [LOUD] * 20, t)  # voice ends at 800
+    t = feed(listener, [SILENCE] * 3, t)
+    listener.end_early(800, "sentence")
+    t = feed(listener, [SILENCE] * 19, t)  # 440 ms: a caller's pause is still just a pause
+    assert sink.events[-1][0] == "confirmed"
+    feed(listener, [SILENCE] * 2, t)  # 480 ms: over the 450 ms wait, under the full 600
+    assert sink.events[-1][0] == "input"
