@@ -217,13 +217,6 @@ class BridgeMetrics:
             "Utterances ended after the short wait because their words already answered",
             registry=r,
         )
-        self.speculative_replies = Counter(
-            "ivr_speculative_replies_total",
-            "Replies started before the caller's turn was certain, by fate: kept (spoken), "
-            "dropped (the caller went on, or said something else)",
-            ["result"],
-            registry=r,
-        )
         self.turn_phase_seconds = Histogram(
             "ivr_turn_phase_seconds",
             "One caller turn's answer, piece by piece: endpointing (voice end → utterance "

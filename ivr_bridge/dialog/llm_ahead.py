@@ -5,9 +5,11 @@ so far is transcribed, and
 
 - a pause whose words end as a sentence (``turn_end.ends_as_sentence``, or Deepgram's own
   ``speech_final``) ends the turn after ``sentence_silence_ms`` (450 ms) instead of 600;
-- the model is asked at once (``on_draft``: a *speculative* reply), while the endpointing wait
-  still runs; when the utterance is delivered with exactly those words the reply already
-  streaming is the turn's (``take``), so the model's latency overlaps the wait;
+- for such a pause the model is asked at once (``on_draft``: a *speculative* reply), while the
+  endpointing wait still runs (a pause that does not look like a turn's end asks nothing: each
+  request costs, and callers pause mid-sentence often); when the utterance is delivered with
+  exactly those words the reply already streaming is the turn's (``take``), so the model's
+  latency overlaps the wait;
 - the caller goes on (``on_resumed``), or the delivered utterance is not the drafted one: the
   speculative request is cancelled before anything of it was spoken (text is only pulled into
   the call once the turn is certain). Each fate is an event (``speculative_reply``:
@@ -129,7 +131,9 @@ class TurnAhead(Ahead[Transcription]):
         return "sentence" if final and result.text.strip() else None
 
     def on_draft(self, result: Transcription, speech: SpeechInput) -> None:
-        if self._speculation is not None:
+        # Only a turn that looks over is worth a request: every pause mid-sentence would be a
+        # billed request thrown away (and a real model's answer is not free to discard).
+        if self._speculation is not None and self.verdict(result) is not None:
             self._speculation.start(result)
 
     def on_resumed(self) -> None:

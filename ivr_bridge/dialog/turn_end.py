@@ -11,9 +11,11 @@ full one.
 Ends as a sentence: the recogniser closed it (whisper writes ``.``, ``?`` or ``!`` at what it
 hears as a sentence's end; Deepgram's ``speech_final`` is its own verdict) *and* the last word
 is not one a sentence goes on from. Whisper punctuates fragments too ("I want to."), so the last
-word decides: articles, prepositions, conjunctions, auxiliaries and fillers ("to", "the", "and",
-"is", "um"), and numbers, which callers read out in groups with pauses between ("one two
-three ... four") — a turn ending in a number waits the full time.
+word decides: articles, prepositions, conjunctions, auxiliaries, subject pronouns and fillers
+("to", "the", "and", "is", "we", "um"), and numbers, which callers read out in groups with pauses between ("one two
+three ... four") — a turn ending in a number waits the full time. Words that end sentences as
+often as they lead on stay out of the list: objects ("Cancel it.", "Thank you."), "here",
+"there" and question words ("Why?", "Where?").
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ _CONTINUES = frozenset(
     and or but so because if when while though although unless until whether nor then
     is are was were am be been being do does did have has had will would can could should
     shall may might must gonna wanna gotta need want
-    i you we they he she it there here who what which where why how whose
+    i we they he she which whose
     um uh er erm ah hmm mm like
     not just also really very
     """.split()

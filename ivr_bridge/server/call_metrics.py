@@ -116,6 +116,14 @@ class CallMetrics:
             ["kind"],
             registry=r,
         )
+        self.llm_speculative_replies = Counter(
+            f"{p}_llm_speculative_replies",
+            "Replies asked of the model before the caller's turn was certain (a pause that ended "
+            "as a sentence), by fate: kept (the turn ended there: its answer), dropped (the "
+            "caller went on, or the turn's words were other)",
+            ["result"],
+            registry=r,
+        )
         self.llm_tool_calls = Counter(
             f"{p}_llm_tool_calls",
             "Tool calls the model made, by tool",
@@ -182,6 +190,10 @@ class CallMetrics:
             self.llm_errors.labels(kind=error if error in LLM_ERROR_KINDS else OTHER).inc()
         elif kind == "llm_unavailable":
             self.llm_errors.labels(kind="unavailable").inc()
+        elif kind == "speculative_reply":
+            result = fields.get("result")
+            if result in ("kept", "dropped"):
+                self.llm_speculative_replies.labels(result=result).inc()
         elif kind == "llm_tool":
             self.llm_tool_calls.labels(tool=self._tool(fields.get("name"))).inc()
 

@@ -46,17 +46,30 @@ LONG_ANSWER = [
 
 
 class ScriptedTranscriber:
-    """What each caller utterance said, in order (the sim speaks exactly these words)."""
+    """What each caller utterance said, in order (the sim speaks exactly these words).
+
+    The dialog listens ahead, so one utterance is transcribed at its pauses as well as whole:
+    audio that extends (or is a prefix of) the last audio heard is the same utterance, and gets
+    the same words; only a new utterance takes the next text.
+    """
 
     engine = "scripted"
 
     def __init__(self, *texts: str) -> None:
         self.texts = deque(texts)
         self.heard = 0
+        self._last: tuple[bytes, str] | None = None
 
     async def transcribe(self, pcm16: bytes, sample_rate: int) -> Transcription:
+        if self._last is not None:
+            audio, text = self._last
+            n = min(len(audio), len(pcm16))
+            if n and audio[:n] == pcm16[:n]:
+                self._last = (max(audio, pcm16, key=len), text)
+                return Transcription(text, 0.9, self.engine, 1.0)
         self.heard += 1
         text = self.texts.popleft() if self.texts else ""
+        self._last = (pcm16, text)
         return Transcription(text, 0.9, self.engine, 1.0)
 
 
@@ -129,12 +142,14 @@ def use(bridge: RunningBridge, model: OpenAIStandIn, transcriber: Any) -> None:
     )
 
 
-async def call(bridge: RunningBridge, steps: str) -> tuple[CallResult, list[dict[str, Any]]]:
+async def call(
+    bridge: RunningBridge, steps: str, speed: float = SPEED
+) -> tuple[CallResult, list[dict[str, Any]]]:
     url = f"{bridge.base_url}/twilio/voice?" + urlencode({"flow": "llm_agent.yaml"})
     script = parse_script(f"steps:\n{steps}", "llm_caller.yaml", Path(__file__).parent)
     with capture_logs() as logs:
         result = await run_call(
-            voice_url=url, ws_url=None, script=script, auth_token=AUTH_TOKEN, speed=SPEED
+            voice_url=url, ws_url=None, script=script, auth_token=AUTH_TOKEN, speed=speed
         )
     return result, logs
 
@@ -324,3 +339,30 @@ async def test_caller_still_talking_when_the_answer_starts_cuts_it_before_it_is_
     assert history[2] == ("assistant", INTERRUPTION_MARK)
     assert history[3] == ("user", later)
     assert said(logs)[-1] == "Sure, refunds take five days."
+
+
+PAUSED = (("I want to change", "my delivery address"), ("can you tell me if", "the store is open"))
+
+
+async def test_a_caller_pausing_mid_sentence_is_answered_once_the_sentence_is_done(
+    agent: RunningBridge, model: OpenAIStandIn
+) -> None:
+    """Listening ahead ends a turn early when its words end as a sentence; whisper closes
+    fragments too ("I want to change."), and the caller's 400 ms pause must not be answered.
+    Real time (speed 1) so whisper's verdict can arrive inside the pause; the wait is counted in
+    the call's audio frames, so a slow machine only makes a cut-off less likely, never more."""
+    from ivr_bridge.stt import SttSettings, get_turn_transcriber
+
+    use(agent, model, get_turn_transcriber(SttSettings(stt="whisper")))
+    steps = "  - wait_for_bot\n"
+    for first, rest in PAUSED:
+        steps += f'  - say: "{first}"\n  - silence: 400\n  - say: "{rest}"\n  - wait_for_bot\n'
+    result, logs = await call(agent, steps + "  - hangup\n", speed=1.0)
+
+    halves = [t for t in result.turns if t.kind == "say"]
+    assert len(halves) == 2 * len(PAUSED), result.summary_table()
+    assert [t.latency_ms is None for t in halves] == [True, False] * len(PAUSED), (
+        result.summary_table()  # None: the bot said nothing between the halves
+    )
+    turns = [e for e in logs if e.get("event") == "llm caller turn"]
+    assert len(turns) == len(PAUSED)

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
-
 from ivr_bridge.call.turn_timing import TurnTiming
-from ivr_bridge.dialog.turn_end import ends_as_sentence
 
 
 def _timing() -> tuple[TurnTiming, list[dict[str, int]]]:
@@ -71,29 +68,3 @@ def test_a_new_turn_before_an_answer_starts_the_count_again() -> None:
     timing.text_sent(3700)
     timing.released(3750)
     assert [r["total"] for r in reports] == [750]
-
-
-@pytest.mark.parametrize(
-    "text",
-    ["I want to check my order.", "When will it arrive?", "Thank you very much.", "Billing!"],
-)
-def test_sentences_that_end_end_the_turn(text: str) -> None:
-    assert ends_as_sentence(text)
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "I want to.",  # whisper closes fragments too: the last word decides
-        "I'd like to speak to the.",
-        "My number is 1-2-3.",  # numbers come in groups with pauses between
-        "The number is one two three.",
-        "Can I change my",
-        "I was wondering if.",
-        "Um.",
-        "So...",
-        "",
-    ],
-)
-def test_fragments_keep_the_full_wait(text: str) -> None:
-    assert not ends_as_sentence(text)
