@@ -1,7 +1,7 @@
 """Turn latency benchmark (not a test): caller stops → first bot audio, whole and piece by piece.
 
-The successor of ``tests/e2e/measure_llm_latency.py``. Real bridge, embedded speech server,
-embedded recognisers (pocketsphinx + whisper ``tiny.en``), simulated callers at real time
+The successor of ``tests/e2e/measure_llm_latency.py`` (removed). Real bridge, embedded speech
+server, embedded recognisers (pocketsphinx + whisper ``tiny.en``), simulated callers at real time
 (speed 1: latency is wall time the caller spends in silence). Scenarios:
 
 - ``menu``: a spoken menu answer (``benchmarks/flows/latency_menu.yaml``), several caller voices;

@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     Shorter sounds (a cough, a click, "mm") only pause the bot, which resumes seamlessly."""
     end_of_utterance_ms: int = Field(default=600, ge=100, le=10_000)
     """Silence after the caller's speech that ends the utterance and hands it to the dialog."""
+    answered_silence_ms: int = Field(default=200, ge=60, le=10_000)
+    """The shorter wait when the words heard at a pause already answer (a menu option)."""
+    sentence_silence_ms: int = Field(default=450, ge=60, le=10_000)
+    """The shorter wait when an LLM turn's words heard at a pause end as a sentence."""
     vad_aggressiveness: int = Field(default=2, ge=0, le=3)
     """webrtcvad mode: 0 calls most sounds speech, 3 is the strictest."""
     vad_energy_floor: int = Field(default=300, ge=0, le=32767)
@@ -224,6 +228,17 @@ class Settings(BaseSettings):
                 "or sqlite:///records.db"
             )
         return value
+
+    @model_validator(mode="after")
+    def _waits_in_order(self) -> Settings:
+        if not self.answered_silence_ms <= self.sentence_silence_ms <= self.end_of_utterance_ms:
+            raise ValueError(
+                "IVR_ANSWERED_SILENCE_MS <= IVR_SENTENCE_SILENCE_MS <= IVR_END_OF_UTTERANCE_MS "
+                f"must hold (now {self.answered_silence_ms}, {self.sentence_silence_ms}, "
+                f"{self.end_of_utterance_ms}): the early waits are for words that already end "
+                "the turn, so neither may be longer than the full wait"
+            )
+        return self
 
     @model_validator(mode="after")
     def _webhook_needs_secret(self) -> Settings:

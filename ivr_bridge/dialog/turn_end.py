@@ -12,10 +12,10 @@ Ends as a sentence: the recogniser closed it (whisper writes ``.``, ``?`` or ``!
 hears as a sentence's end; Deepgram's ``speech_final`` is its own verdict) *and* the last word
 is not one a sentence goes on from. Whisper punctuates fragments too ("I want to."), so the last
 word decides: articles, prepositions, conjunctions, auxiliaries, subject pronouns and fillers
-("to", "the", "and", "is", "we", "um"), and numbers, which callers read out in groups with pauses between ("one two
-three ... four") — a turn ending in a number waits the full time. Words that end sentences as
-often as they lead on stay out of the list: objects ("Cancel it.", "Thank you."), "here",
-"there" and question words ("Why?", "Where?").
+("to", "the", "and", "is", "we", "um"), and numbers, which callers read out in groups with
+pauses between ("one two three ... four") — a turn ending in a number waits the full time.
+Words that end sentences as often as they lead on stay out of the list: objects ("Cancel it.",
+"Thank you."), "here", "there" and question words ("Why?", "Where?").
 """
 
 from __future__ import annotations

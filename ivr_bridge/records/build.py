@@ -21,6 +21,7 @@ from typing import Any
 from ivr_bridge.call.call_audio import CallAudio
 from ivr_bridge.call.control import CallDetails
 from ivr_bridge.call.event_log import CallEventLog, mask_phone_numbers
+from ivr_bridge.call.turn_timing import PHASES
 from ivr_bridge.records.model import (
     BargeIn,
     BotUtterance,
@@ -44,6 +45,8 @@ _ERROR_EVENTS = {
     "transcription_unavailable": "transcription unavailable",
 }
 _RECOGNISED = ("recognition", "llm_caller_turn", "recording")
+_PHASES = frozenset(f"{phase}_ms" for phase in PHASES)
+"""The fields of a ``turn_timing`` event."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +196,11 @@ def _turns(events: list[dict[str, Any]], log: CallEventLog) -> list[CallerTurn]:
             barge = any(start - BARGE_IN_SLACK_MS <= o <= end for o in onsets)
             turns.append(CallerTurn(kind="speech", start_ms=start, end_ms=end, barge_in=barge))
             pending = len(turns) - 1
+        elif kind == "turn_timing":
+            flush_keys()  # the answer to keys just pressed
+            if turns and turns[-1].phases_ms is None:
+                phases = {k.removesuffix("_ms"): int(v) for k, v in e.items() if k in _PHASES}
+                turns[-1] = turns[-1].model_copy(update={"phases_ms": phases})
         elif kind in _RECOGNISED and pending is not None:
             said = e.get("caller_text", e.get("text"))
             turn = turns[pending]

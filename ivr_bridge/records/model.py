@@ -61,6 +61,9 @@ class CallerTurn(_Model):
     """It interrupted the bot."""
     latency_ms: float | None = None
     """End of the turn → the next bot audio the caller heard; None: the bot did not answer."""
+    phases_ms: dict[str, int] | None = None
+    """The bridge's own account of its answer (``call.turn_timing``, call ms): endpointing,
+    recognition, reply, tts, release and total (voice end → first audio sent)."""
 
 
 class BargeIn(_Model):

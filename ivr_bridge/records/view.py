@@ -120,6 +120,9 @@ def _transcript(record: CallRecord) -> list[TranscriptRow]:
             extras.append(t.engine + (f" {t.confidence:.2f}" if t.confidence is not None else ""))
         if t.latency_ms is not None:
             extras.append(f"bot answered after {t.latency_ms:.0f} ms")
+        if t.phases_ms:
+            shown = (f"{k} {v}" for k, v in t.phases_ms.items() if k != "total")
+            extras.append("(" + ", ".join(shown) + " ms)")
         rows.append(
             TranscriptRow(t.start_ms, who, f"{_kind(t)}: {_said(t)}", note="; ".join(extras))
         )

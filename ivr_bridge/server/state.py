@@ -114,6 +114,8 @@ class BridgeState:
         return ListenerSettings(
             min_speech_ms=s.min_speech_ms,
             end_silence_ms=s.end_of_utterance_ms,
+            answered_silence_ms=s.answered_silence_ms,
+            sentence_silence_ms=s.sentence_silence_ms,
             vad_aggressiveness=s.vad_aggressiveness,
             energy_floor=s.vad_energy_floor,
             confirm=s.vad_confirm,

@@ -310,7 +310,7 @@ async def test_embedded_whisper_transcribes_the_caller_and_the_turn_is_timed(
     assert result.verdict.kind == "hangup", result.summary_table()
     user = model.bodies[0]["messages"][-1]
     assert user["role"] == "user" and "order" in user["content"].lower(), user
-    # The turn's latency breakdown is in the call's events (read by measure_llm_latency).
+    # The turn's latency breakdown is in the call's events (read by bench_turn_latency).
     (turn,) = [e for e in logs if e.get("event") == "llm caller turn"]
     assert turn["engine"].startswith("faster-whisper") and turn["stt_ms"] > 0
     (llm_round,) = [e for e in logs if e.get("event") == "llm round"]

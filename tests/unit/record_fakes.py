@@ -84,6 +84,7 @@ def support_call(
                     engine="whisper",
                     barge_in=True,
                     latency_ms=200.0,
+                    phases_ms={"endpointing": 200, "recognition": 0, "reply": 30, "total": 230},
                 ),
                 CallerTurn(kind="dtmf", start_ms=3200.0, end_ms=4200.0, text=PIN, latency_ms=400.0),
             ],

@@ -84,3 +84,16 @@ def test_a_bad_vendor_setting_is_named_by_its_own_variable(monkeypatch: pytest.M
 def test_speech_error_types_are_a_bounded_label_set() -> None:
     assert speech_error_label("rate_limit_error") == "rate_limit_error"
     assert speech_error_label("something the server made up " * 3) == "other"
+
+
+def test_the_early_end_of_turn_waits_may_not_exceed_the_full_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = load_settings()
+    assert (settings.answered_silence_ms, settings.sentence_silence_ms) == (200, 450)
+    monkeypatch.setenv("IVR_END_OF_UTTERANCE_MS", "400")  # shorter than the sentence wait
+    with pytest.raises(ConfigError, match="IVR_SENTENCE_SILENCE_MS") as info:
+        load_settings()
+    assert "400" in str(info.value) and "450" in str(info.value)
+    monkeypatch.setenv("IVR_SENTENCE_SILENCE_MS", "350")
+    assert load_settings().sentence_silence_ms == 350

@@ -54,6 +54,16 @@ def _call() -> tuple[Any, CallEventLog, CallAudio]:
     log.record("recognition", text="balance", confidence=0.9, engine="grammar", elapsed_ms=40)
     # 2400: the account-number prompt, heard from 2400 to 3400.
     audio.on_bot_sent(2400, 3, FRAME * 50)
+    at(2400)
+    log.record(
+        "turn_timing",
+        endpointing_ms=200,
+        recognition_ms=0,
+        reply_ms=40,
+        tts_ms=50,
+        release_ms=10,
+        total_ms=300,
+    )
     at(3400)
     log.record(
         "bot_says", utterance=3, text="Your account number?", full_text="Your account number?"
@@ -65,6 +75,10 @@ def _call() -> tuple[Any, CallEventLog, CallAudio]:
     log.mark_sensitive("240.82")
     # 5500: the balance, which the flow marked sensitive.
     audio.on_bot_sent(5500, 4, FRAME * 50)
+    at(5500)
+    log.record(
+        "turn_timing", endpointing_ms=0, reply_ms=230, tts_ms=40, release_ms=30, total_ms=300
+    )
     at(6500)
     said = "Your balance is 240.82 on the account ending 1234."
     log.record("bot_says", utterance=4, text=said, full_text=said)
@@ -116,3 +130,17 @@ def test_the_outcome_and_latency_figures() -> None:
     assert (record.outcome, record.ending, record.flow) == ("completed", "bridge", None)
     assert (record.latency_p50_ms, record.latency_p95_ms) == (300, 300)
     assert record.duration_ms == 6500 and record.summary()["turns"] == 2
+
+
+def test_each_answered_turn_carries_the_bridges_breakdown_of_its_answer() -> None:
+    speech, keys = _record().turns
+    assert speech.phases_ms == {
+        "endpointing": 200,
+        "recognition": 0,
+        "reply": 40,
+        "tts": 50,
+        "release": 10,
+        "total": 300,
+    }
+    assert keys.kind == "dtmf" and keys.phases_ms is not None
+    assert "recognition" not in keys.phases_ms and keys.phases_ms["total"] == 300

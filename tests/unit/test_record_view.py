@@ -19,6 +19,13 @@ def test_heard_and_unheard_words_are_apart_in_the_transcript() -> None:
     assert answer.text == "Your balance is twelve dollars." and answer.unheard == ""
 
 
+def test_a_turn_shows_where_the_bots_answer_spent_its_time() -> None:
+    rows = record_view(support_call()).transcript
+    billing = next(r for r in rows if r.who.startswith("caller") and "billing" in r.text)
+    assert "bot answered after 200 ms" in billing.note
+    assert "(endpointing 200, recognition 0, reply 30 ms)" in billing.note
+
+
 def test_the_page_strikes_through_the_words_the_caller_never_heard() -> None:
     record = support_call()
     html = call_page(record, record_view(record))
