@@ -4,9 +4,10 @@ It owns four tasks — the dialog, the playback release loop, the speech-session
 barge-in controller — and cancels all of them when the call ends, whichever way it ends: the
 dialog finishes, the caller hangs up, the speech path fails, or an event from outside the socket
 (``on_event``: an operator's "hang up now") ends it. Mechanics live below it: ``Listener`` (VAD,
-endpointing), ``CallerInputs`` (type-ahead, finish keys), ``BargeInController`` (pause, clear,
-reset, resume), ``Playback`` (frames, marks, clear), the speech session (LMNT), and the call's
-app, which talks to the call only through the ``CallControl`` contract implemented here.
+endpointing), ``TurnWatch`` (listening ahead, turn timing), ``CallerInputs`` (type-ahead, finish
+keys), ``BargeInController`` (pause, clear, reset, resume), ``Playback`` (frames, marks, clear),
+the speech session (LMNT), and the call's app, which talks to the call only through the
+``CallControl`` contract implemented here.
 """
 
 from __future__ import annotations
@@ -37,13 +38,13 @@ from ivr_bridge.call.inputs import (
     SpeechStarted,
 )
 from ivr_bridge.call.listener import Listener, ListenerSettings
-from ivr_bridge.call.lookahead import Ahead, AheadHandle, LookAhead, T
+from ivr_bridge.call.lookahead import Ahead, AheadHandle, T
 from ivr_bridge.call.outcomes import HANGUP, CallOutcome, OutcomeStore
 from ivr_bridge.call.playback import Playback, PlaybackSettings, SendText
 from ivr_bridge.call.registry import CallEvent, HangUpNow, MachineDetected, TransferNow
 from ivr_bridge.call.speech_feed import SpeechFeed
 from ivr_bridge.call.text_stream import TextFeed, first_piece, single
-from ivr_bridge.call.turn_timing import TurnTiming
+from ivr_bridge.call.turn_watch import TurnWatch
 from ivr_bridge.call.utterance import Utterance
 from ivr_bridge.errors import CallEnding
 from ivr_bridge.metrics import BridgeMetrics, speech_error_label
@@ -119,13 +120,11 @@ class CallConductor:
             on_sent=self._bot_sent,
             on_clear=lambda: self.audio.on_clear(self.clock.now_ms()),
         )
-        self.turn_timing = TurnTiming(self._turn_timed)
-        self._lookahead: LookAhead[Any] | None = None
         self.speech_feed = SpeechFeed(
             speech,
             self.playback,
             self.record_event,
-            on_first_audio=lambda: self.turn_timing.first_audio(self.clock.now_ms()),
+            on_first_audio=lambda: self.turns.timing.first_audio(self.clock.now_ms()),
         )
         self._utterance_ids = 0
         self.inputs = CallerInputs(self.clock)
@@ -150,14 +149,15 @@ class CallConductor:
             bot_audible=lambda: self.barge_in.bot_audible,
             on_rejected=self._speech_rejected,
         )
+        self.turns = TurnWatch(self.listener, self.clock, metrics, self.record_event)
+        """Listening ahead and each turn's timing (``call.turn_watch``)."""
 
     # --- Inbound events (called by the media-stream handler; must stay cheap) -----------------
 
     def on_media(self, timestamp_ms: int, audio: bytes) -> None:
         at = self.clock.on_media(timestamp_ms, len(audio) // 8 or 20)
         self.audio.on_caller(min(timestamp_ms, at), audio)
-        if self._lookahead is not None:
-            self._lookahead.ahead.hear(at, audio)
+        self.turns.hear(at, audio)
         self.listener.feed(at, audio)
 
     def on_dtmf(self, digit: str) -> None:
@@ -166,7 +166,7 @@ class CallConductor:
             self.record_event("dtmf_swallowed", digit=digit, at_ms=at)
             return
         self.record_event("dtmf", digit=digit, at_ms=at)
-        self.turn_timing.caller_turn(at, at, keys=True)
+        self.turns.timing.caller_turn(at, at, keys=True)
         self.inputs.push(DtmfInput(digit, at))
         # A key ends the caller's turn and is its answer: words still inside their end-of-speech
         # wait are delivered now, after the key, so they cannot linger as "the caller is
@@ -217,7 +217,7 @@ class CallConductor:
             end_ms=speech.end_ms,
             endpointing_ms=round(now - speech.voice_end_ms),
         )
-        self.turn_timing.caller_turn(speech.voice_end_ms, now)
+        self.turns.timing.caller_turn(speech.voice_end_ms, now)
         self.inputs.push(speech)
 
     def on_mark(self, name: str) -> None:
@@ -256,8 +256,7 @@ class CallConductor:
             outcome = self._failure.outcome()
         finally:
             self.listener.close()
-            if self._lookahead is not None:
-                self._lookahead.close()
+            self.turns.close()
             try:
                 await self._stop_tasks(tasks)
             finally:
@@ -330,7 +329,7 @@ class CallConductor:
         if first is None:
             return SayResult(text="", heard_text="", played_ms=0.0)
         utterance = self._new_utterance(first)
-        self.turn_timing.text_sent(self.clock.now_ms())
+        self.turns.timing.text_sent(self.clock.now_ms())
         self.speech_feed.start(utterance)
         await self._speech.send_text(first)
         # Interruptible only now: a speech ``reset`` must follow this text on the wire.
@@ -377,8 +376,8 @@ class CallConductor:
             return await self._skipped(single(label))
         utterance = self._new_utterance(label)
         self.record_event("bot_plays", utterance=utterance.id, label=label, ms=len(ulaw) // 8)
-        self.turn_timing.text_sent(self.clock.now_ms())
-        self.turn_timing.first_audio(self.clock.now_ms())  # recorded audio: nothing to render
+        self.turns.timing.text_sent(self.clock.now_ms())
+        self.turns.timing.first_audio(self.clock.now_ms())  # recorded audio: nothing to render
         prompt = self.barge_in.begin(utterance, policy)
         for offset in range(0, len(ulaw), PLAY_PIECE_BYTES):
             if utterance.interrupted:
@@ -439,40 +438,12 @@ class CallConductor:
 
     def recognize_ahead(self, ahead: Ahead[T]) -> AheadHandle[T]:
         """Recognise the caller at each pause from now on (``call.lookahead``)."""
-        if self._lookahead is not None:
-            self._lookahead.close()
-        look = LookAhead(
-            ahead,
-            self.listener,
-            on_outcome=self._lookahead_outcome,
-            on_words=lambda: self.turn_timing.words_known(self.clock.now_ms()),
-            on_stop=self._lookahead_stopped,
-        )
-        self._lookahead = look
-        self.listener.ahead = look
-        return look
-
-    def _lookahead_stopped(self, look: LookAhead[Any]) -> None:
-        if self._lookahead is look:
-            self._lookahead = None
-            self.listener.ahead = None
-
-    def _lookahead_outcome(self, outcome: str) -> None:
-        if outcome == "early_end":
-            self._metrics.early_endpoints.inc()
-            self.record_event("early_endpoint")
-        else:
-            self._metrics.lookahead_recognitions.labels(result=outcome).inc()
+        return self.turns.recognize_ahead(ahead)
 
     def _bot_sent(self, utterance: Utterance, audio: bytes) -> None:
         now = self.clock.now_ms()
         self.audio.on_bot_sent(now, utterance.id, audio)
-        self.turn_timing.released(now)
-
-    def _turn_timed(self, phases: dict[str, int]) -> None:
-        self.record_event("turn_timing", **{f"{k}_ms": v for k, v in phases.items()})
-        for phase, ms in phases.items():
-            self._metrics.turn_phase_seconds.labels(phase=phase).observe(ms / 1000)
+        self.turns.timing.released(now)
 
     def discard_inputs(self, *, keys: bool = True) -> None:
         self.inputs.discard(keys=keys)

@@ -14,11 +14,11 @@ frames' times (lost frames, or the caller not being listened to) is sent as µ-l
 the mapping restarts at the first byte sent on the new connection; the audio that Deepgram had
 not finalised yet is sent again (``replay_ms`` of it at most), so no word is lost to a drop.
 
-Turns. Final results are kept on the call clock; ``transcript(start_ms, end_ms)`` returns the
-words (by their mid-time) of the caller's turn: each word belongs to exactly one turn, so a final
-result that straddles two utterances is split between them by its word times, never lost or
-given to both. Asking again with the same ``start_ms`` (a longer utterance after a pause) is the
-same turn.
+Turns (``stt.live_words``). Final results are kept on the call clock; ``transcript(start_ms,
+end_ms)`` returns the words (by their mid-time) of the caller's turn: each word belongs to
+exactly one turn, so a final result that straddles two utterances is split between them by its
+word times, never lost or given to both. Asking again with the same ``start_ms`` (a longer
+utterance after a pause) is the same turn.
 
 Never blocking. ``feed`` is synchronous: it appends to a bounded queue that a sender task
 drains. When the queue is full (Deepgram too slow or down) the frame is dropped and counted
@@ -34,7 +34,7 @@ import contextlib
 import json
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
@@ -44,45 +44,21 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketExce
 
 from ivr_bridge.recognition.models import Transcription
 from ivr_bridge.stt.deepgram import DEFAULT_URL, DeepgramError
+from ivr_bridge.stt.live_words import (
+    BYTES_PER_MS,
+    COVER_SLACK_MS,
+    Epoch,
+    LiveWords,
+    Replay,
+    parse_results,
+)
 
 log = structlog.get_logger(__name__)
 
 SILENCE = b"\xff"
 """µ-law silence (the code for a zero sample)."""
-BYTES_PER_MS = 8
-"""8 kHz µ-law mono: 8 bytes per millisecond."""
 SEND_BYTES = 1600
 """At most 200 ms of audio per binary message (a backlog or a gap goes in a few messages)."""
-COVER_SLACK_MS = 20.0
-"""Final results that end within one frame of a time cover it (Deepgram's float seconds)."""
-LEAD_MS = 300.0
-"""Words this long before a turn's start still belong to it (VAD starts after the onset)."""
-TRAIL_MS = 250.0
-"""Words this long after a turn's end still belong to it (VAD may cut a word's tail)."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Word:
-    start_ms: float
-    end_ms: float
-    text: str
-
-    @property
-    def mid_ms(self) -> float:
-        return (self.start_ms + self.end_ms) / 2
-
-
-@dataclass(frozen=True, slots=True)
-class _Final:
-    """One ``is_final`` result, on the call clock."""
-
-    start_ms: float
-    end_ms: float
-    transcript: str
-    confidence: float
-    speech_final: bool
-    from_finalize: bool
-    words: tuple[_Word, ...]
 
 
 @dataclass(slots=True)
@@ -99,31 +75,6 @@ class LiveStats:
     finalizes: int = 0
 
 
-@dataclass(slots=True)
-class _Epoch:
-    """One connection's clock: byte ``n`` sent on it is call ms ``origin_ms + n / 8``."""
-
-    origin_ms: float | None = None
-    sent_bytes: int = 0
-    finalize_sent_ms: float = float("-inf")
-
-    @property
-    def end_ms(self) -> float | None:
-        if self.origin_ms is None:
-            return None
-        return self.origin_ms + self.sent_bytes / BYTES_PER_MS
-
-    def call_ms(self, seconds: float) -> float:
-        assert self.origin_ms is not None
-        return self.origin_ms + seconds * 1000.0
-
-
-@dataclass(slots=True)
-class _Turn:
-    lo_ms: float
-    hi_ms: float
-
-
 class _Dropped(Exception):
     """The connection ended without the closing ``Metadata``; the reason is the message."""
 
@@ -132,39 +83,6 @@ class _Dropped(Exception):
 class _Served:
     clean: bool
     reason: str = ""
-
-
-@dataclass(slots=True)
-class _Replay:
-    chunks: deque[tuple[float, bytes]] = field(default_factory=deque)
-    """Sent audio Deepgram has not finalised yet (call ms of the first byte, the bytes)."""
-
-    def add(self, start_ms: float, data: bytes, keep_ms: float) -> None:
-        self.chunks.append((start_ms, data))
-        end_ms = start_ms + len(data) / BYTES_PER_MS
-        while self.chunks and _chunk_end(self.chunks[0]) < end_ms - keep_ms:
-            self.chunks.popleft()
-
-    def finalised_until(self, until_ms: float) -> None:
-        while self.chunks and _chunk_end(self.chunks[0]) <= until_ms:
-            self.chunks.popleft()
-
-    def take(self, from_ms: float | None) -> list[tuple[float, bytes]]:
-        """The unfinalised audio, trimmed to start exactly at ``from_ms``; the buffer empties."""
-        out: list[tuple[float, bytes]] = []
-        for start_ms, data in self.chunks:
-            if from_ms is not None and start_ms < from_ms:
-                skip = round((from_ms - start_ms) * BYTES_PER_MS)
-                if skip >= len(data):
-                    continue
-                start_ms, data = start_ms + skip / BYTES_PER_MS, data[skip:]
-            out.append((start_ms, data))
-        self.chunks.clear()
-        return out
-
-
-def _chunk_end(chunk: tuple[float, bytes]) -> float:
-    return chunk[0] + len(chunk[1]) / BYTES_PER_MS
 
 
 class DeepgramLive:
@@ -220,15 +138,12 @@ class DeepgramLive:
         self._connected = asyncio.Event()
         self._progress = asyncio.Event()
         self._fed_until_ms: float | None = None
-        self._replay = _Replay()
-        self._finals: list[_Final] = []
-        self._final_until_ms: float | None = None
-        self._utterance_ends: list[float] = []
+        self._replay = Replay()
+        self._words = LiveWords()
         self.speech_started_ms: list[float] = []
         """Deepgram's ``SpeechStarted`` times (call ms), when ``vad_events`` is on."""
         self.interim: tuple[str, float] = ("", 0.0)
         """The latest interim transcript and the call ms it reaches (for display/debugging)."""
-        self._turns: dict[float, _Turn] = {}
         self._finalize_ms: float | None = None
         self._failure: DeepgramError | None = None
         self._closing = False
@@ -301,30 +216,19 @@ class DeepgramLive:
             raise self._failure
         if self._fed_until_ms is not None:
             target = min(end_ms, self._fed_until_ms)
-            if not self._covered(target):
+            if not self._words.covered(target):
                 await self._finalize_and_wait(target)
-        text, confidence = self._collect(start_ms, end_ms)
+        text, confidence = self._words.collect(start_ms, end_ms)
         return Transcription(text, confidence, self.engine, (time.perf_counter() - started) * 1000)
 
     def speech_final_at(self, end_ms: float) -> bool:
-        """Deepgram says the utterance ended: the last final result with words before
-        ``end_ms`` was ``speech_final`` (its endpointing), or an ``UtteranceEnd`` followed it."""
-        last: _Final | None = None
-        for final in self._finals:
-            if final.words and final.words[0].start_ms < end_ms:
-                if last is None or final.end_ms >= last.end_ms:
-                    last = final
-        if last is None:
-            return False
-        if last.speech_final:
-            return True
-        last_word_end = last.words[-1].end_ms
-        return any(u >= last_word_end - COVER_SLACK_MS for u in self._utterance_ends)
+        """Deepgram says the utterance ended (``LiveWords.speech_final_at``)."""
+        return self._words.speech_final_at(end_ms)
 
     @property
     def final_until_ms(self) -> float | None:
         """How far (call ms) Deepgram's final results reach."""
-        return self._final_until_ms
+        return self._words.final_until_ms
 
     async def close(self) -> None:
         """``CloseStream``, then Deepgram's closing ``Metadata`` (bounded); nothing left running."""
@@ -402,11 +306,11 @@ class DeepgramLive:
         return None
 
     async def _serve(self, ws: ClientConnection) -> _Served:
-        epoch = _Epoch()
+        epoch = Epoch()
         self._broken.clear()
         self._overflow_logged = False
         self._close_sent = False
-        replay = self._replay.take(self._final_until_ms)
+        replay = self._replay.take(self._words.final_until_ms)
         self._pending.extendleft(reversed(replay))
         sender = asyncio.ensure_future(self._send_loop(ws, epoch))
         receiver = asyncio.ensure_future(self._receive_loop(ws, epoch))
@@ -434,7 +338,7 @@ class DeepgramLive:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(ws.close(), timeout=self._close_timeout_s)
 
-    async def _send_loop(self, ws: ClientConnection, epoch: _Epoch) -> None:
+    async def _send_loop(self, ws: ClientConnection, epoch: Epoch) -> None:
         loop = asyncio.get_running_loop()
         last_sent = loop.time()
         try:
@@ -468,7 +372,7 @@ class DeepgramLive:
         except (OSError, WebSocketException) as exc:
             raise _Dropped(f"sending failed: {type(exc).__name__}") from None
 
-    def _take_chunk(self, epoch: _Epoch) -> tuple[float, bytes]:
+    def _take_chunk(self, epoch: Epoch) -> tuple[float, bytes]:
         """Up to ``SEND_BYTES`` of queued audio, gaps filled with silence, overlaps trimmed."""
         out = bytearray()
         if epoch.origin_ms is None:
@@ -493,7 +397,7 @@ class DeepgramLive:
         epoch.sent_bytes += len(out)
         return start_ms, bytes(out)
 
-    async def _receive_loop(self, ws: ClientConnection, epoch: _Epoch) -> bool:
+    async def _receive_loop(self, ws: ClientConnection, epoch: Epoch) -> bool:
         """Deepgram's messages until the socket ends; True when it was the closing Metadata."""
         error = ""
         try:
@@ -506,7 +410,7 @@ class DeepgramLive:
                     self._on_results(message, epoch)
                 elif kind == "UtteranceEnd":
                     if epoch.origin_ms is not None and message.get("last_word_end") is not None:
-                        self._utterance_ends.append(epoch.call_ms(float(message["last_word_end"])))
+                        self._words.utterance_end(epoch.call_ms(float(message["last_word_end"])))
                         self._notify()
                 elif kind == "SpeechStarted":
                     if epoch.origin_ms is not None and message.get("timestamp") is not None:
@@ -526,54 +430,23 @@ class DeepgramLive:
             raise _Dropped(f"Deepgram closed the stream: {ws.close_code} {why}".strip())
         raise _Dropped(f"the connection to Deepgram was lost{f' ({error})' if error else ''}")
 
-    def _on_results(self, message: dict[str, Any], epoch: _Epoch) -> None:
+    def _on_results(self, message: dict[str, Any], epoch: Epoch) -> None:
         if epoch.origin_ms is None:
             return
-        alternatives = (message.get("channel") or {}).get("alternatives") or [{}]
-        best = alternatives[0] or {}
-        transcript = str(best.get("transcript") or "").strip()
-        start_ms = epoch.call_ms(float(message.get("start") or 0.0))
-        end_ms = start_ms + float(message.get("duration") or 0.0) * 1000.0
-        if not message.get("is_final"):
+        final, transcript, end_ms = parse_results(message, epoch)
+        if final is None:
             self.interim = (transcript, end_ms)
             return
-        words = tuple(
-            _Word(
-                epoch.call_ms(float(w.get("start") or 0.0)),
-                epoch.call_ms(float(w.get("end") or 0.0)),
-                str(w.get("punctuated_word") or w.get("word") or ""),
-            )
-            for w in best.get("words") or []
-        )
-        if transcript and not words:  # no word times: the result's span stands for its words
-            words = (_Word(start_ms, end_ms, transcript),)
-        self._finals.append(
-            _Final(
-                start_ms,
-                end_ms,
-                transcript,
-                float(best.get("confidence") or 0.0),
-                bool(message.get("speech_final")),
-                bool(message.get("from_finalize")),
-                words,
-            )
-        )
-        if self._final_until_ms is None or end_ms > self._final_until_ms:
-            self._final_until_ms = end_ms
+        if self._words.add(final):
             self._replay.finalised_until(end_ms)
         self.interim = ("", end_ms)
         self._notify()
 
     # --- turns -------------------------------------------------------------------------------
 
-    def _covered(self, target_ms: float) -> bool:
-        return self._final_until_ms is not None and self._final_until_ms >= (
-            target_ms - COVER_SLACK_MS
-        )
-
-    def _finalize_due(self, epoch: _Epoch) -> bool:
+    def _finalize_due(self, epoch: Epoch) -> bool:
         target = self._finalize_ms
-        if target is None or target <= epoch.finalize_sent_ms or self._covered(target):
+        if target is None or target <= epoch.finalize_sent_ms or self._words.covered(target):
             return False
         sent_to = epoch.end_ms
         return sent_to is not None and sent_to >= target - COVER_SLACK_MS
@@ -584,14 +457,14 @@ class DeepgramLive:
         self._wake.set()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._result_timeout_s
-        while not self._covered(target_ms):
+        while not self._words.covered(target_ms):
             if self._failure is not None:
                 raise self._failure
             if self._task is None or self._task.done():
                 raise DeepgramError("the Deepgram live stream is closed: no final transcript")
             remaining = deadline - loop.time()
             if remaining <= 0:
-                reached = self._final_until_ms
+                reached = self._words.final_until_ms
                 raise DeepgramError(
                     f"no final transcript from Deepgram up to call {target_ms:.0f} ms within "
                     f"{self._result_timeout_s:g} s (finals reach "
@@ -600,34 +473,6 @@ class DeepgramLive:
             progress = self._progress
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(progress.wait(), timeout=remaining)
-
-    def _collect(self, start_ms: float, end_ms: float) -> tuple[str, float]:
-        turn = next((t for s, t in self._turns.items() if abs(s - start_ms) < 1.0), None)
-        if turn is None:
-            lo = start_ms - LEAD_MS
-            earlier = [t.hi_ms for s, t in self._turns.items() if s < start_ms]
-            if earlier:
-                lo = max(lo, max(earlier))  # what an earlier turn did not claim is this turn's
-            turn = _Turn(lo, lo)
-            self._turns[start_ms] = turn
-            while len(self._turns) > 32:
-                self._turns.pop(next(iter(self._turns)))
-        hi = end_ms + TRAIL_MS
-        later = [t.lo_ms for s, t in self._turns.items() if s > start_ms]
-        if later:
-            hi = min(hi, min(later))
-        turn.hi_ms = max(turn.hi_ms, hi)
-        pieces: list[str] = []
-        confidences: list[float] = []
-        for final in sorted(self._finals, key=lambda f: f.start_ms):
-            inside = [w for w in final.words if turn.lo_ms <= w.mid_ms < turn.hi_ms]
-            if not inside:
-                continue
-            whole = len(inside) == len(final.words) and final.transcript
-            pieces.append(final.transcript if whole else " ".join(w.text for w in inside))
-            confidences.append(final.confidence)
-        text = " ".join(p for p in pieces if p).strip()
-        return text, min(confidences, default=0.0)
 
     # --- state -------------------------------------------------------------------------------
 

@@ -228,7 +228,7 @@ async def test_close_sends_closestream_waits_for_metadata_and_leaves_no_task(
     assert asyncio.all_tasks() - before == set()
     await live.transcript(0, 200)  # final already (CloseStream's last results)
     with pytest.raises(DeepgramError, match="closed"):
-        live._final_until_ms = None  # as if nothing had been finalised before the close
+        live._words.final_until_ms = None  # as if nothing had been finalised before the close
         await live.transcript(0, 200)
 
 
