@@ -177,6 +177,7 @@ async def bench_llm(speech: Any, calls: int, *, paused: bool) -> None:
     )
     latencies: list[float] = []
     cut_offs = 0
+    cut_at: list[str] = []
     turns = 0
     inconclusive = 0
     try:
@@ -201,6 +202,7 @@ async def bench_llm(speech: Any, calls: int, *, paused: bool) -> None:
                         turns += 1
                         if first.latency_ms is not None:
                             cut_offs += 1  # the bot spoke between the halves of a sentence
+                            cut_at.append(f"{VOICES[n % len(VOICES)]}: {first.detail!r}")
                         if second.latency_ms is not None:
                             latencies.append(second.latency_ms)
                 else:
@@ -217,6 +219,8 @@ async def bench_llm(speech: Any, calls: int, *, paused: bool) -> None:
     if paused:
         print("\nLLM turns with a 400 ms pause mid-sentence (stand-in model, 300 ms):")
         print(f"  cut-offs (answered inside the pause): {cut_offs} of {turns} sentences")
+        for where in cut_at:
+            print(f"    cut after {where}")
     else:
         print("\nLLM turns (stand-in model answering in 300 ms, whisper tiny.en):")
     show("caller end → first bot audio", latencies)

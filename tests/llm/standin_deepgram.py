@@ -8,7 +8,10 @@ otherwise) and takes binary audio frames. Two behaviours, by the query:
   ``channel.alternatives``), then the closing ``Metadata`` message, then closes normally.
 - ``interim_results=true`` (a live stream, kept open across utterances): it hears the audio as
   it arrives (20 ms frames of µ-law; a frame is speech when its level is over ``VOICE_RMS``) and
-  each stretch of speech takes the next scripted transcript. While speech goes on it sends
+  each utterance (speech until ``endpointing`` ms of silence) takes the next scripted transcript,
+  whole, in its first final: a ``Finalize`` at a pause mid-utterance gives all of it, and the
+  speech after the pause adds no words (a recogniser that knows the words at once; the words'
+  split across finals is not modelled). While speech goes on it sends
   interim ``Results`` (``is_final: false``); after ``endpointing`` ms of silence a final one
   (``is_final`` and ``speech_final`` true) covering everything since the last final; then, after
   ``utterance_end_ms`` of silence after the last word, ``UtteranceEnd`` (``last_word_end``).
@@ -152,6 +155,10 @@ class _LiveStream:
         self.last_interim = 0
         self.last_word_end: int | None = None
         """The end of the last final word, until ``UtteranceEnd`` is sent for it."""
+        self.utterance: str | None = None
+        """The transcript of the utterance in progress, once a final has given it: a
+        ``Finalize`` at a pause gives its words, and speech resuming before ``endpointing`` ms
+        of silence is the same utterance (its later finals add no words)."""
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -206,6 +213,13 @@ class _LiveStream:
                 self.last_word_end = None  # speech again: no utterance end yet
                 continue
             if (
+                self.voice_start is None
+                and self.utterance is not None
+                and self.endpointing is not None
+                and end - self.voice_end >= self.endpointing
+            ):
+                self.utterance = None  # the pause became the utterance's end
+            if (
                 self.voice_start is not None
                 and self.endpointing is not None
                 and end - self.voice_end >= self.endpointing
@@ -227,7 +241,8 @@ class _LiveStream:
                 self.last_word_end = None
         if self.voice_start is not None and self.analysed - self.last_interim >= 1600:
             self.last_interim = self.analysed
-            words = self.owner.transcripts[0].split() if self.owner.transcripts else []
+            upcoming = self.owner.transcripts[0] if self.owner.transcripts else ""
+            words = (self.utterance if self.utterance is not None else upcoming).split()
             heard = min(len(words), (self.voice_end - self.voice_start) // 1600 + 1)
             await self.send(
                 _results(
@@ -250,10 +265,14 @@ class _LiveStream:
         transcript = ""
         span = (self.finalised / 8000, upto / 8000)
         if self.voice_start is not None:
-            transcript = self.owner.transcripts.popleft() if self.owner.transcripts else ""
+            if self.utterance is None:  # the utterance's first final: it takes the next script
+                self.utterance = self.owner.transcripts.popleft() if self.owner.transcripts else ""
+                transcript = self.utterance
             span = (self.voice_start / 8000, self.voice_end / 8000)
             if transcript:
                 self.last_word_end = self.voice_end
+            if speech_final:
+                self.utterance = None
         await self.send(
             _results(
                 transcript,
