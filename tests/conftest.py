@@ -1,4 +1,7 @@
-"""Settings every test run shares.
+"""Settings every test run shares, and the vendors' stand-ins any test may start.
+
+The stand-ins (``tests/llm/standin_llm.py``, ``tests/llm/standin_deepgram.py``) run per test on
+loopback ports: ``openai_server``, ``anthropic_server``, ``deepgram``.
 
 Call records (``IVR_RECORDS``, on by default) go to a directory of this run's own, never into
 the checkout: every bridge a test starts, in this process or a subprocess, inherits it. A test
@@ -10,8 +13,12 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import AsyncIterator
 
 import pytest
+
+from tests.llm.standin_deepgram import DeepgramStandIn
+from tests.llm.standin_llm import AnthropicStandIn, OpenAIStandIn
 
 _RECORDS_DIR: str | None = None
 
@@ -26,3 +33,27 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     if _RECORDS_DIR is not None:
         shutil.rmtree(_RECORDS_DIR, ignore_errors=True)
+
+
+@pytest.fixture
+async def openai_server() -> AsyncIterator[OpenAIStandIn]:
+    server = OpenAIStandIn()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def anthropic_server() -> AsyncIterator[AnthropicStandIn]:
+    server = AnthropicStandIn()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def deepgram() -> AsyncIterator[DeepgramStandIn]:
+    server = DeepgramStandIn()
+    await server.start()
+    yield server
+    await server.stop()

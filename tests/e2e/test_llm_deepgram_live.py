@@ -8,10 +8,8 @@ per-utterance transcriber is one that fails the test if the dialog ever falls ba
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
-
-import pytest
 
 from ivr_bridge.dialog.services import FlowServices
 from ivr_bridge.recognition.models import Transcription
@@ -31,25 +29,10 @@ class NoPerUtteranceTranscriber:
         raise AssertionError("the dialog transcribed an utterance on its own: not the stream")
 
 
-@pytest.fixture
-async def deepgram() -> AsyncIterator[DeepgramStandIn]:
-    server = DeepgramStandIn()
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
-async def model() -> AsyncIterator[OpenAIStandIn]:
-    server = OpenAIStandIn()
-    await server.start()
-    yield server
-    await server.stop()
-
-
 async def test_every_turn_of_the_call_is_heard_on_one_live_stream(
-    make_bridge: Callable[..., Any], model: OpenAIStandIn, deepgram: DeepgramStandIn
+    make_bridge: Callable[..., Any], openai_server: OpenAIStandIn, deepgram: DeepgramStandIn
 ) -> None:
+    model = openai_server
     agent: RunningBridge = await make_bridge(flow="llm_agent.yaml")
     streams: list[DeepgramLive] = []
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -12,14 +11,6 @@ from ivr_bridge.audio.codec import pcm16_to_ulaw
 from ivr_bridge.recognition.models import RecognizerUnavailable, Transcription
 from ivr_bridge.stt import DeepgramError, DeepgramTranscriber, SttSettings, get_turn_transcriber
 from tests.llm.standin_deepgram import DeepgramStandIn
-
-
-@pytest.fixture
-async def deepgram() -> AsyncIterator[DeepgramStandIn]:
-    server = DeepgramStandIn()
-    await server.start()
-    yield server
-    await server.stop()
 
 
 def tone(ms: int, rate: int = 8000) -> bytes:

@@ -30,14 +30,6 @@ QUIET = b"\xff" * 160
 
 
 @pytest.fixture
-async def deepgram() -> AsyncIterator[DeepgramStandIn]:
-    server = DeepgramStandIn()
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
 async def live(deepgram: DeepgramStandIn) -> AsyncIterator[DeepgramLive]:
     stream = DeepgramLive("dg-test-key", url=deepgram.url, endpointing_ms=300)
     yield stream
