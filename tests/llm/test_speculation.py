@@ -10,7 +10,8 @@ latency both depend on.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -43,6 +44,23 @@ async def _until(condition: Callable[[], bool], limit_s: float = 10.0) -> None:
     while not condition():
         assert loop.time() < deadline, "the stand-in model never saw it"
         await asyncio.sleep(0.01)
+
+
+@contextlib.asynccontextmanager
+async def _turn_ahead(
+    server: OpenAIStandIn, call: ScriptedCall
+) -> AsyncIterator[tuple[TurnAhead, Speculation]]:
+    """The LLM dialog's listening ahead on its own, asking the stand-in model."""
+    provider = OpenAICompatibleProvider(base_url=server.openai_base_url, model="stand-in-1")
+    conversation = Conversation("Hi.")
+    speculation = Speculation(
+        call, provider, SETTINGS, lambda text: conversation.request(temperature=None, user=text)
+    )
+    try:
+        yield TurnAhead(EchoTranscriber(), speculation), speculation
+    finally:
+        await speculation.close()
+        await provider.close()
 
 
 async def _dialog(server: OpenAIStandIn, call: ScriptedCall) -> None:
@@ -96,14 +114,8 @@ async def test_the_caller_going_on_drops_the_reply_and_the_turn_asks_again(
     openai_server: OpenAIStandIn,
 ) -> None:
     openai_server.script(Reply(text=["Sure, what would you like to change?"], first_delay_s=0.2))
-    provider = OpenAICompatibleProvider(base_url=openai_server.openai_base_url, model="stand-in-1")
     call = ScriptedCall()
-    conversation = Conversation("Hi.")
-    speculation = Speculation(
-        call, provider, SETTINGS, lambda text: conversation.request(temperature=None, user=text)
-    )
-    ahead = TurnAhead(EchoTranscriber(), speculation)
-    try:
+    async with _turn_ahead(openai_server, call) as (ahead, speculation):
         fragment = utterance("I want to change.")
         ahead.on_draft(await ahead.recognize(fragment), fragment)  # whisper closes a fragment
         await _until(lambda: len(openai_server.bodies) == 1)  # the model is working on it
@@ -111,9 +123,6 @@ async def test_the_caller_going_on_drops_the_reply_and_the_turn_asks_again(
         whole = utterance("I want to change my delivery address.")
         assert speculation.take(await ahead.recognize(whole)) is None  # the turn asks anew
         await _until(lambda: openai_server.disconnected == 1)  # the request was hung up on
-    finally:
-        await speculation.close()
-        await provider.close()
 
     assert _user_turns(openai_server.bodies[0]) == ["I want to change."]
     assert call.events_of("speculative_reply") == [
@@ -124,20 +133,11 @@ async def test_the_caller_going_on_drops_the_reply_and_the_turn_asks_again(
 async def test_other_words_than_the_drafted_ones_drop_the_reply(
     openai_server: OpenAIStandIn,
 ) -> None:
-    provider = OpenAICompatibleProvider(base_url=openai_server.openai_base_url, model="stand-in-1")
     call = ScriptedCall()
-    conversation = Conversation("Hi.")
-    speculation = Speculation(
-        call, provider, SETTINGS, lambda text: conversation.request(temperature=None, user=text)
-    )
-    ahead = TurnAhead(EchoTranscriber(), speculation)
-    try:
+    async with _turn_ahead(openai_server, call) as (ahead, speculation):
         draft = utterance("Cancel it.")
         ahead.on_draft(await ahead.recognize(draft), draft)
         delivered = await ahead.recognize(utterance("Cancel it, please."))
         assert speculation.take(delivered) is None
-    finally:
-        await speculation.close()
-        await provider.close()
 
     assert [e.get("why") for e in call.events_of("speculative_reply")] == ["other_words"]
