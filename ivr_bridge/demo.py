@@ -17,6 +17,7 @@ from aiohttp import web
 
 from ivr_bridge.config import load_settings
 from ivr_bridge.logs import configure_logging
+from ivr_bridge.recognition import warm_up_recognizers
 from ivr_bridge.records.pages import standalone_call_page
 from ivr_bridge.records.store import FileRecordStore
 from ivr_bridge.server.app import start_bridge
@@ -67,8 +68,10 @@ async def run_demo(args: argparse.Namespace) -> int:
         records_dir=Path(args.out) / "records",
     )
     script = load_script(DEMO_SCRIPT)
-    # Loading Whisper imports and reads a model: done off the loop, before anything serves.
+    # Loading Whisper imports and reads a model: done off the loop, before anything serves. The
+    # bridge's recognisers too, as `serve` does: the caller's first answer must not wait on them.
     transcriber = await bot_transcriber_or_note()
+    await warm_up_recognizers()
     backend, balance_url = await _start_balance_service()
     previous_url = os.environ.get("IVR_BALANCE_URL")
     os.environ["IVR_BALANCE_URL"] = balance_url  # the flow reads it per call
