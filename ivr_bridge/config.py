@@ -231,6 +231,13 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _waits_in_order(self) -> Settings:
+        # A line tuned to a short full wait keeps working: the early waits it did not set
+        # shrink to fit under it. Only waits set out of order are an error.
+        given = self.model_fields_set
+        if "sentence_silence_ms" not in given:
+            self.sentence_silence_ms = min(self.sentence_silence_ms, self.end_of_utterance_ms)
+        if "answered_silence_ms" not in given:
+            self.answered_silence_ms = min(self.answered_silence_ms, self.sentence_silence_ms)
         if not self.answered_silence_ms <= self.sentence_silence_ms <= self.end_of_utterance_ms:
             raise ValueError(
                 "IVR_ANSWERED_SILENCE_MS <= IVR_SENTENCE_SILENCE_MS <= IVR_END_OF_UTTERANCE_MS "
