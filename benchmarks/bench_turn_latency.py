@@ -103,9 +103,9 @@ def _turns(result: CallResult, kind: str) -> list[float]:
 async def bench_flow(speech: Any, calls: int, only: set[str]) -> None:
     bridge = await start_bridge(
         Settings(
-            twilio_auth_token=AUTH_TOKEN,
+            twilio_auth_token=SecretStr(AUTH_TOKEN),
             lmnt_base_url=speech.base_url,
-            lmnt_api_key="k",
+            lmnt_api_key=SecretStr("k"),
             flows_dir=ROOT / "benchmarks" / "flows",
             flow="latency_menu.yaml",
             port=0,
@@ -160,9 +160,9 @@ async def bench_llm(speech: Any, calls: int, *, paused: bool) -> None:
     model.script(*replies)
     bridge = await start_bridge(
         Settings(
-            twilio_auth_token=AUTH_TOKEN,
+            twilio_auth_token=SecretStr(AUTH_TOKEN),
             lmnt_base_url=speech.base_url,
-            lmnt_api_key="k",
+            lmnt_api_key=SecretStr("k"),
             flows_dir=ROOT / "flows",
             flow="llm_agent.yaml",
             port=0,
@@ -198,13 +198,13 @@ async def bench_llm(speech: Any, calls: int, *, paused: bool) -> None:
                     continue
                 said = [t for t in result.turns if t.kind == "say"]
                 if paused:
-                    for first, second in zip(said[::2], said[1::2], strict=False):
+                    for half, rest_half in zip(said[::2], said[1::2], strict=False):
                         turns += 1
-                        if first.latency_ms is not None:
+                        if half.latency_ms is not None:
                             cut_offs += 1  # the bot spoke between the halves of a sentence
-                            cut_at.append(f"{VOICES[n % len(VOICES)]}: {first.detail!r}")
-                        if second.latency_ms is not None:
-                            latencies.append(second.latency_ms)
+                            cut_at.append(f"{VOICES[n % len(VOICES)]}: {half.detail!r}")
+                        if rest_half.latency_ms is not None:
+                            latencies.append(rest_half.latency_ms)
                 else:
                     latencies += [t.latency_ms for t in said if t.latency_ms is not None]
     finally:
