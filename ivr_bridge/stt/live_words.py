@@ -24,7 +24,9 @@ LEAD_MS = 300.0
 TRAIL_MS = 250.0
 """Words this long after a turn's end still belong to it (VAD may cut a word's tail)."""
 MAX_TURNS = 32
-"""Turns remembered (a turn asked again, after a pause, is the same turn)."""
+"""Turns remembered (a turn asked again, after a pause, is the same turn). Finals that end
+before the oldest of them are let go, so a long call keeps a bounded number of results."""
+MAX_UTTERANCE_ENDS = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +115,7 @@ class LiveWords:
         self._finals: list[Final] = []
         self.final_until_ms: float | None = None
         """How far (call ms) the final results reach."""
-        self._utterance_ends: list[float] = []
+        self._utterance_ends: deque[float] = deque(maxlen=MAX_UTTERANCE_ENDS)
         self._turns: dict[float, _Turn] = {}
 
     def add(self, final: Final) -> bool:
@@ -123,6 +125,11 @@ class LiveWords:
             self.final_until_ms = final.end_ms
             return True
         return False
+
+    @property
+    def kept(self) -> int:
+        """Final results held (bounded: see ``MAX_TURNS``)."""
+        return len(self._finals)
 
     def utterance_end(self, last_word_end_ms: float) -> None:
         self._utterance_ends.append(last_word_end_ms)
@@ -158,8 +165,11 @@ class LiveWords:
                 lo = max(lo, max(earlier))  # what an earlier turn did not claim is this turn's
             turn = _Turn(lo, lo)
             self._turns[start_ms] = turn
-            while len(self._turns) > MAX_TURNS:
-                self._turns.pop(next(iter(self._turns)))
+            if len(self._turns) > MAX_TURNS:
+                while len(self._turns) > MAX_TURNS:
+                    self._turns.pop(next(iter(self._turns)))
+                oldest = min(t.lo_ms for t in self._turns.values())
+                self._finals = [f for f in self._finals if f.end_ms >= oldest]
         hi = end_ms + TRAIL_MS
         later = [t.lo_ms for s, t in self._turns.items() if s > start_ms]
         if later:

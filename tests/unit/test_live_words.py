@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ivr_bridge.stt.live_words import Epoch, LiveWords, Replay, parse_results
+from ivr_bridge.stt.live_words import MAX_TURNS, Epoch, LiveWords, Replay, parse_results
 
 
 def _results(start_s: float, words: list[tuple[str, float, float]], **flags: bool) -> dict:
@@ -78,3 +78,19 @@ def test_replay_keeps_only_the_audio_not_yet_finalised() -> None:
     chunks = replay.take(500)
     assert chunks[0][0] == 500 and len(chunks[0][1]) == 800  # trimmed to start at 500
     assert sum(len(c) for _, c in chunks) == 8 * 500 and replay.take(None) == []
+
+
+def test_a_long_call_keeps_a_bounded_number_of_results_and_its_recent_words() -> None:
+    epoch = Epoch(origin_ms=0)
+    words = LiveWords()
+    for n in range(200):  # 200 turns, two finals each (a Finalize at a pause, then the rest)
+        start_s = n * 2.0
+        for word, a, b in (
+            (f"w{n}a", start_s, start_s + 0.3),
+            (f"w{n}b", start_s + 0.5, start_s + 0.8),
+        ):
+            final, _, _ = parse_results(_results(a, [(word, a, b)]), epoch)
+            assert final is not None
+            words.add(final)
+        assert words.collect(start_s * 1000, (start_s + 0.9) * 1000)[0] == f"w{n}a w{n}b"
+    assert words.kept <= 2 * (MAX_TURNS + 1)
